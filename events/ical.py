@@ -214,7 +214,9 @@ def build_publish(event: CalendarEvent, *, organizer_email: str, organizer_name:
     return calendar.to_ical()
 
 
-def build_feed(events: Sequence[CalendarEvent], *, name: str, refresh: timedelta = timedelta(hours=1)) -> bytes:
+def build_feed(
+    events: Sequence[CalendarEvent], *, name: str, refresh: timedelta = timedelta(hours=1)
+) -> bytes:
     """A subscribable feed: no METHOD, no ATTENDEE; DTSTAMP = each event's last change and events sorted,
     so the same events always give the same bytes (and the same ETag)."""
     if refresh <= timedelta(0):

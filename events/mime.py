@@ -27,9 +27,17 @@ SMTP_7BIT = email_policy.SMTP.clone(cte_type="7bit", utf8=False, max_line_length
 _OWN_HEADERS = frozenset(
     h.lower()
     for h in (
-        "From", "To", "Subject", "Date", "Message-ID", "MIME-Version",
-        "Content-Type", "Content-Transfer-Encoding", "Content-Disposition",
-        "Cc", "Bcc",
+        "From",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "MIME-Version",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "Content-Disposition",
+        "Cc",
+        "Bcc",
     )
 )
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII except ':'
@@ -177,8 +185,12 @@ def build_message(
 
     if calendar is not None:
         bodies.append(_calendar_inline_part(calendar))
-        alternative = _multipart("alternative", bodies, _boundary(message_id, "alt"), MIMEPart(policy=SMTP_7BIT))
-        _multipart("mixed", [alternative, _calendar_attachment(calendar)], _boundary(message_id, "mix"), message)
+        alternative = _multipart(
+            "alternative", bodies, _boundary(message_id, "alt"), MIMEPart(policy=SMTP_7BIT)
+        )
+        _multipart(
+            "mixed", [alternative, _calendar_attachment(calendar)], _boundary(message_id, "mix"), message
+        )
     elif html is not None:
         _multipart("alternative", bodies, _boundary(message_id, "alt"), message)
     else:

@@ -1,0 +1,242 @@
+"""events.mime: structure, encodings, headers and round-trip through Python's email parser."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from events.mime import CalendarPart, build_message, make_message_id, parse_mailbox
+
+JST = timezone(timedelta(hours=9))
+DATE = datetime(2025, 5, 1, 9, 30, tzinfo=JST)
+SENDER = "金沢区 こども家庭支援課 <noreply@kanazawa.example>"
+RECIPIENT = "山田 太郎 <taro@example.jp>"
+TEXT = "山田 太郎 様\n\n金沢若者ライフデザインセミナーのご案内です。\nhttps://lifedesign.example/events/12\n"
+HTML = "<p>山田 太郎 様</p><p>セミナーのご案内です。</p>\n"
+ICS = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//JA\r\nMETHOD:REQUEST\r\n"
+    "BEGIN:VEVENT\r\nUID:x@y\r\nSUMMARY:セミナー\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+).encode()
+
+
+def build(**overrides: object) -> bytes:
+    arguments: dict[str, object] = dict(
+        sender=SENDER,
+        recipient=RECIPIENT,
+        subject="【金沢区】ライフデザインセミナーのご案内",
+        text=TEXT,
+        html=HTML,
+        message_id=make_message_id("lifedesign.example", "outbox-42"),
+        date=DATE,
+        headers=None,
+        calendar=None,
+    )
+    arguments.update(overrides)
+    return build_message(**arguments)  # type: ignore[arg-type]
+
+
+def parse(raw: bytes) -> EmailMessage:
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def body_text(message: EmailMessage, subtype: str = "plain") -> str:
+    """Decoded body with CRLF (canonical form on the wire, kept by the parser) read back as \\n."""
+    part = message.get_body((subtype,))
+    assert part is not None
+    return part.get_content().replace("\r\n", "\n")
+
+
+def assert_wire_clean(raw: bytes) -> None:
+    """7-bit, CRLF only, no line over 998 octets (RFC 5322)."""
+    assert raw.isascii()
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    assert b"\r" not in raw.replace(b"\r\n", b"")
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+
+
+def header_block(raw: bytes) -> str:
+    return raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+
+
+def test_message_id_format() -> None:
+    assert make_message_id("lifedesign.example", "outbox-42") == "<outbox-42@lifedesign.example>"
+    for bad_token in ["", "a b", "a@b", "<a>", "a\r\nb"]:
+        with pytest.raises(ValueError):
+            make_message_id("lifedesign.example", bad_token)
+    for bad_domain in ["", "localhost ", "a@b.c", "no_dot"]:
+        with pytest.raises(ValueError):
+            make_message_id(bad_domain, "token")
+
+
+def test_text_only_is_single_text_plain_part() -> None:
+    raw = build(html=None)
+    assert_wire_clean(raw)
+    message = parse(raw)
+    assert not message.is_multipart()
+    assert message.get_content_type() == "text/plain"
+    assert message.get_content_charset() == "utf-8"
+    assert message["Content-Transfer-Encoding"] in {"base64", "quoted-printable"}
+    assert message.get_content().replace("\r\n", "\n") == TEXT
+
+
+def test_text_and_html_are_multipart_alternative() -> None:
+    raw = build()
+    assert_wire_clean(raw)
+    message = parse(raw)
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+    assert body_text(message) == TEXT
+    assert body_text(message, "html") == HTML
+    assert message.get_body() is message.get_body(
+        ("html",)
+    )  # clients prefer the last alternative they can show
+
+
+def test_headers_round_trip_and_are_encoded() -> None:
+    raw = build(
+        headers={"List-Unsubscribe": "<https://lifedesign.example/u/abc>", "Auto-Submitted": "auto-generated"}
+    )
+    block = header_block(raw)
+    assert "金沢" not in block  # RFC 2047 encoded, not raw UTF-8
+    assert "=?utf-8?" in block
+    message = parse(raw)
+    assert message["Subject"] == "【金沢区】ライフデザインセミナーのご案内"
+    assert message["From"].addresses[0].display_name == "金沢区 こども家庭支援課"
+    assert message["From"].addresses[0].addr_spec == "noreply@kanazawa.example"
+    assert message["To"].addresses[0].display_name == "山田 太郎"
+    assert message["To"].addresses[0].addr_spec == "taro@example.jp"
+    assert message["Message-ID"] == "<outbox-42@lifedesign.example>"
+    assert message["MIME-Version"] == "1.0"
+    assert message["Date"].datetime == DATE
+    assert message["List-Unsubscribe"] == "<https://lifedesign.example/u/abc>"
+    assert message["Auto-Submitted"] == "auto-generated"
+    # MIME-Version belongs to the top level only.
+    assert raw.count(b"MIME-Version:") == 1
+
+
+def test_bare_and_tricky_addresses() -> None:
+    message = parse(build(sender="noreply@kanazawa.example", recipient='"Sato, Hanako" <hanako@example.jp>'))
+    assert message["From"].addresses[0].addr_spec == "noreply@kanazawa.example"
+    assert message["From"].addresses[0].display_name == ""
+    assert message["To"].addresses[0].display_name == "Sato, Hanako"
+    assert len(message["To"].addresses) == 1
+    assert parse_mailbox("佐藤, 花子 <hanako@example.jp>").display_name == "佐藤, 花子"
+    for bad in ["not an address", "a@b@c", "x <a b@c>", "x <>", "a@b\r\nBcc: evil@example.com"]:
+        with pytest.raises(ValueError):
+            build(recipient=bad)
+
+
+def test_header_injection_and_own_headers_are_refused() -> None:
+    with pytest.raises(ValueError):
+        build(subject="hello\r\nBcc: evil@example.com")
+    with pytest.raises(ValueError):
+        build(headers={"X-Note": "a\r\nBcc: evil@example.com"})
+    for own in ["From", "to", "Subject", "Message-ID", "Bcc", "Content-Type"]:
+        with pytest.raises(ValueError):
+            build(headers={own: "x"})
+    with pytest.raises(ValueError):
+        build(headers={"Bad Name": "x"})
+
+
+def test_date_must_be_aware_and_is_kept_exactly() -> None:
+    with pytest.raises(ValueError):
+        build(date=datetime(2025, 5, 1, 9, 30))
+    assert "Date: Thu, 01 May 2025 09:30:00 +0900" in header_block(build())
+    assert "Date: Thu, 01 May 2025 00:30:00 +0000" in header_block(build(date=DATE.astimezone(UTC)))
+
+
+def test_same_inputs_same_bytes_and_boundaries_follow_message_id() -> None:
+    calendar = CalendarPart(method="REQUEST", ics=ICS)
+    assert build(calendar=calendar) == build(calendar=calendar)
+    other = build(calendar=calendar, message_id=make_message_id("lifedesign.example", "outbox-43"))
+    boundaries = set(re.findall(rb'boundary="([^"]+)"', build(calendar=calendar)))
+    assert len(boundaries) == 2
+    assert boundaries.isdisjoint(re.findall(rb'boundary="([^"]+)"', other))
+
+
+@pytest.mark.parametrize("method", ["REQUEST", "CANCEL", "PUBLISH"])
+def test_calendar_structure(method: str) -> None:
+    raw = build(calendar=CalendarPart(method=method, ics=ICS))
+    assert_wire_clean(raw)
+    message = parse(raw)
+    assert message.get_content_type() == "multipart/mixed"
+    alternative, attachment = list(message.iter_parts())
+    assert alternative.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in alternative.iter_parts()] == [
+        "text/plain",
+        "text/html",
+        "text/calendar",
+    ]
+    inline = list(alternative.iter_parts())[2]
+    assert inline.get_param("method") == method
+    assert inline.get_content_charset() == "utf-8"
+    assert inline.get_content_disposition() is None
+    assert inline.get_payload(decode=True) == ICS  # byte-exact: CRLF and folding preserved
+    assert attachment.get_content_type() in {"application/ics", "text/calendar"}
+    assert attachment.get_content_disposition() == "attachment"
+    assert attachment.get_filename() == "invite.ics"
+    assert attachment.get_payload(decode=True) == ICS
+    assert body_text(message) == TEXT
+    assert body_text(message, "html") == HTML
+    assert [a.get_filename() for a in message.iter_attachments()] == ["invite.ics"]
+
+
+def test_ascii_calendar_stays_readable() -> None:
+    ascii_ics = ICS.replace("セミナー".encode(), b"Seminar")
+    raw = build(calendar=CalendarPart(method="REQUEST", ics=ascii_ics))
+    assert b"BEGIN:VEVENT\r\nUID:x@y\r\n" in raw  # 7bit inline part, unencoded
+    inline = list(list(parse(raw).iter_parts())[0].iter_parts())[2]
+    assert inline.get_payload(decode=True) == ascii_ics
+
+
+def test_calendar_part_validation() -> None:
+    with pytest.raises(ValueError):
+        CalendarPart(method="REPLY", ics=ICS)
+    with pytest.raises(ValueError):
+        CalendarPart(method="REQUEST", ics=b"hello")
+
+
+def test_calendar_without_html_still_has_text_and_calendar() -> None:
+    message = parse(build(html=None, calendar=CalendarPart(method="CANCEL", ics=ICS)))
+    alternative = next(message.iter_parts())
+    assert [p.get_content_type() for p in alternative.iter_parts()] == ["text/plain", "text/calendar"]
+
+
+def test_newlines_are_normalised() -> None:
+    message = parse(build(text="a\r\nb\rc\n", html=None))
+    assert message.get_content() == "a\r\nb\r\nc\r\n"
+
+
+_body_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\u2028\u2029\x85")
+    | st.just("\n"),
+    max_size=400,
+).map(lambda s: s if s.endswith("\n") else s + "\n")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    text=_body_text,
+    html=st.one_of(st.none(), _body_text),
+    subject=st.text(min_size=1, max_size=80).filter(
+        lambda s: "\r" not in s and "\n" not in s and s.strip() == s and s.isprintable()
+    ),
+    name=st.text(alphabet="山田太郎花子あいう ABC,.'\"", max_size=20),
+)
+def test_any_text_round_trips(text: str, html: str | None, subject: str, name: str) -> None:
+    raw = build(text=text, html=html, subject=subject, recipient=f"{name} <someone@example.jp>")
+    assert_wire_clean(raw)
+    message = parse(raw)
+    assert body_text(message) == text
+    if html is not None:
+        assert body_text(message, "html") == html
+    assert message["Subject"] == subject
+    assert message["To"].addresses[0].addr_spec == "someone@example.jp"
