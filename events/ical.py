@@ -1,8 +1,9 @@
 """The one place that builds iCalendar (RFC 5545): invites (iTIP, RFC 5546), per-person feeds, public downloads.
 
 A pure core: plain data in, bytes out, no clock (DTSTAMP is given or is the event's last change).
-The `icalendar` package does escaping and folding (by octets, never inside a UTF-8 character);
-the Asia/Tokyo VTIMEZONE is written by hand because JST has one fixed offset and no DST.
+Content lines are written by hand (escaping, folding at 75 octets never inside a UTF-8 character):
+about 10x faster than building `icalendar` objects (see bench/calendar.py), and the tests parse every
+output back with icalendar, vobject and ical.js. JST has one fixed offset and no DST, so its VTIMEZONE is a constant.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
-
-from icalendar import Alarm, Calendar, Event, Timezone, TimezoneStandard, vCalAddress, vDuration, vText
 
 __all__ = [
     "CalendarEvent",
@@ -84,56 +83,90 @@ def event_uid(kind: str, event_id: int, person_id: int | None, domain: str) -> s
     return f"lifedesign-{kind}-{event_id}{person}@{domain}"
 
 
-def _text(value: str) -> vText:
-    # iCalendar escapes newlines as \n; a stray CR would otherwise survive as a raw byte.
-    return vText(value.replace("\r\n", "\n").replace("\r", "\n"))
+def _escape_text(value: str) -> str:
+    """TEXT escaping (RFC 5545 3.3.11); CR and CRLF become the escaped newline too."""
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+
+
+def _fold(line: str) -> bytes:
+    """Fold one content line at 75 octets, never inside a UTF-8 character or a backslash escape."""
+    raw = line.encode("utf-8")
+    if len(raw) <= 75:
+        return raw + b"\r\n"
+    pieces = []
+    start, limit = 0, 75  # continuation lines start with a space, so they carry 74 octets
+    while len(raw) - start > limit:
+        cut = start + limit
+        while raw[cut] & 0xC0 == 0x80:  # a UTF-8 continuation byte: back off to the character start
+            cut -= 1
+        backslashes = 0
+        while raw[cut - 1 - backslashes] == 0x5C and cut - 1 - backslashes > start:
+            backslashes += 1
+        if backslashes % 2:  # keep "\," "\;" "\n" "\\" on one line for lenient unfolders
+            cut -= 1
+        pieces.append(raw[start:cut])
+        start, limit = cut, 74
+    pieces.append(raw[start:])
+    return b"\r\n ".join(pieces) + b"\r\n"
 
 
 def _cn(name: str) -> str:
-    # A parameter value cannot hold DQUOTE; RFC 6868 ^' is not understood by Outlook or vobject.
-    return " ".join(name.replace('"', "'").split())
+    # A parameter value cannot hold DQUOTE or controls; RFC 6868 ^' is not understood by Outlook or vobject.
+    cleaned = " ".join("".join(c for c in name if c.isprintable()).replace('"', "'").split())
+    return f';CN="{cleaned}"' if cleaned else ""
 
 
-def _mailto(email: str, name: str) -> vCalAddress:
+def _mailto(email: str) -> str:
     email = email.strip().lower()
-    if "@" not in email or any(c in email for c in ' \r\n<>"'):
+    if email.count("@") != 1 or not email.isascii() or any(c in email for c in ' \t\r\n<>",;:\\'):
         raise ValueError(f"invalid e-mail address {email!r}")
-    address = vCalAddress(f"mailto:{email}")
-    if _cn(name):
-        address.params["CN"] = _cn(name)
-    return address
+    return f"mailto:{email}"
 
 
-def _utc(moment: datetime) -> datetime:
+def _utc(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("timestamps must be timezone-aware")
-    return moment.astimezone(UTC).replace(microsecond=0)
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _tokyo(moment: datetime) -> datetime:
-    return moment.astimezone(TOKYO).replace(microsecond=0)
+def _tokyo(moment: datetime) -> str:
+    return moment.astimezone(TOKYO).strftime("%Y%m%dT%H%M%S")
 
 
-def _tokyo_timezone() -> Timezone:
-    timezone = Timezone()
-    timezone.add("tzid", "Asia/Tokyo")
-    standard = TimezoneStandard()
-    standard.add("dtstart", datetime(1970, 1, 1))
-    standard.add("tzoffsetfrom", timedelta(hours=9))
-    standard.add("tzoffsetto", timedelta(hours=9))
-    standard.add("tzname", "JST")
-    timezone.add_component(standard)
-    return timezone
+def _duration(span: timedelta) -> str:
+    """DURATION value (RFC 5545 3.3.6) of a positive or negative span, e.g. PT1H, -P1D."""
+    sign = "-" if span < timedelta(0) else ""
+    seconds = int(abs(span).total_seconds())
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    time = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
+    return f"{sign}P{f'{days}D' if days else ''}{f'T{time}' if time else ''}" if days or time else "PT0S"
 
 
-def _calendar(method: str | None) -> Calendar:
-    calendar = Calendar()
-    calendar.add("prodid", PRODID)
-    calendar.add("version", "2.0")
-    calendar.add("calscale", "GREGORIAN")
+_TOKYO_VTIMEZONE = (
+    "BEGIN:VTIMEZONE",
+    "TZID:Asia/Tokyo",
+    "BEGIN:STANDARD",
+    "DTSTART:19700101T000000",
+    "TZOFFSETFROM:+0900",
+    "TZOFFSETTO:+0900",
+    "TZNAME:JST",
+    "END:STANDARD",
+    "END:VTIMEZONE",
+)
+
+
+def _calendar_head(method: str | None) -> list[str]:
+    head = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN"]
     if method is not None:
-        calendar.add("method", method)
-    return calendar
+        head.append(f"METHOD:{method}")
+    return head
+
+
+def _serialise(lines: list[str]) -> bytes:
+    return b"".join(_fold(line) for line in lines)
 
 
 def _description(event: CalendarEvent) -> str:
@@ -143,31 +176,39 @@ def _description(event: CalendarEvent) -> str:
     return f"{event.description}\n\n{event.url}" if event.description else event.url
 
 
-def _vevent(event: CalendarEvent, *, dtstamp: datetime, status: str, alarm: bool) -> Event:
-    vevent = Event()
-    vevent.add("uid", event.uid)
-    vevent.add("dtstamp", _utc(dtstamp))
-    vevent.add("last-modified", _utc(event.last_modified))
-    vevent.add("sequence", event.sequence)
-    vevent.add("dtstart", _tokyo(event.starts_at))
-    vevent.add("dtend", _tokyo(event.ends_at))
-    vevent.add("summary", _text(event.summary))
+def _vevent(
+    event: CalendarEvent, *, dtstamp: datetime, status: str, alarm: bool, people: Sequence[str] = ()
+) -> list[str]:
+    if any(c in event.url for c in "\r\n\t "):
+        raise ValueError("url must not contain whitespace")
+    lines = [
+        "BEGIN:VEVENT",
+        f"UID:{_escape_text(event.uid)}",
+        f"DTSTAMP:{_utc(dtstamp)}",
+        f"LAST-MODIFIED:{_utc(event.last_modified)}",
+        f"SEQUENCE:{event.sequence}",
+        f"DTSTART;TZID=Asia/Tokyo:{_tokyo(event.starts_at)}",
+        f"DTEND;TZID=Asia/Tokyo:{_tokyo(event.ends_at)}",
+        f"SUMMARY:{_escape_text(event.summary)}",
+    ]
     if event.location:
-        vevent.add("location", _text(event.location))
+        lines.append(f"LOCATION:{_escape_text(event.location)}")
     description = _description(event)
     if description:
-        vevent.add("description", _text(description))
+        lines.append(f"DESCRIPTION:{_escape_text(description)}")
     if event.url:
-        vevent.add("url", event.url)
-    vevent.add("status", status)
-    vevent.add("transp", "OPAQUE")
+        lines.append(f"URL:{event.url}")
+    lines += [f"STATUS:{status}", "TRANSP:OPAQUE", *people]
     if alarm and status != "CANCELLED":
-        reminder = Alarm()
-        reminder.add("action", "DISPLAY")
-        reminder.add("trigger", timedelta(days=-1))
-        reminder.add("description", _text(event.summary))
-        vevent.add_component(reminder)
-    return vevent
+        lines += [
+            "BEGIN:VALARM",
+            "ACTION:DISPLAY",
+            "TRIGGER:-P1D",
+            f"DESCRIPTION:{_escape_text(event.summary)}",
+            "END:VALARM",
+        ]
+    lines.append("END:VEVENT")
+    return lines
 
 
 def build_invite(
@@ -191,27 +232,19 @@ def build_invite(
     if method == "REQUEST" and event.status == "CANCELLED":
         raise ValueError("a cancelled event is sent with method CANCEL")
     status = "CANCELLED" if method == "CANCEL" else event.status
-    calendar = _calendar(method)
-    calendar.add_component(_tokyo_timezone())
-    vevent = _vevent(event, dtstamp=dtstamp, status=status, alarm=alarm)
-    vevent.add("organizer", _mailto(organizer_email, organizer_name))
-    attendee = _mailto(attendee_email, attendee_name)
-    attendee.params["ROLE"] = "REQ-PARTICIPANT"
-    attendee.params["PARTSTAT"] = "NEEDS-ACTION"
-    attendee.params["RSVP"] = "TRUE"
-    vevent.add("attendee", attendee)
-    calendar.add_component(vevent)
-    return calendar.to_ical()
+    people = [
+        f"ORGANIZER{_cn(organizer_name)}:{_mailto(organizer_email)}",
+        f"ATTENDEE{_cn(attendee_name)};ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:{_mailto(attendee_email)}",
+    ]
+    vevent = _vevent(event, dtstamp=dtstamp, status=status, alarm=alarm, people=people)
+    return _serialise([*_calendar_head(method), *_TOKYO_VTIMEZONE, *vevent, "END:VCALENDAR"])
 
 
 def build_publish(event: CalendarEvent, *, organizer_email: str, organizer_name: str) -> bytes:
     """A public "add to my calendar" download: METHOD:PUBLISH, no ATTENDEE; DTSTAMP is the last change."""
-    calendar = _calendar("PUBLISH")
-    calendar.add_component(_tokyo_timezone())
-    vevent = _vevent(event, dtstamp=event.last_modified, status=event.status, alarm=True)
-    vevent.add("organizer", _mailto(organizer_email, organizer_name))
-    calendar.add_component(vevent)
-    return calendar.to_ical()
+    people = [f"ORGANIZER{_cn(organizer_name)}:{_mailto(organizer_email)}"]
+    vevent = _vevent(event, dtstamp=event.last_modified, status=event.status, alarm=True, people=people)
+    return _serialise([*_calendar_head("PUBLISH"), *_TOKYO_VTIMEZONE, *vevent, "END:VCALENDAR"])
 
 
 def build_feed(
@@ -221,16 +254,19 @@ def build_feed(
     so the same events always give the same bytes (and the same ETag)."""
     if refresh <= timedelta(0):
         raise ValueError("refresh must be positive")
-    calendar = _calendar(None)
-    calendar.add("name", _text(name))
-    calendar.add("x-wr-calname", _text(name))
-    calendar.add("x-wr-timezone", "Asia/Tokyo")
-    calendar.add("refresh-interval", vDuration(refresh), parameters={"VALUE": "DURATION"})
-    calendar.add("x-published-ttl", vDuration(refresh))
-    calendar.add_component(_tokyo_timezone())
-    for event in sorted(events, key=lambda e: (_utc(e.starts_at), e.uid)):
-        calendar.add_component(_vevent(event, dtstamp=event.last_modified, status=event.status, alarm=False))
-    return calendar.to_ical()
+    lines = [
+        *_calendar_head(None),
+        f"NAME:{_escape_text(name)}",
+        f"X-WR-CALNAME:{_escape_text(name)}",
+        "X-WR-TIMEZONE:Asia/Tokyo",
+        f"REFRESH-INTERVAL;VALUE=DURATION:{_duration(refresh)}",
+        f"X-PUBLISHED-TTL:{_duration(refresh)}",
+        *_TOKYO_VTIMEZONE,
+    ]
+    for event in sorted(events, key=lambda e: (e.starts_at.astimezone(UTC), e.uid)):
+        lines += _vevent(event, dtstamp=event.last_modified, status=event.status, alarm=False)
+    lines.append("END:VCALENDAR")
+    return _serialise(lines)
 
 
 def feed_etag(body: bytes) -> str:
@@ -252,7 +288,8 @@ def feed_fingerprint(
     request one aggregate query (count, max change time over events *and* the person's registrations)
     gives the fingerprint, and if it is unchanged the stored ETag answers If-None-Match.
     """
-    latest = "-" if latest_change is None else _utc(latest_change).isoformat()
+    # Full precision: a change within the same second as the last build must still change the key.
+    latest = "-" if latest_change is None else latest_change.astimezone(UTC).isoformat()
     key = f"{FEED_FORMAT_VERSION}\0{name}\0{locale}\0{event_count}\0{latest}\0{refresh.total_seconds()}"
     return hashlib.sha256(key.encode()).hexdigest()
 

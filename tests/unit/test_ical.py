@@ -90,6 +90,8 @@ def assert_raw_wellformed(ics: bytes) -> None:
     for line in physical_lines(ics):
         assert len(line) <= 75, line
         line.decode("utf-8")  # raises if a fold cut a multi-byte character
+        trailing_backslashes = len(line) - len(line.rstrip(b"\\"))
+        assert trailing_backslashes % 2 == 0, line  # no fold inside a backslash escape
     assert ics.startswith(b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n")
     assert ics.endswith(b"END:VCALENDAR\r\n")
 
@@ -237,10 +239,25 @@ def test_feed_properties() -> None:
         assert vevent.decoded("DTSTAMP") == datetime(2025, 5, 1, 2, 3, 4, tzinfo=UTC)  # = last_modified
 
 
+def test_folding_keeps_backslash_escapes_whole() -> None:
+    for padding in range(80):
+        ics = invite(make_event(summary="x" * padding + "\\,;" * 30, description="", url=""), alarm=False)
+        assert_raw_wellformed(ics)
+        assert str(only_vevent(ics)[1]["SUMMARY"]) == "x" * padding + "\\,;" * 30
+
+
 def test_feed_refresh_interval_is_configurable() -> None:
-    lines = logical_lines(build_feed([make_event()], name="x", refresh=timedelta(minutes=30)))
-    assert "REFRESH-INTERVAL;VALUE=DURATION:PT30M" in lines
-    assert "X-PUBLISHED-TTL:PT30M" in lines
+    for refresh, text in [
+        (timedelta(minutes=30), "PT30M"),
+        (timedelta(days=1), "P1D"),
+        (timedelta(hours=25, seconds=5), "P1DT1H5S"),
+    ]:
+        lines = logical_lines(build_feed([make_event()], name="x", refresh=refresh))
+        assert f"REFRESH-INTERVAL;VALUE=DURATION:{text}" in lines
+        assert f"X-PUBLISHED-TTL:{text}" in lines
+        assert Calendar.from_ical(build_feed([], name="x", refresh=refresh))["X-PUBLISHED-TTL"] is not None
+    with pytest.raises(ValueError):
+        build_feed([], name="x", refresh=timedelta(0))
 
 
 def test_unchanged_feed_is_byte_identical_whatever_the_order() -> None:
@@ -405,5 +422,6 @@ def test_feed_fingerprint_changes_with_every_input() -> None:
     ]
     for change in variants:
         assert feed_fingerprint(**{**base, **change}) != reference, change  # type: ignore[arg-type]
+    assert feed_fingerprint(**{**base, "latest_change": DTSTAMP + timedelta(microseconds=1)}) != reference  # type: ignore[arg-type]
     # The same instant in another offset is the same state.
     assert feed_fingerprint(**{**base, "latest_change": DTSTAMP.astimezone(JST)}) == reference  # type: ignore[arg-type]
