@@ -6,20 +6,19 @@ Run: python bench/calendar.py [--quick]. The last line is `RESULT {json}`.
 
 from __future__ import annotations
 
+import argparse
+import json
+import statistics
 import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 # This file is named like the stdlib `calendar` module (which icalendar imports): drop bench/ from the path.
 _BENCH_DIR = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH_DIR]
 sys.path.insert(0, str(_BENCH_DIR.parent))
-
-import argparse
-import json
-import statistics
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 from icalendar import Calendar, Event  # noqa: E402
 
