@@ -2,7 +2,7 @@
 
 A pure core: plain data in, bytes out, no clock (DTSTAMP is given or is the event's last change).
 Content lines are written by hand (escaping, folding at 75 octets never inside a UTF-8 character):
-about 10x faster than building `icalendar` objects (see bench/calendar.py), and the tests parse every
+several times faster than `icalendar` serialising the same events (bench/calendar.py), and the tests parse every
 output back with icalendar, vobject and ical.js. JST has one fixed offset and no DST, so its VTIMEZONE is a constant.
 """
 

@@ -240,3 +240,34 @@ def test_any_text_round_trips(text: str, html: str | None, subject: str, name: s
         assert body_text(message, "html") == html
     assert message["Subject"] == subject
     assert message["To"].addresses[0].addr_spec == "someone@example.jp"
+
+
+def test_real_invite_travels_byte_exact() -> None:
+    from events.ical import CalendarEvent, build_invite, event_uid
+
+    event = CalendarEvent(
+        uid=event_uid("seminar", 12, 34, "lifedesign.example"),
+        sequence=0,
+        summary="金沢若者ライフデザインセミナー「仕事と家庭、どう両立する？」",
+        description="持ち物: 筆記用具",
+        location="金沢区役所",
+        url="https://lifedesign.example/events/12",
+        starts_at=datetime(2025, 7, 1, 10, 0, tzinfo=JST),
+        ends_at=datetime(2025, 7, 1, 12, 0, tzinfo=JST),
+        last_modified=datetime(2025, 5, 1, tzinfo=UTC),
+    )
+    ics = build_invite(
+        event,
+        method="REQUEST",
+        organizer_email="kodomo@kanazawa.example",
+        organizer_name="金沢区 こども家庭支援課",
+        attendee_email="taro@example.jp",
+        attendee_name="山田 太郎",
+        dtstamp=DATE,
+    )
+    message = parse(build(calendar=CalendarPart(method="REQUEST", ics=ics)))
+    calendar_part = message.get_body(("calendar",))
+    assert calendar_part is None or calendar_part.get_payload(decode=True) == ics
+    inline = list(next(message.iter_parts()).iter_parts())[2]
+    assert inline.get_payload(decode=True) == ics
+    assert next(message.iter_attachments()).get_payload(decode=True) == ics
