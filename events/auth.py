@@ -1,0 +1,182 @@
+"""Password-less login (magic links), server-side sessions, personal API tokens, rate limits.
+
+Secrets are random 256-bit tokens; only their SHA-256 is stored, so a copy of the database
+cannot be used to log in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from events import audit
+from events.config import config
+from events.core.tables import ApiToken, LoginToken, Person, RateLimitHit, WebSession
+from events.db import utcnow, write_transaction
+from events.errors import Invalid, NotFound, RateLimited
+from events.mail import queue_mail
+from events.people import normalize_email
+
+LOGIN_LIMIT_PER_ADDRESS = (5, timedelta(minutes=15))
+LOGIN_LIMIT_PER_CLIENT = (20, timedelta(minutes=15))
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _safe_next(path: str) -> str:
+    # Only local paths: an open redirect after login would help phishing.
+    if not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path[:500]
+
+
+async def _over_limit(bucket: str, limit: int, window: timedelta) -> bool:
+    """Count and record a hit in the database, so the limit holds across processes."""
+    now = utcnow()
+    await RateLimitHit.delete().where(RateLimitHit.at < now - timedelta(days=1))
+    recent = await RateLimitHit.count().where((RateLimitHit.bucket == bucket) & (RateLimitHit.at > now - window))
+    if recent >= limit:
+        return True
+    await RateLimitHit.insert(RateLimitHit(bucket=bucket, at=now))
+    return False
+
+
+async def request_login(email: str, *, client: str, next_path: str = "/") -> None:
+    """Queue a login mail if the address belongs to an active account; the caller always answers the same."""
+    email = normalize_email(email)
+    async with write_transaction():
+        if await _over_limit(f"login-client:{client}", *LOGIN_LIMIT_PER_CLIENT) or await _over_limit(
+            f"login-address:{email}", *LOGIN_LIMIT_PER_ADDRESS
+        ):
+            raise RateLimited("ログインの要求が多すぎます。しばらくしてからもう一度お試しください。", retry_after=300)
+        person = await Person.select().where((Person.email == email) & (Person.active.eq(True))).first()
+        if person is None:
+            return
+        raw_token = secrets.token_urlsafe(32)
+        now = utcnow()
+        minutes = config().login_link_minutes
+        await LoginToken.insert(
+            LoginToken(
+                token_hash=digest(raw_token), email=email, created_at=now,
+                expires_at=now + timedelta(minutes=minutes), next_path=_safe_next(next_path),
+            )
+        )
+        await queue_mail(
+            "login",
+            to_email=email,
+            to_name=person["name"],
+            locale=person["locale"],
+            context={"email": email, "link": f"{config().base_url}/login/{raw_token}", "minutes": minutes},
+            key=f"login:{digest(raw_token)}",
+        )
+
+
+async def login_link_valid(raw_token: str) -> bool:
+    row = await LoginToken.select(LoginToken.expires_at, LoginToken.used_at).where(
+        LoginToken.token_hash == digest(raw_token)
+    ).first()
+    return bool(row and row["used_at"] is None and row["expires_at"] > utcnow())
+
+
+@dataclass(frozen=True)
+class NewSession:
+    session_id: str  # the raw cookie value; only its hash is stored
+    csrf_token: str
+    person_id: int
+    next_path: str
+
+
+async def consume_login(raw_token: str, *, client: str) -> NewSession:
+    """Single use: the conditional UPDATE lets exactly one of two concurrent clicks win."""
+    async with write_transaction():
+        now = utcnow()
+        rows = await LoginToken.update({LoginToken.used_at: now}).where(
+            (LoginToken.token_hash == digest(raw_token)) & LoginToken.used_at.is_null() & (LoginToken.expires_at > now)
+        ).returning(LoginToken.email, LoginToken.next_path)
+        if not rows:
+            raise Invalid(
+                "このログイン用リンクは使えません（期限切れ、または使用済み）。もう一度ログインをお試しください。",
+                code="login_link_invalid",
+                status=400,
+            )
+        person = await Person.select(Person.id, Person.active).where(Person.email == rows[0]["email"]).first()
+        if person is None or not person["active"]:
+            raise Invalid("このアカウントは利用できません。", code="account_disabled", status=403)
+        session = await create_session(person["id"], next_path=rows[0]["next_path"])
+        await audit.record("login", actor_id=person["id"], subject_type="person", subject_id=person["id"], client=client)
+    return session
+
+
+async def create_session(person_id: int, *, next_path: str = "/") -> NewSession:
+    raw_id = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(24)
+    now = utcnow()
+    async with write_transaction():
+        await WebSession.insert(
+            WebSession(id_hash=digest(raw_id), person=person_id, csrf_token=csrf, created_at=now, last_seen_at=now)
+        )
+    return NewSession(session_id=raw_id, csrf_token=csrf, person_id=person_id, next_path=next_path)
+
+
+async def resolve_session(
+    raw_id: str, *, idle: timedelta, absolute: timedelta, now: datetime | None = None
+) -> dict[str, Any] | None:
+    """The live session behind a cookie, or None when it is unknown, ended, idle too long or too old."""
+    now = now or utcnow()
+    row = await WebSession.select(
+        WebSession.id, WebSession.person, WebSession.csrf_token, WebSession.created_at,
+        WebSession.last_seen_at, WebSession.ended_at, WebSession.person.active.as_alias("active"),
+    ).where(WebSession.id_hash == digest(raw_id)).first()
+    if row is None or row["ended_at"] is not None or not row["active"]:
+        return None
+    if now - row["last_seen_at"] > idle or now - row["created_at"] > absolute:
+        return None
+    if now - row["last_seen_at"] > timedelta(minutes=1):  # touch at most once a minute: fewer writes
+        async with write_transaction():
+            await WebSession.update({WebSession.last_seen_at: now}).where(WebSession.id == row["id"])
+    return row
+
+
+async def end_session(raw_id: str) -> None:
+    async with write_transaction():
+        await WebSession.update({WebSession.ended_at: utcnow()}).where(
+            (WebSession.id_hash == digest(raw_id)) & WebSession.ended_at.is_null()
+        )
+
+
+async def create_api_token(person_id: int, label: str = "") -> str:
+    raw_token = "ld_" + secrets.token_urlsafe(32)
+    async with write_transaction():
+        await ApiToken.insert(
+            ApiToken(person=person_id, label=label[:100], token_hash=digest(raw_token), prefix=raw_token[:10], created_at=utcnow())
+        )
+    return raw_token
+
+
+async def resolve_api_token(raw_token: str) -> int | None:
+    row = await ApiToken.select(ApiToken.id, ApiToken.person, ApiToken.person.active.as_alias("active")).where(
+        (ApiToken.token_hash == digest(raw_token)) & ApiToken.revoked_at.is_null()
+    ).first()
+    if row is None or not row["active"]:
+        return None
+    return row["person"]
+
+
+async def list_api_tokens(person_id: int) -> list[dict[str, Any]]:
+    return await ApiToken.select(
+        ApiToken.id, ApiToken.label, ApiToken.prefix, ApiToken.created_at, ApiToken.revoked_at
+    ).where(ApiToken.person == person_id).order_by(ApiToken.id)
+
+
+async def revoke_api_token(person_id: int, token_id: int) -> None:
+    async with write_transaction():
+        rows = await ApiToken.update({ApiToken.revoked_at: utcnow()}).where(
+            (ApiToken.id == token_id) & (ApiToken.person == person_id) & ApiToken.revoked_at.is_null()
+        ).returning(ApiToken.id)
+        if not rows:
+            raise NotFound("そのトークンは見つかりません。", code="token_not_found")

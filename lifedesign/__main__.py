@@ -1,0 +1,5 @@
+import sys
+
+from lifedesign.cli import main
+
+sys.exit(main())

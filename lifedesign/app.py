@@ -1,0 +1,82 @@
+"""create_app(): the Litestar application with every area's routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+
+from events.config import configure
+from events.db import engine
+from lifedesign import worker
+from lifedesign.errors import EXCEPTION_HANDLERS
+from lifedesign.routes import account, admin, api_core
+from lifedesign.security import IdentifyMiddleware, security_headers
+from lifedesign.settings import Settings, get_settings
+
+ROUTE_MODULES = [account, admin, api_core]
+
+
+def configure_domain(settings: Settings) -> None:
+    configure(
+        base_url=settings.base_url,
+        mail_from=settings.mail_from,
+        mail_from_name=settings.mail_from_name,
+        consent_expiry_hours=settings.consent_expiry_hours,
+        reminder_days_before=settings.reminder_days_before,
+        reminder_hour=settings.reminder_hour,
+        survey_delay_hours=settings.survey_delay_hours,
+    )
+
+
+def create_app(
+    settings: Settings | None = None, *, run_worker: bool | None = None, pool: bool = False, migrate: bool = False
+) -> Litestar:
+    settings = settings or get_settings()
+    configure_domain(settings)
+    start_worker = settings.run_worker_in_serve if run_worker is None else run_worker
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if migrate:
+            from lifedesign.migrate import migrate as apply_migrations
+
+            await apply_migrations(settings)
+        db = engine()
+        if pool and db.engine_type == "postgres":
+            await db.start_connection_pool(min_size=2, max_size=20)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run_forever(stop)) if start_worker else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if task:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=10)
+            if pool and db.engine_type == "postgres":
+                await db.close_connection_pool()
+
+    route_handlers = [handler for module in ROUTE_MODULES for handler in module.ROUTES]
+    return Litestar(
+        route_handlers=route_handlers,
+        middleware=[IdentifyMiddleware()],
+        before_send=[security_headers],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(
+            title="lifedesign API", version="1", path="/schema", render_plugins=[JsonRenderPlugin()],
+            description="金沢区 ライフデザイン・保育交流 — JSON API. Errors are {status, code, message}.",
+        ),
+        request_max_body_size=10 * 1024 * 1024,
+        debug=False,
+        logging_config=None,
+    )
+
+
+logging.getLogger("lifedesign").setLevel(logging.INFO)

@@ -1,0 +1,12 @@
+"""Piccolo's configuration: the engine comes from LIFEDESIGN_DATABASE_URL (see settings)."""
+
+from piccolo.conf.apps import AppRegistry
+
+from events.db import make_engine
+from lifedesign.settings import get_settings
+
+DB = make_engine(get_settings().database_url)
+
+APP_REGISTRY = AppRegistry(apps=[
+    "events.core.piccolo_app",
+])

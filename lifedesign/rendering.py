@@ -1,0 +1,127 @@
+"""Server-rendered pages: one Jinja environment, one `page()` call per handler."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from litestar import Request, Response
+from litestar.enums import MediaType
+
+from events.config import config
+from lifedesign.i18n import gettext_for
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+NAV: list[dict[str, Any]] = []  # areas append {"href", "label", "roles"} at import time
+
+
+def register_nav(href: str, label: str, roles: tuple[str, ...]) -> None:
+    NAV.append({"href": href, "label": label, "roles": roles})
+
+
+def jst(value: datetime | None, fmt: str = "%Y/%m/%d %H:%M") -> str:
+    if value is None:
+        return ""
+    return value.astimezone(TOKYO).strftime(fmt)
+
+
+WEEKDAYS_JA = "月火水木金土日"
+
+
+def jst_long(value: datetime | None, locale: str = "ja") -> str:
+    if value is None:
+        return ""
+    local = value.astimezone(TOKYO)
+    if locale == "en":
+        return local.strftime("%a %d %b %Y, %H:%M")
+    return f"{local.year}年{local.month}月{local.day}日（{WEEKDAYS_JA[local.weekday()]}）{local:%H:%M}"
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(config().templates_dir)),
+        autoescape=select_autoescape(default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["jst"] = jst
+    env.filters["jst_long"] = jst_long
+    return env
+
+
+def page(
+    request: Request,
+    template: str,
+    *,
+    status_code: int = 200,
+    title: str = "",
+    **context: Any,
+) -> Response:
+    locale = getattr(request.state, "locale", "ja")
+    person = getattr(request.state, "person", None)
+    roles = set(person["roles"]) if person else set()
+    _ = gettext_for(locale)
+    nav = [item for item in NAV if roles & set(item["roles"]) or "*" in item["roles"]]
+    html = environment().get_template(template).render(
+        request=request,
+        _=_,
+        lang=locale,
+        person=person,
+        roles=roles,
+        csrf_token=getattr(request.state, "csrf_token", ""),
+        nav=nav,
+        title=title,
+        path=request.url.path,
+        **context,
+    )
+    return Response(content=html, media_type=MediaType.HTML, status_code=status_code)
+
+
+# Areas contribute blocks to the role home page and the profile page: async (request) -> HTML or "".
+HOME_SECTIONS: list[Any] = []
+PROFILE_SECTIONS: list[Any] = []
+
+
+async def sections(request: Request, providers: list[Any]) -> list[Any]:
+    from markupsafe import Markup
+
+    blocks = []
+    for provider in providers:
+        html = await provider(request)
+        if html:
+            blocks.append(Markup(html))
+    return blocks
+
+
+def render_fragment(request: Request, template: str, **context: Any) -> str:
+    """A block of HTML for HOME_SECTIONS / PROFILE_SECTIONS, rendered with the page's context."""
+    locale = getattr(request.state, "locale", "ja")
+    return environment().get_template(template).render(
+        request=request, _=gettext_for(locale), lang=locale, person=getattr(request.state, "person", None),
+        csrf_token=getattr(request.state, "csrf_token", ""), **context,
+    )
+
+
+async def form_data(request: Request) -> dict[str, str]:
+    """An HTML form as plain strings (the last value wins; lists via form_list)."""
+    form = await request.form()
+    return {key: str(value).strip() for key, value in form.items() if isinstance(value, str)}
+
+
+async def form_list(request: Request, name: str) -> list[str]:
+    form = await request.form()
+    return [str(v) for v in form.getall(name)] if name in form else []
+
+
+ROLE_LABELS = {
+    "student": "学生",
+    "host_family": "ホストファミリー",
+    "facility_staff": "施設職員",
+    "coordinator": "コーディネーター",
+    "admin": "管理者",
+}

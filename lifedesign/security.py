@@ -1,0 +1,162 @@
+"""Who is asking (session cookie or bearer token), CSRF, role guards and security headers."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from events import audit, auth, people
+from events.errors import Forbidden
+from lifedesign.settings import get_settings
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+ANON_CSRF_COOKIE = "ld_csrf"
+LANG_COOKIE = "ld_lang"
+
+
+def session_cookie_name() -> str:
+    # The __Host- prefix pins the cookie to this host, path / and https; browsers refuse it over http.
+    return "__Host-ld_session" if get_settings().https else "ld_session"
+
+
+def client_of(request: ASGIConnection) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def cookie_options() -> dict[str, Any]:
+    return {"httponly": True, "secure": get_settings().https, "samesite": "lax", "path": "/"}
+
+
+async def identify(request: Request) -> None:
+    """Attach person, auth kind, CSRF token and locale to request.state."""
+    settings = get_settings()
+    state = request.state
+    state.person = None
+    state.auth = None
+    state.session_raw = None
+    state.csrf_token = ""
+    state.set_anon_csrf = None
+    person_id: int | None = None
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        person_id = await auth.resolve_api_token(header[7:].strip())
+        if person_id is None:
+            raise NotAuthorizedException("APIトークンが無効です。")
+        state.auth = "token"
+    else:
+        raw_session = request.cookies.get(session_cookie_name())
+        if raw_session:
+            session = await auth.resolve_session(
+                raw_session,
+                idle=timedelta(minutes=settings.session_idle_minutes),
+                absolute=timedelta(hours=settings.session_absolute_hours),
+            )
+            if session is not None:
+                person_id = session["person"]
+                state.auth = "session"
+                state.session_raw = raw_session
+                state.csrf_token = session["csrf_token"]
+    if person_id is not None:
+        state.person = await people.get_person(person_id)
+    if not state.csrf_token:
+        anon = request.cookies.get(ANON_CSRF_COOKIE, "")
+        if len(anon) < 20:
+            anon = secrets.token_urlsafe(24)
+            state.set_anon_csrf = anon
+        state.csrf_token = anon
+    chosen = state.person["locale"] if state.person else request.cookies.get(LANG_COOKIE, "ja")
+    state.locale = request.query_params.get("lang") or chosen
+    if state.locale not in ("ja", "en"):
+        state.locale = "ja"
+    if request.method not in SAFE_METHODS and state.auth != "token":
+        await _check_csrf(request)
+
+
+async def _check_csrf(request: Request) -> None:
+    """A cookie session or an HTML form must prove it came from our own page; bearer calls need not."""
+    is_form = "form" in request.headers.get("content-type", "")
+    if request.state.auth != "session" and not is_form:
+        return  # an anonymous JSON call carries no ambient credential to abuse
+    sent = request.headers.get("x-csrf-token", "")
+    if not sent and is_form:
+        form = await request.form()
+        sent = str(form.get("_csrf", ""))
+    if not sent or not secrets.compare_digest(sent, request.state.csrf_token):
+        await audit.record("csrf_refused", subject_type="path", subject_id=request.url.path, client=client_of(request))
+        raise Forbidden("フォームの有効期限が切れました。ページを再読み込みしてもう一度お試しください。", code="csrf_failed")
+
+
+class IdentifyMiddleware(ASGIMiddleware):
+    """Runs before guards (Litestar evaluates guards before before_request hooks)."""
+
+    scopes = (ScopeType.HTTP,)
+    exclude_path_pattern = ("^/static/",)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        await identify(Request(scope, receive))
+        await next_app(scope, receive, send)
+
+
+def requires(*roles: str):
+    """A guard: the person must hold one of `roles` (admins may also do what coordinators do)."""
+
+    async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+        person = connection.state.get("person")
+        if person is None:
+            raise NotAuthorizedException("ログインが必要です。")
+        held = set(person["roles"])
+        allowed = set(roles)
+        if "coordinator" in allowed:
+            allowed.add("admin")
+        if not held & allowed and "*" not in allowed:
+            await audit.record(
+                "authorization_refused",
+                actor_id=person["id"],
+                subject_type="path",
+                subject_id=connection.url.path,
+                detail={"needs": sorted(roles)},
+                client=client_of(connection),
+            )
+            raise PermissionDeniedException("この操作を行う権限がありません。")
+
+    guard.roles = roles  # type: ignore[attr-defined]
+    return guard
+
+
+LOGGED_IN = requires("*")
+COORDINATOR = requires("coordinator")
+ADMIN = requires("admin")
+
+
+def security_headers(message: Message, scope: Scope) -> None:
+    """before_send: headers every response carries; no-store on anything personal."""
+    if message["type"] != "http.response.start":
+        return
+    headers = MutableScopeHeaders.from_message(message)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    )
+    if get_settings().https:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    state = scope.get("state", {})
+    if state.get("person") is not None or state.get("personal"):
+        headers["Cache-Control"] = "no-store"
+    anon = state.get("set_anon_csrf")
+    if anon:
+        secure = "; Secure" if get_settings().https else ""
+        headers.add("Set-Cookie", f"{ANON_CSRF_COOKIE}={anon}; Path=/; HttpOnly; SameSite=Lax{secure}")

@@ -1,0 +1,82 @@
+"""The outbox worker: claims due rows, delivers them, records the outcome. Also runs due domain jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+
+from events import outbox
+from lifedesign.settings import Settings, get_settings
+from lifedesign.transport import FileTransport, SmtpTransport, Transport
+
+log = logging.getLogger("lifedesign.worker")
+
+# Areas register periodic jobs here (lottery draws at window close, consent expiry, survey sending …).
+PERIODIC_JOBS: list[Callable[[], Awaitable[object]]] = []
+_wake = asyncio.Event()
+
+
+def wake() -> None:
+    """Called after a transaction that queued mail, so the in-process worker sends it at once."""
+    _wake.set()
+
+
+def make_transport(settings: Settings) -> Transport:
+    return SmtpTransport(settings.smtp) if settings.smtp else FileTransport(settings.mail_dir)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:64]
+
+
+async def deliver_once(settings: Settings | None = None, *, batch: int = 50, name: str | None = None) -> dict[str, int]:
+    """One pass: re-queue stuck rows, claim a batch, deliver it over one connection."""
+    settings = settings or get_settings()
+    tally = {"sent": 0, "retry": 0, "failed": 0, "requeued": await outbox.requeue_stuck()}
+    claimed = await outbox.claim_due(name or worker_id(), limit=batch)
+    if not claimed:
+        return tally
+    async with make_transport(settings) as transport:
+        for message in claimed:
+            outcome = await transport.send(message.id, settings.mail_from, message.recipient, message.message)
+            if outcome.kind == "sent":
+                await outbox.mark_sent(message.id)
+                tally["sent"] += 1
+            elif outcome.kind == "temporary":
+                state = await outbox.mark_retry(message.id, message.attempts, outcome.detail)
+                tally["failed" if state == "failed" else "retry"] += 1
+                log.warning("mail %s to %s deferred: %s", message.id, message.recipient, outcome.detail)
+            else:
+                await outbox.mark_failed(message.id, outcome.detail)
+                tally["failed"] += 1
+                log.error("mail %s to %s failed: %s", message.id, message.recipient, outcome.detail)
+    return tally
+
+
+async def run_jobs() -> None:
+    for job in PERIODIC_JOBS:
+        try:
+            await job()
+        except Exception:  # one failing job must not stop mail delivery
+            log.exception("periodic job %s failed", getattr(job, "__name__", job))
+
+
+async def run_forever(stop: asyncio.Event, *, interval: float = 2.0) -> None:
+    settings = get_settings()
+    log.info("worker %s started (%s)", worker_id(), "smtp" if settings.smtp else f"files in {settings.mail_dir}")
+    while not stop.is_set():
+        try:
+            await run_jobs()
+            tally = await deliver_once(settings)
+            if tally["sent"] or tally["retry"] or tally["failed"]:
+                continue  # there may be more due right away
+        except Exception:
+            log.exception("worker pass failed; trying again shortly")
+        _wake.clear()
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(_wake.wait())]
+        await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
