@@ -369,7 +369,7 @@ def _tabu_search(board: _Board, rng: random.Random, step_limit: int, deadline: f
         steps += 1
         meet = board.meet
         costly = ((meet >= 2) | prior_bad) & ((meet - board.frozen) > 0)
-        affinity = weight * meet + board.prior
+        affinity = (weight * meet + board.prior).astype(np.float64)
         best_delta = math.inf
         moves: list[tuple[int, int, int]] = []
         for w in range(rounds):
@@ -436,6 +436,34 @@ def _tabu_search(board: _Board, rng: random.Random, step_limit: int, deadline: f
     board.seats = best_seats
     board.rebuild()
     return steps
+
+
+def _greedy_round(board: _Board, rng: random.Random) -> np.ndarray:
+    """A new round seated person by person at the open table where they know the fewest people.
+
+    Only a starting point for the search (a myopic greedy alone is weak); colleagues are kept
+    apart, and if the greedy paints itself into a corner the facility-safe deal is used instead.
+    """
+    fac, n, tables = board.fac, board.n, board.tables
+    capacity = list(table_sizes(n, tables))
+    # Big facilities first: they have the fewest legal tables.
+    sizes = np.bincount(fac)
+    order = sorted(range(n), key=lambda x: (-sizes[fac[x]], rng.random()))
+    seat = np.full(n, -1, dtype=np.int64)
+    known = np.zeros((n, tables), dtype=np.float64)  # known[x, t]: people at t whom x already met
+    has_facility = np.zeros((tables, int(fac.max()) + 1), dtype=bool)
+    weight = board.weight
+    for x in order:
+        open_ = [t for t in range(tables) if capacity[t] > 0 and not has_facility[t, fac[x]]]
+        if not open_:
+            return _deal(fac, tables, rng)
+        scores = [(known[x, t], -capacity[t], rng.random(), t) for t in open_]
+        t = min(scores)[3]
+        seat[x] = t
+        capacity[t] -= 1
+        has_facility[t, fac[x]] = True
+        known[:, t] += weight * board.meet[:, x] + board.prior[:, x]
+    return seat
 
 
 def _deal(fac: np.ndarray, tables: int, rng: random.Random) -> np.ndarray:
@@ -563,7 +591,7 @@ def plan_rotation(
         # Grow the repeat-free prefix one round at a time, searching over all its rounds.
         clean = [s.copy() for s in board.seats] if board.repeats() == 0 else []
         while len(clean) == len(board.seats) < target:
-            board.add_round(_deal(fac, table_count, rng))
+            board.add_round(_greedy_round(board, rng))
             run(board, max(0, phase_a_steps - sum(steps_used)), phase_a_deadline, True, None)
             if board.repeats() == 0:
                 clean = [s.copy() for s in board.seats]
@@ -578,7 +606,7 @@ def plan_rotation(
             # Past the repeat-free prefix: keep it, seat the rest with as few and as spread repeats as possible.
             tail = _Board(fac, sizes, board.meet.copy(), prior, weight)
             for _ in range(remaining - len(planned)):
-                tail.add_round(_deal(fac, table_count, rng))
+                tail.add_round(_greedy_round(tail, rng))
             run(tail, max(0, max_steps - sum(steps_used)), start + time_limit, False, 5)
             planned.extend(s.copy() for s in tail.seats)
         searched = any(steps_used)
