@@ -13,7 +13,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from events.config import configure
 from events.db import engine
-from lifedesign import worker
+from lifedesign import areas, worker
 from lifedesign.errors import EXCEPTION_HANDLERS
 from lifedesign.routes import account, admin, api_core
 from lifedesign.security import IdentifyMiddleware, security_headers
@@ -62,7 +62,9 @@ def create_app(
             if pool and db.engine_type == "postgres":
                 await db.close_connection_pool()
 
-    route_handlers = [handler for module in ROUTE_MODULES for handler in module.ROUTES]
+    area_modules = areas.load()
+    worker.PERIODIC_JOBS[:] = [job for area in area_modules for job in area.JOBS]
+    route_handlers = [handler for module in [*ROUTE_MODULES, *area_modules] for handler in module.ROUTES]
     return Litestar(
         route_handlers=route_handlers,
         middleware=[IdentifyMiddleware()],

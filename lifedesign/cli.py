@@ -7,14 +7,10 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from events.errors import DomainError
 from lifedesign.settings import SettingsError, get_settings
 
-# Areas add sub-commands: fn(subparsers) registering parsers whose `handler` is an async fn(args) -> int.
-COMMAND_PROVIDERS: list[Callable[[Any], None]] = []
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -55,9 +51,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def cmd_worker(args: argparse.Namespace) -> int:
-    from lifedesign import worker
+    from lifedesign import areas, worker
 
     await _prepare()
+    worker.PERIODIC_JOBS[:] = [job for area in areas.load() for job in area.JOBS]
     if args.once:
         await worker.run_jobs()
         tally = await worker.deliver_once()
@@ -131,8 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--email", required=True)
     create.add_argument("--label")
     create.set_defaults(handler=cmd_token_create)
-    for provider in COMMAND_PROVIDERS:
-        provider(sub)
+    from lifedesign import areas
+
+    for area in areas.load():
+        for add_commands in area.COMMANDS:
+            add_commands(sub)
     return parser
 
 

@@ -1,14 +1,15 @@
-"""Each area adds its own demo data here (events, visit rounds, exchange sessions, surveys)."""
+"""Each area adds its own demo data through its DEMO loader (lifedesign/areas/<area>)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-AREA_DEMOS: list[Callable[[Callable[[str], None]], Awaitable[dict[str, int]]]] = []
+from collections.abc import Callable
 
 
 async def load_area_demos(progress: Callable[[str], None]) -> dict[str, int]:
+    from lifedesign import areas
+
     totals: dict[str, int] = {}
-    for loader in AREA_DEMOS:
-        totals.update(await loader(progress))
+    for area in areas.load():
+        if area.DEMO is not None:
+            totals.update(await area.DEMO(progress))
     return totals

@@ -9,4 +9,9 @@ DB = make_engine(get_settings().database_url)
 
 APP_REGISTRY = AppRegistry(apps=[
     "events.core.piccolo_app",
+    "events.seminars.piccolo_app",
+    "events.invites.piccolo_app",
+    "events.visits.piccolo_app",
+    "events.exchanges.piccolo_app",
+    "events.feedback.piccolo_app",
 ])

@@ -1,0 +1,110 @@
+"""Events (seminars, home-visit events, exchange sessions) and registrations.
+
+`Event.taken` counts the seats held (confirmed, pending_consent, attended, no_show). It is only
+changed by the conditional UPDATE in events.seminars.registration and is backed by a CHECK
+(0 <= taken <= capacity) added in this app's constraint migration.
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import JSON, Boolean, ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns.base import OnDelete
+from piccolo.table import Table
+
+from events.core.tables import Person
+
+EVENT_KINDS = ("seminar", "home_visit", "staff_exchange")
+AUDIENCES = ("high_school", "university", "students", "facility_staff", "anyone")
+ALLOCATIONS = ("first_come", "lottery")
+EVENT_STATES = ("draft", "published", "cancelled", "completed")
+REGISTRATION_STATES = ("confirmed", "waitlisted", "pending_consent", "applied", "cancelled", "attended", "no_show")
+SEAT_HOLDING_STATES = ("confirmed", "pending_consent", "attended", "no_show")
+
+
+class Event(Table, tablename="event"):
+    kind = Varchar(length=32, default="seminar", index=True)
+    title = Varchar(length=300)
+    title_en = Varchar(length=300, default="")
+    description = Text(default="")
+    description_en = Text(default="")
+    venue = Varchar(length=300, default="")
+    venue_en = Varchar(length=300, default="")
+    starts_at = Timestamptz(index=True)
+    ends_at = Timestamptz()
+    capacity = Integer(default=0)
+    taken = Integer(default=0)
+    registration_opens_at = Timestamptz(null=True, default=None)
+    registration_closes_at = Timestamptz(null=True, default=None)
+    cancel_cutoff_hours = Integer(default=24)
+    audience = Varchar(length=32, default="anyone")
+    allocation = Varchar(length=16, default="first_come")
+    status = Varchar(length=16, default="draft", index=True)
+    series = Varchar(length=200, default="", index=True)
+    calendar_sequence = Integer(default=0)
+    lottery_seed = Varchar(length=128, default="")
+    lottery_drawn_at = Timestamptz(null=True, default=None)
+    attendance_taken = Boolean(default=False)
+    created_by = ForeignKey(Person, null=True, on_delete=OnDelete.set_null)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class EventQuestion(Table, tablename="event_question"):
+    event = ForeignKey(Event, on_delete=OnDelete.cascade, index=True)
+    position = Integer(default=0)
+    kind = Varchar(length=16, default="text")  # text | single | multi | checkbox
+    label = Varchar(length=500)
+    label_en = Varchar(length=500, default="")
+    options = JSON(default="[]")
+    required = Boolean(default=False)
+
+
+class Registration(Table, tablename="registration"):
+    event = ForeignKey(Event, on_delete=OnDelete.cascade, index=True)
+    person = ForeignKey(Person, on_delete=OnDelete.cascade, index=True)
+    status = Varchar(length=16, index=True)
+    answers = JSON(default="{}")
+    queue_position = Integer(null=True, default=None)  # waiting-list order (lottery: draw order)
+    idempotency_key = Varchar(length=200, null=True, default=None)
+    registered_by = ForeignKey(Person, null=True, on_delete=OnDelete.set_null)
+    calendar_sequence = Integer(default=0)  # iTIP SEQUENCE of this person's invite; only ever raised
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+    confirmed_at = Timestamptz(null=True, default=None)
+    cancelled_at = Timestamptz(null=True, default=None)
+
+
+class GuardianConsent(Table, tablename="guardian_consent"):
+    registration = ForeignKey(Registration, on_delete=OnDelete.cascade, index=True)
+    student = ForeignKey(Person, on_delete=OnDelete.cascade)
+    guardian_email = Varchar(length=254)
+    guardian_name = Varchar(length=200, default="")
+    token_hash = Varchar(length=64, unique=True)
+    text_version = Varchar(length=32)
+    purpose = Text(default="")  # what was consented to, as shown to the guardian
+    decision = Varchar(length=16, default="pending")  # pending | given | refused | expired
+    created_at = Timestamptz()
+    expires_at = Timestamptz()
+    decided_at = Timestamptz(null=True, default=None)
+    decided_from = Varchar(length=64, default="")
+
+
+class LotteryDraw(Table, tablename="lottery_draw"):
+    event = ForeignKey(Event, on_delete=OnDelete.cascade, unique=True)
+    seed = Varchar(length=128)
+    algorithm = Varchar(length=64)
+    capacity = Integer()
+    applications = JSON(default="[]")  # [[registration_id, priority], ...] as drawn
+    winners = JSON(default="[]")
+    waitlist = JSON(default="[]")
+    drawn_at = Timestamptz()
+    drawn_by = ForeignKey(Person, null=True, on_delete=OnDelete.set_null)
+
+
+class IdempotentRequest(Table, tablename="idempotent_request"):
+    key = Varchar(length=200)
+    person = ForeignKey(Person, on_delete=OnDelete.cascade)
+    scope = Varchar(length=200)
+    response = JSON(default="{}")
+    status_code = Integer(default=200)
+    created_at = Timestamptz()

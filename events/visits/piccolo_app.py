@@ -1,0 +1,11 @@
+from pathlib import Path
+
+from piccolo.conf.apps import AppConfig
+
+APP_CONFIG = AppConfig(
+    app_name="visits",
+    migrations_folder_path=str(Path(__file__).resolve().parents[2] / "migrations" / "visits"),
+    table_classes=[],
+    migration_dependencies=["events.core.piccolo_app", "events.seminars.piccolo_app"],
+    commands=[],
+)
