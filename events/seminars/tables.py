@@ -39,6 +39,8 @@ class Event(Table, tablename="event"):
     audience = Varchar(length=32, default="anyone")
     allocation = Varchar(length=16, default="first_come")
     status = Varchar(length=16, default="draft", index=True)
+    # private: created by another area (e.g. one confirmed home visit); never in public listings
+    visibility = Varchar(length=16, default="public")
     series = Varchar(length=200, default="", index=True)
     calendar_sequence = Integer(default=0)
     lottery_seed = Varchar(length=128, default="")
