@@ -1,0 +1,615 @@
+"""Home-visit matching: students to host-family visit slots, one pure, re-runnable solver.
+
+Hard rules (checked independently by ``check_assignment``): slot capacity; at most one slot per
+student; the slot lies inside one of the student's time windows; the household's vetting is valid on
+the slot date; minors only with guardian consent; no minor alone in a household (a slot used by a
+minor holds at least two students); never a household carrying a tag the student avoids; never a
+coordinator-forbidden (student, household) pair; a pinned student only with (one of) the pinned
+household(s).
+
+Objective, lexicographic: pins honoured, then students matched, then preference score, then the sum
+of ``priority`` of matched students (those left out before come first). Equal optima are broken by
+the order sha256(f"{seed}:{student_id}") in which students are handed to deterministic solvers.
+
+Method (chosen by measurement, see ``bench/matching.py``):
+1. a min-cost flow (OR-Tools) solves the problem without the lone-minor rule — an exact upper bound;
+2. a repair pass removes the few lone minors by the best single move (move the minor, pull a
+   companion in, or drop the minor) — a feasible incumbent; equal to the bound ⇒ proven optimal;
+3. otherwise CP-SAT solves the exact model (hinted with the incumbent; a slot-level boolean
+   "used by a minor" implies at least two students) until optimal or the time limit; the reported
+   gap is then proven against the better of the two bounds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from bisect import bisect_left
+
+from ortools.graph.python import min_cost_flow
+from ortools.sat.python import cp_model
+
+ALGORITHM = "flow-repair-cpsat-v1"
+
+# Preference points of one (student, slot) pair: reaching the district matters more than one tag.
+DISTRICT_POINTS = 2
+WANTED_TAG_POINTS = 1
+
+# Stable reason codes for a student left unmatched (API and UI depend on them; never rename).
+NO_CONSENT = "no_consent"
+NO_SLOT_AT_THEIR_TIMES = "no_slot_at_their_times"
+ONLY_UNVETTED_HOUSEHOLDS = "only_unvetted_households"
+AVOIDED_TAGS_EVERYWHERE = "avoided_tags_everywhere"
+FORBIDDEN = "forbidden"
+WOULD_BE_LONE_MINOR = "would_be_lone_minor"
+ALL_COMPATIBLE_SLOTS_FULL = "all_compatible_slots_full"
+PIN_INFEASIBLE = "pin_infeasible"
+NOT_CHOSEN = "not_chosen_by_time_limit"  # only when the solver stopped before proving optimality
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A visit slot a household offers; ``vetted_until`` is the last day the household's vetting holds."""
+
+    id: int
+    household_id: int
+    district: str
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    household_tags: frozenset[str] = frozenset()
+    vetted_until: date | None = None
+
+    def vetted_on_slot_date(self) -> bool:
+        return self.vetted_until is not None and self.starts_at.date() <= self.vetted_until
+
+
+@dataclass(frozen=True)
+class Request:
+    """A student's visit request for one round."""
+
+    student_id: int
+    is_minor: bool
+    has_consent: bool
+    windows: tuple[tuple[datetime, datetime], ...]
+    districts: frozenset[str] = frozenset()
+    wanted_tags: frozenset[str] = frozenset()
+    avoided_tags: frozenset[str] = frozenset()
+    priority: int = 0  # rounds this student was left unmatched before; higher goes first
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """Why a student got no slot: a stable ``reason`` code plus numbers a coordinator can act on."""
+
+    reason: str
+    details: Mapping[str, int | str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A proposed assignment and how good it is proven to be."""
+
+    assignments: dict[int, int]  # student_id -> slot_id
+    unmatched: dict[int, Unmatched]  # student_id -> why
+    matched_count: int
+    preference_score: int
+    priority_score: int  # sum of priority over matched students
+    optimal: bool
+    gap: float  # relative gap at the first objective level not proven optimal; 0.0 when optimal
+    upper_bound: tuple[int, int, int, int]  # proven bound on (pins honoured, matched, preference, priority)
+    infeasible_pins: frozenset[tuple[int, int]]  # (student_id, household_id) pins that cannot be met
+    seconds: float
+    seed: int
+    method: str
+
+
+def preference_points(request: Request, slot: Slot) -> int:
+    """Preference score of one pair: reachable district and each wanted household tag."""
+    points = WANTED_TAG_POINTS * len(request.wanted_tags & slot.household_tags)
+    if slot.district in request.districts:
+        points += DISTRICT_POINTS
+    return points
+
+
+def fits_windows(request: Request, slot: Slot) -> bool:
+    return any(start <= slot.starts_at and slot.ends_at <= end for start, end in request.windows)
+
+
+# ----------------------------------------------------------------------------------------------
+# Compatibility
+
+
+@dataclass
+class _Instance:
+    """Internal indexed form: students in seeded order, candidate edges with lexicographic weights."""
+
+    requests: list[Request]
+    slots: list[Slot]
+    edge_student: list[int]
+    edge_slot: list[int]
+    edge_weight: list[int]
+    edge_pref: list[int]
+    student_edges: list[list[int]]  # edge indexes per student
+    funnels: list[dict[str, int | str]]  # per student: candidate counts after each rule
+    pinned_households: dict[int, frozenset[int]]  # student index -> pinned households
+    pin_pairs: frozenset[tuple[int, int]]
+    weight_pin: int
+    weight_match: int
+    weight_pref: int
+
+
+def _seeded_order(requests: Sequence[Request], seed: int) -> list[Request]:
+    def ticket(request: Request) -> str:
+        return hashlib.sha256(f"{seed}:{request.student_id}".encode()).hexdigest()
+
+    return sorted(requests, key=lambda r: (ticket(r), r.student_id))
+
+
+def _build(
+    slots: Sequence[Slot],
+    requests: Sequence[Request],
+    forbidden: Collection[tuple[int, int]],
+    pinned: Collection[tuple[int, int]],
+    seed: int,
+    minors_need_company: bool = True,
+) -> _Instance:
+    ids = [r.student_id for r in requests]
+    if len(set(ids)) != len(ids):
+        raise ValueError("student ids must be unique within a round")
+    if len({s.id for s in slots}) != len(slots):
+        raise ValueError("slot ids must be unique within a round")
+    ordered_requests = _seeded_order(requests, seed)
+    ordered_slots = sorted(slots, key=lambda s: (s.starts_at, s.id))
+    starts = [s.starts_at for s in ordered_slots]
+    tag_bit: dict[str, int] = {}
+    for slot in ordered_slots:
+        for tag in slot.household_tags:
+            tag_bit.setdefault(tag, 1 << len(tag_bit))
+    slot_mask = [sum(tag_bit[t] for t in s.household_tags) for s in ordered_slots]
+    slot_vetted = [s.vetted_on_slot_date() for s in ordered_slots]
+    forbidden_set = frozenset(forbidden)
+    pinned_by_student: dict[int, set[int]] = {}
+    for student_id, household_id in pinned:
+        pinned_by_student.setdefault(student_id, set()).add(household_id)
+
+    if any(r.priority < 0 for r in ordered_requests):
+        raise ValueError("priority must be >= 0")
+    max_priority = max((r.priority for r in ordered_requests), default=0)
+    n = len(ordered_requests)
+    max_pref = DISTRICT_POINTS + WANTED_TAG_POINTS * max((len(r.wanted_tags) for r in ordered_requests), default=0)
+    # Each level outweighs everything the levels below can add up to over all students.
+    weight_pref = n * max_priority + 1
+    weight_match = n * (max_pref * weight_pref + max_priority) + 1
+    weight_pin = (n + 1) * weight_match if pinned_by_student else 0
+
+    instance = _Instance(
+        requests=ordered_requests, slots=ordered_slots, edge_student=[], edge_slot=[], edge_weight=[],
+        edge_pref=[], student_edges=[], funnels=[], pinned_households={}, pin_pairs=frozenset(pinned),
+        weight_pin=weight_pin, weight_match=weight_match, weight_pref=weight_pref,
+    )
+    for index, request in enumerate(ordered_requests):
+        edges: list[int] = []
+        instance.student_edges.append(edges)
+        pins = pinned_by_student.get(request.student_id)
+        if pins:
+            instance.pinned_households[index] = frozenset(pins)
+        funnel: dict[str, int | str] = {}
+        instance.funnels.append(funnel)
+        if request.is_minor and not request.has_consent:
+            funnel["stopped_at"] = NO_CONSENT
+            continue
+        in_time: set[int] = set()
+        for start, end in request.windows:
+            position = bisect_left(starts, start)
+            while position < len(ordered_slots) and starts[position] < end:
+                if ordered_slots[position].ends_at <= end:
+                    in_time.add(position)
+                position += 1
+        if pins:
+            in_time = {j for j in in_time if ordered_slots[j].household_id in pins}
+        funnel["slots_at_their_times"] = len(in_time)
+        vetted = [j for j in sorted(in_time) if slot_vetted[j]]
+        funnel["vetted"] = len(vetted)
+        avoided = sum(tag_bit.get(t, 0) for t in request.avoided_tags)
+        without_avoided = [j for j in vetted if not slot_mask[j] & avoided]
+        funnel["without_avoided_tags"] = len(without_avoided)
+        allowed = [
+            j for j in without_avoided
+            if (request.student_id, ordered_slots[j].household_id) not in forbidden_set
+        ]
+        funnel["not_forbidden"] = len(allowed)
+        if request.is_minor and minors_need_company:
+            # A minor in a one-place slot would always be alone there.
+            allowed = [j for j in allowed if ordered_slots[j].capacity >= 2]
+        funnel["candidates"] = len(allowed)
+        for j in allowed:
+            pref = preference_points(request, ordered_slots[j])
+            weight = weight_match + pref * weight_pref + request.priority
+            if pins:
+                weight += weight_pin
+            edges.append(len(instance.edge_student))
+            instance.edge_student.append(index)
+            instance.edge_slot.append(j)
+            instance.edge_weight.append(weight)
+            instance.edge_pref.append(pref)
+    return instance
+
+
+# ----------------------------------------------------------------------------------------------
+# Levels and bounds
+
+
+def _levels(instance: _Instance, chosen: Iterable[int]) -> tuple[int, int, int, int]:
+    pins = matched = pref = prio = 0
+    for e in chosen:
+        student = instance.edge_student[e]
+        matched += 1
+        pref += instance.edge_pref[e]
+        prio += instance.requests[student].priority
+        if student in instance.pinned_households:
+            pins += 1
+    return pins, matched, pref, prio
+
+
+def _decode_bound(instance: _Instance, bound: int) -> tuple[int, int, int, int]:
+    """Largest level tuple whose weighted value can stay within ``bound`` (order-preserving decode)."""
+    pins, rest = divmod(bound, instance.weight_pin) if instance.weight_pin else (0, bound)
+    matched, rest = divmod(rest, instance.weight_match)
+    pref, prio = divmod(rest, instance.weight_pref)
+    return pins, matched, pref, prio
+
+
+def _weighted(instance: _Instance, chosen: Iterable[int]) -> int:
+    return sum(instance.edge_weight[e] for e in chosen)
+
+
+def _gap(found: tuple[int, ...], bound: tuple[int, ...]) -> float:
+    for got, best in zip(found, bound):
+        if got != best:
+            return (best - got) / max(best, 1)
+    return 0.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Step 1: min-cost flow without the lone-minor rule (exact upper bound)
+
+
+def _flow(instance: _Instance) -> list[int]:
+    """Chosen edge indexes of a lexicographically best assignment ignoring the lone-minor rule."""
+    n, m = len(instance.requests), len(instance.slots)
+    if not instance.edge_student:
+        return []
+    source, sink = n + m, n + m + 1
+    network = min_cost_flow.SimpleMinCostFlow()
+    tails = [source] * n + instance.edge_student + [n + j for j in range(m)] + [source]
+    heads = list(range(n)) + [n + j for j in instance.edge_slot] + [sink] * m + [sink]
+    capacities = [1] * n + [1] * len(instance.edge_student) + [s.capacity for s in instance.slots] + [n]
+    costs = [0] * n + [-w for w in instance.edge_weight] + [0] * m + [0]
+    network.add_arcs_with_capacity_and_unit_cost(tails, heads, capacities, costs)
+    network.set_nodes_supplies([source, sink], [n, -n])
+    status = network.solve()
+    if status != network.OPTIMAL:
+        raise RuntimeError(f"min-cost flow failed with status {status}")
+    first = n
+    return [e for e in range(len(instance.edge_student)) if network.flow(first + e) > 0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Step 2: repair the lone minors by the best single move
+
+
+def _repair(instance: _Instance, chosen: list[int]) -> list[int]:
+    slots, requests = instance.slots, instance.requests
+    edge_of: dict[tuple[int, int], int] = {}
+    slot_edges: list[list[int]] = [[] for _ in slots]
+    for e, (i, j) in enumerate(zip(instance.edge_student, instance.edge_slot)):
+        edge_of[(i, j)] = e
+        slot_edges[j].append(e)
+    at: dict[int, int] = {}  # student -> chosen edge
+    members: list[list[int]] = [[] for _ in slots]
+    for e in chosen:
+        at[instance.edge_student[e]] = e
+        members[instance.edge_slot[e]].append(instance.edge_student[e])
+    weight = instance.edge_weight
+
+    def lone_minor(j: int) -> bool:
+        return len(members[j]) == 1 and requests[members[j][0]].is_minor
+
+    def fine_without(j: int, student: int) -> bool:
+        rest = [k for k in members[j] if k != student]
+        return len(rest) != 1 or not requests[rest[0]].is_minor
+
+    def move(student: int, new_edge: int | None) -> None:
+        old = at.pop(student, None)
+        if old is not None:
+            members[instance.edge_slot[old]].remove(student)
+        if new_edge is not None:
+            at[student] = new_edge
+            members[instance.edge_slot[new_edge]].append(student)
+
+    for j in range(len(slots)):
+        if not lone_minor(j):
+            continue
+        minor = members[j][0]
+        here = weight[at[minor]]
+        best: tuple[int, int, int | None] = (-here, minor, None)  # drop the minor
+        for e in instance.student_edges[minor]:
+            t = instance.edge_slot[e]
+            if t != j and 1 <= len(members[t]) < slots[t].capacity and weight[e] - here > best[0]:
+                best = (weight[e] - here, minor, e)
+        for e in slot_edges[j]:
+            k = instance.edge_student[e]
+            if k == minor:
+                continue
+            if k not in at:
+                delta = weight[e]
+            elif fine_without(instance.edge_slot[at[k]], k):
+                delta = weight[e] - weight[at[k]]
+            else:
+                continue
+            if delta > best[0]:
+                best = (delta, k, e)
+        move(best[1], best[2])
+
+    # Seat students left out wherever a seat is free and legal, best weight first.
+    for i in range(len(requests)):
+        if i in at:
+            continue
+        options = [
+            e for e in instance.student_edges[i]
+            if len(members[instance.edge_slot[e]]) < slots[instance.edge_slot[e]].capacity
+            and (members[instance.edge_slot[e]] or not requests[i].is_minor)
+        ]
+        if options:
+            move(i, max(options, key=lambda e: weight[e]))
+    return sorted(at.values())
+
+
+# ----------------------------------------------------------------------------------------------
+# Step 3: exact CP-SAT model
+
+
+def _cpsat(
+    instance: _Instance,
+    incumbent: list[int],
+    time_limit: float,
+    seed: int,
+    *,
+    free: set[int] | None = None,
+    upper: int | None = None,
+) -> tuple[list[int] | None, int | None, bool]:
+    """Exact model over the ``free`` students (all when None); the others keep their incumbent slot.
+
+    Returns (chosen edges or None, weighted upper bound or None, proven optimal for this model?).
+    ``upper`` is a known bound on the weighted objective, so reaching it ends the search at once.
+    """
+    model = cp_model.CpModel()
+    requests, weight = instance.requests, instance.edge_weight
+    kept = [e for e in incumbent if free is not None and instance.edge_student[e] not in free]
+    fixed_count = [0] * len(instance.slots)
+    fixed_minor = [False] * len(instance.slots)
+    for e in kept:
+        fixed_count[instance.edge_slot[e]] += 1
+        fixed_minor[instance.edge_slot[e]] |= requests[instance.edge_student[e]].is_minor
+    students = range(len(requests)) if free is None else sorted(free)
+    edges = [e for i in students for e in instance.student_edges[i]]
+    x = {e: model.new_bool_var(f"x{e}") for e in edges}
+    for i in students:
+        if len(instance.student_edges[i]) > 1:
+            model.add_at_most_one(x[e] for e in instance.student_edges[i])
+    slot_edges: dict[int, list[int]] = {}
+    for e in edges:
+        slot_edges.setdefault(instance.edge_slot[e], []).append(e)
+    for j, on_slot in slot_edges.items():
+        room = instance.slots[j].capacity - fixed_count[j]
+        if len(on_slot) > room:
+            model.add(sum(x[e] for e in on_slot) <= room)
+        minor_edges = [e for e in on_slot if requests[instance.edge_student[e]].is_minor]
+        if fixed_minor[j] and fixed_count[j] == 1:
+            model.add(sum(x[e] for e in on_slot) >= 1)
+        elif minor_edges and not fixed_minor[j] and fixed_count[j] < 2:
+            used_by_minor = model.new_bool_var(f"y{j}")
+            for e in minor_edges:
+                model.add_implication(x[e], used_by_minor)
+            model.add(sum(x[e] for e in on_slot) + fixed_count[j] >= 2 * used_by_minor)
+    constant = sum(weight[e] for e in kept)
+    objective = cp_model.LinearExpr.weighted_sum([x[e] for e in edges], [weight[e] for e in edges])
+    if upper is not None:
+        model.add(objective <= upper - constant)
+    model.maximize(objective)
+    hinted = set(incumbent)
+    for e in edges:
+        model.add_hint(x[e], e in hinted)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
+    solver.parameters.num_workers = 2
+    solver.parameters.random_seed = seed % (2**31)
+    status = solver.solve(model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None, None, False
+    chosen = kept + [e for e in edges if solver.boolean_value(x[e])]
+    bound = constant + int(solver.best_objective_bound + 1e-6)
+    return sorted(chosen), bound, status == cp_model.OPTIMAL
+
+
+def _neighbourhood(instance: _Instance, chosen: list[int], relaxed: list[int], hops: int) -> set[int]:
+    """Students within ``hops`` student-slot steps of the slots where repair and bound disagree."""
+    slot_students: list[list[int]] = [[] for _ in instance.slots]
+    for i, j in zip(instance.edge_student, instance.edge_slot):
+        slot_students[j].append(i)
+    at = {instance.edge_student[e]: instance.edge_slot[e] for e in chosen}
+    changed = set(chosen).symmetric_difference(relaxed)
+    slots = {instance.edge_slot[e] for e in changed}
+    students: set[int] = {instance.edge_student[e] for e in changed}
+    for _ in range(hops):
+        reached = {i for j in slots for i in slot_students[j]} - students
+        students |= reached
+        slots = {instance.edge_slot[e] for i in reached for e in instance.student_edges[i]}
+        slots |= {at[i] for i in reached if i in at}
+    return students
+
+
+# ----------------------------------------------------------------------------------------------
+# Public API
+
+
+def propose_matches(
+    slots: Sequence[Slot],
+    requests: Sequence[Request],
+    *,
+    forbidden: Collection[tuple[int, int]] = frozenset(),
+    pinned: Collection[tuple[int, int]] = frozenset(),
+    seed: int = 0,
+    time_limit: float = 10.0,
+) -> Proposal:
+    """Best assignment of students to slots under the hard rules; ``forbidden``/``pinned`` hold
+    (student_id, household_id) pairs. Never raises for an infeasible pin: it is reported instead."""
+    started = time.perf_counter()
+    instance = _build(slots, requests, forbidden, pinned, seed)
+    relaxed = _flow(instance)
+    bound = _levels(instance, relaxed)
+    chosen = _repair(instance, relaxed)
+    found = _levels(instance, chosen)
+    method = "flow" if chosen == relaxed else "flow+repair"
+    upper = _weighted(instance, relaxed)
+    # Widening neighbourhoods first (cheap, usually enough to meet the bound), then the whole model.
+    for hops in (2, 4, None):
+        remaining = time_limit - (time.perf_counter() - started)
+        if found >= bound or remaining <= 0:
+            break
+        free = None if hops is None else _neighbourhood(instance, chosen, relaxed, hops)
+        budget = remaining if hops is None else remaining / 4
+        exact, weighted_bound, proven = _cpsat(instance, chosen, budget, seed, free=free, upper=upper)
+        if exact is not None and _levels(instance, exact) > found:
+            chosen, found = exact, _levels(instance, exact)
+            method = "flow+repair+cpsat"
+        if hops is None and weighted_bound is not None:
+            bound = min(bound, found if proven else _decode_bound(instance, weighted_bound))
+    return _proposal(instance, chosen, found, bound, time.perf_counter() - started, seed, method)
+
+
+def _proposal(
+    instance: _Instance,
+    chosen: list[int],
+    found: tuple[int, int, int, int],
+    bound: tuple[int, int, int, int],
+    seconds: float,
+    seed: int,
+    method: str,
+) -> Proposal:
+    assignments: dict[int, int] = {}
+    members = [0] * len(instance.slots)
+    for e in chosen:
+        slot = instance.edge_slot[e]
+        assignments[instance.requests[instance.edge_student[e]].student_id] = instance.slots[slot].id
+        members[slot] += 1
+    unmatched: dict[int, Unmatched] = {}
+    optimal = found >= bound
+    matched_students = {instance.edge_student[e] for e in chosen}
+    for i, request in enumerate(instance.requests):
+        if i not in matched_students:
+            unmatched[request.student_id] = _reason(instance, i, members, optimal)
+    infeasible_pins = frozenset(
+        (student_id, household_id)
+        for student_id, household_id in instance.pin_pairs
+        if student_id in unmatched
+    )
+    return Proposal(
+        assignments=dict(sorted(assignments.items())),
+        unmatched=dict(sorted(unmatched.items())),
+        matched_count=found[1],
+        preference_score=found[2],
+        priority_score=found[3],
+        optimal=optimal,
+        gap=_gap(found, bound),
+        upper_bound=bound,
+        infeasible_pins=infeasible_pins,
+        seconds=seconds,
+        seed=seed,
+        method=f"{ALGORITHM}:{method}",
+    )
+
+
+def _reason(instance: _Instance, i: int, members: list[int], optimal: bool) -> Unmatched:
+    funnel = instance.funnels[i]
+    details: dict[str, int | str] = dict(funnel)
+    if "stopped_at" in funnel:
+        reason = str(details.pop("stopped_at"))
+    elif funnel["slots_at_their_times"] == 0:
+        reason = NO_SLOT_AT_THEIR_TIMES
+    elif funnel["vetted"] == 0:
+        reason = ONLY_UNVETTED_HOUSEHOLDS
+    elif funnel["without_avoided_tags"] == 0:
+        reason = AVOIDED_TAGS_EVERYWHERE
+    elif funnel["not_forbidden"] == 0:
+        reason = FORBIDDEN
+    elif funnel["candidates"] == 0:
+        reason = WOULD_BE_LONE_MINOR  # only one-place slots were left for a minor
+    else:
+        slots = [instance.edge_slot[e] for e in instance.student_edges[i]]
+        with_room = [j for j in slots if members[j] < instance.slots[j].capacity]
+        details["full"] = len(slots) - len(with_room)
+        if not with_room:
+            reason = ALL_COMPATIBLE_SLOTS_FULL
+        elif instance.requests[i].is_minor and all(members[j] == 0 for j in with_room):
+            reason = WOULD_BE_LONE_MINOR  # only empty slots had room, and nobody else could join
+        else:
+            reason = NOT_CHOSEN if not optimal else ALL_COMPATIBLE_SLOTS_FULL
+    if i in instance.pinned_households:
+        details["cause"] = reason
+        details["pinned_households"] = ",".join(str(h) for h in sorted(instance.pinned_households[i]))
+        reason = PIN_INFEASIBLE
+    return Unmatched(reason=reason, details=details)
+
+
+def check_assignment(
+    slots: Sequence[Slot],
+    requests: Sequence[Request],
+    assignment: Mapping[int, int],
+    forbidden: Collection[tuple[int, int]] = frozenset(),
+    pinned: Collection[tuple[int, int]] = frozenset(),
+) -> list[str]:
+    """Every hard-rule violation of ``assignment`` (student_id -> slot_id), one readable line each."""
+    slot_by_id = {s.id: s for s in slots}
+    request_by_id = {r.student_id: r for r in requests}
+    forbidden_set = frozenset(forbidden)
+    pins: dict[int, set[int]] = {}
+    for student_id, household_id in pinned:
+        pins.setdefault(student_id, set()).add(household_id)
+    violations: list[str] = []
+    occupants: dict[int, list[Request]] = {}
+    for student_id, slot_id in sorted(assignment.items()):
+        request = request_by_id.get(student_id)
+        slot = slot_by_id.get(slot_id)
+        if request is None or slot is None:
+            violations.append(f"unknown student {student_id} or slot {slot_id}")
+            continue
+        occupants.setdefault(slot_id, []).append(request)
+        where = f"student {student_id} in slot {slot_id}"
+        if not fits_windows(request, slot):
+            violations.append(f"{where}: slot is outside the student's time windows")
+        if not slot.vetted_on_slot_date():
+            violations.append(f"{where}: household {slot.household_id} is not vetted on the slot date")
+        if request.is_minor and not request.has_consent:
+            violations.append(f"{where}: minor without guardian consent")
+        if request.avoided_tags & slot.household_tags:
+            tags = ",".join(sorted(request.avoided_tags & slot.household_tags))
+            violations.append(f"{where}: household has avoided tags {tags}")
+        if (student_id, slot.household_id) in forbidden_set:
+            violations.append(f"{where}: pair with household {slot.household_id} is forbidden")
+        if student_id in pins and slot.household_id not in pins[student_id]:
+            violations.append(f"{where}: student is pinned to another household")
+    for slot_id, people in sorted(occupants.items()):
+        slot = slot_by_id[slot_id]
+        if len(people) > slot.capacity:
+            violations.append(f"slot {slot_id}: {len(people)} students exceed capacity {slot.capacity}")
+        if len(people) == 1 and people[0].is_minor:
+            violations.append(f"slot {slot_id}: minor {people[0].student_id} would visit alone")
+    for student_id in sorted(pins):
+        if student_id in request_by_id and student_id not in assignment:
+            violations.append(f"student {student_id}: pinned but not assigned")
+    return violations
