@@ -14,8 +14,9 @@ Method: an algebraic construction over the finite field GF(q) when the number of
 tables q is a prime power (people laid out as rows x q columns, one facility packed
 per row so colleagues never meet; round r seats {(i, j + r*i)} at table j), then a
 conflict-directed tabu search (swaps of two people of one round, as in Dotú & Van
-Hentenryck) that grows the repeat-free prefix one round at a time and finally
-spreads unavoidable repeats over the remaining rounds.
+Hentenryck) that grows the repeat-free prefix one round at a time (each new round
+seeded greedily, then all rounds searched together) and finally spreads unavoidable
+repeats over the remaining rounds.
 
 Reproducibility: the result is a function of the inputs and `seed` as long as the
 search ends by its step budget (`max_steps`); if `time_limit` cuts it first,
