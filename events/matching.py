@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import time
+from bisect import bisect_left
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from bisect import bisect_left
 
 from ortools.graph.python import min_cost_flow
 from ortools.sat.python import cp_model
@@ -268,7 +268,7 @@ def _weighted(instance: _Instance, chosen: Iterable[int]) -> int:
 
 
 def _gap(found: tuple[int, ...], bound: tuple[int, ...]) -> float:
-    for got, best in zip(found, bound):
+    for got, best in zip(found, bound, strict=True):
         if got != best:
             return (best - got) / max(best, 1)
     return 0.0
@@ -278,24 +278,50 @@ def _gap(found: tuple[int, ...], bound: tuple[int, ...]) -> float:
 # Step 1: min-cost flow without the lone-minor rule (exact upper bound)
 
 
-def _flow(instance: _Instance) -> list[int]:
-    """Chosen edge indexes of a lexicographically best assignment ignoring the lone-minor rule."""
+def _flow(instance: _Instance, open_slots: set[int] | None = None) -> list[int]:
+    """Chosen edges of a lexicographically best assignment ignoring the lone-minor rule.
+
+    With ``open_slots`` the rule is imposed by fixing each slot's state instead: minors only in the
+    open slots, and every open slot holds at least two students (a lower bound on its arc).
+    """
     n, m = len(instance.requests), len(instance.slots)
     if not instance.edge_student:
         return []
     source, sink = n + m, n + m + 1
+    edges = range(len(instance.edge_student))
+    if open_slots is not None:
+        edges = [
+            e for e in edges
+            if instance.edge_slot[e] in open_slots or not instance.requests[instance.edge_student[e]].is_minor
+        ]
+    lower = [2 if open_slots is not None and j in open_slots else 0 for j in range(m)]
     network = min_cost_flow.SimpleMinCostFlow()
-    tails = [source] * n + instance.edge_student + [n + j for j in range(m)] + [source]
-    heads = list(range(n)) + [n + j for j in instance.edge_slot] + [sink] * m + [sink]
-    capacities = [1] * n + [1] * len(instance.edge_student) + [s.capacity for s in instance.slots] + [n]
-    costs = [0] * n + [-w for w in instance.edge_weight] + [0] * m + [0]
+    tails = [source] * n + [instance.edge_student[e] for e in edges] + [n + j for j in range(m)] + [source]
+    heads = list(range(n)) + [n + instance.edge_slot[e] for e in edges] + [sink] * m + [sink]
+    capacities = [1] * n + [1] * len(edges) + [s.capacity - lower[j] for j, s in enumerate(instance.slots)] + [n]
+    costs = [0] * n + [-instance.edge_weight[e] for e in edges] + [0] * m + [0]
     network.add_arcs_with_capacity_and_unit_cost(tails, heads, capacities, costs)
-    network.set_nodes_supplies([source, sink], [n, -n])
+    # A lower bound l on slot->sink moves l units of demand from the sink onto the slot node.
+    network.set_nodes_supplies(
+        [source, sink, *(n + j for j in range(m))], [n, -n + sum(lower), *(-b for b in lower)]
+    )
     status = network.solve()
     if status != network.OPTIMAL:
         raise RuntimeError(f"min-cost flow failed with status {status}")
-    first = n
-    return [e for e in range(len(instance.edge_student)) if network.flow(first + e) > 0]
+    return [e for k, e in enumerate(edges) if network.flow(n + k) > 0]
+
+
+def _polish(instance: _Instance, chosen: list[int]) -> list[int]:
+    """Best assignment keeping the slot states of a feasible ``chosen`` (which slots host minors)."""
+    members: dict[int, int] = {}
+    with_minor: set[int] = set()
+    for e in chosen:
+        j = instance.edge_slot[e]
+        members[j] = members.get(j, 0) + 1
+        if instance.requests[instance.edge_student[e]].is_minor:
+            with_minor.add(j)
+    polished = _flow(instance, with_minor)
+    return polished if _levels(instance, polished) > _levels(instance, chosen) else chosen
 
 
 # ----------------------------------------------------------------------------------------------
@@ -306,7 +332,7 @@ def _repair(instance: _Instance, chosen: list[int]) -> list[int]:
     slots, requests = instance.slots, instance.requests
     edge_of: dict[tuple[int, int], int] = {}
     slot_edges: list[list[int]] = [[] for _ in slots]
-    for e, (i, j) in enumerate(zip(instance.edge_student, instance.edge_slot)):
+    for e, (i, j) in enumerate(zip(instance.edge_student, instance.edge_slot, strict=True)):
         edge_of[(i, j)] = e
         slot_edges[j].append(e)
     at: dict[int, int] = {}  # student -> chosen edge
@@ -385,7 +411,8 @@ def _cpsat(
     """Exact model over the ``free`` students (all when None); the others keep their incumbent slot.
 
     Returns (chosen edges or None, weighted upper bound or None, proven optimal for this model?).
-    ``upper`` is a known bound on the weighted objective, so reaching it ends the search at once.
+    ``upper`` is a known bound on the weighted objective: reaching it ends the search at once (as a
+    constraint instead it slowed CP-SAT down tenfold).
     """
     model = cp_model.CpModel()
     requests, weight = instance.requests, instance.edge_weight
@@ -417,18 +444,16 @@ def _cpsat(
                 model.add_implication(x[e], used_by_minor)
             model.add(sum(x[e] for e in on_slot) + fixed_count[j] >= 2 * used_by_minor)
     constant = sum(weight[e] for e in kept)
-    objective = cp_model.LinearExpr.weighted_sum([x[e] for e in edges], [weight[e] for e in edges])
-    if upper is not None:
-        model.add(objective <= upper - constant)
-    model.maximize(objective)
+    model.maximize(cp_model.LinearExpr.weighted_sum([x[e] for e in edges], [weight[e] for e in edges]))
     hinted = set(incumbent)
     for e in edges:
         model.add_hint(x[e], e in hinted)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
-    solver.parameters.num_workers = 2
+    # One worker: measured fastest here (3.7 s vs 5.4 s with two on 1,000 students) and deterministic.
+    solver.parameters.num_workers = 1
     solver.parameters.random_seed = seed % (2**31)
-    status = solver.solve(model)
+    status = solver.solve(model, _StopAtBound(upper - constant) if upper is not None else None)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None, None, False
     chosen = kept + [e for e in edges if solver.boolean_value(x[e])]
@@ -436,21 +461,18 @@ def _cpsat(
     return sorted(chosen), bound, status == cp_model.OPTIMAL
 
 
-def _neighbourhood(instance: _Instance, chosen: list[int], relaxed: list[int], hops: int) -> set[int]:
-    """Students within ``hops`` student-slot steps of the slots where repair and bound disagree."""
-    slot_students: list[list[int]] = [[] for _ in instance.slots]
-    for i, j in zip(instance.edge_student, instance.edge_slot):
-        slot_students[j].append(i)
-    at = {instance.edge_student[e]: instance.edge_slot[e] for e in chosen}
-    changed = set(chosen).symmetric_difference(relaxed)
-    slots = {instance.edge_slot[e] for e in changed}
-    students: set[int] = {instance.edge_student[e] for e in changed}
-    for _ in range(hops):
-        reached = {i for j in slots for i in slot_students[j]} - students
-        students |= reached
-        slots = {instance.edge_slot[e] for i in reached for e in instance.student_edges[i]}
-        slots |= {at[i] for i in reached if i in at}
-    return students
+class _StopAtBound(cp_model.CpSolverSolutionCallback):
+    """Stops CP-SAT once a solution meets the flow bound: it is then proven optimal."""
+
+    def __init__(self, target: int) -> None:
+        super().__init__()
+        self.target = target
+        self.reached = False
+
+    def on_solution_callback(self) -> None:
+        if self.objective_value >= self.target - 0.5:
+            self.reached = True
+            self.stop_search()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -476,19 +498,21 @@ def propose_matches(
     found = _levels(instance, chosen)
     method = "flow" if chosen == relaxed else "flow+repair"
     upper = _weighted(instance, relaxed)
-    # Widening neighbourhoods first (cheap, usually enough to meet the bound), then the whole model.
-    for hops in (2, 4, None):
-        remaining = time_limit - (time.perf_counter() - started)
-        if found >= bound or remaining <= 0:
-            break
-        free = None if hops is None else _neighbourhood(instance, chosen, relaxed, hops)
-        budget = remaining if hops is None else remaining / 4
-        exact, weighted_bound, proven = _cpsat(instance, chosen, budget, seed, free=free, upper=upper)
+    if found < bound:
+        polished = _polish(instance, chosen)
+        if polished != chosen:
+            chosen, found, method = polished, _levels(instance, polished), "flow+repair+polish"
+    remaining = time_limit - (time.perf_counter() - started)
+    if found < bound and remaining > 0:
+        # Neighbourhoods around the repairs were measured to span nearly every student: solve it all.
+        exact, weighted_bound, proven = _cpsat(instance, chosen, remaining, seed, upper=upper)
         if exact is not None and _levels(instance, exact) > found:
             chosen, found = exact, _levels(instance, exact)
             method = "flow+repair+cpsat"
-        if hops is None and weighted_bound is not None:
-            bound = min(bound, found if proven else _decode_bound(instance, weighted_bound))
+        if proven:
+            bound = found
+        elif weighted_bound is not None:
+            bound = min(bound, max(found, _decode_bound(instance, weighted_bound)))
     return _proposal(instance, chosen, found, bound, time.perf_counter() - started, seed, method)
 
 
