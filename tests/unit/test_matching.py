@@ -1,0 +1,232 @@
+"""Home-visit matching: hard rules on random rounds, optimality against an independent ILP, reasons."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from events.matching import (
+    ALL_COMPATIBLE_SLOTS_FULL,
+    AVOIDED_TAGS_EVERYWHERE,
+    FORBIDDEN,
+    NO_CONSENT,
+    NO_SLOT_AT_THEIR_TIMES,
+    ONLY_UNVETTED_HOUSEHOLDS,
+    PIN_INFEASIBLE,
+    WOULD_BE_LONE_MINOR,
+    Request,
+    Slot,
+    check_assignment,
+    preference_points,
+    propose_matches,
+)
+
+DAY = datetime(2025, 7, 19, 0, 0)
+VETTED = date(2026, 3, 31)
+TAGS = ["dual_income", "infant", "pets", "twins"]
+DISTRICTS = ["金沢文庫", "六浦", "能見台"]
+
+
+def at(hour: int) -> datetime:
+    return DAY + timedelta(hours=hour)
+
+
+def slot(id: int, household: int | None = None, start: int = 10, length: int = 2, capacity: int = 2,
+         tags: frozenset[str] = frozenset(), vetted: date | None = VETTED, district: str = "六浦") -> Slot:
+    return Slot(id=id, household_id=household if household is not None else id, district=district,
+                starts_at=at(start), ends_at=at(start + length), capacity=capacity,
+                household_tags=tags, vetted_until=vetted)
+
+
+def request(student: int, minor: bool = False, consent: bool = True, window: tuple[int, int] = (9, 18),
+            avoided: frozenset[str] = frozenset(), wanted: frozenset[str] = frozenset(),
+            districts: frozenset[str] = frozenset(), priority: int = 0) -> Request:
+    return Request(student_id=student, is_minor=minor, has_consent=consent,
+                   windows=((at(window[0]), at(window[1])),), districts=districts,
+                   wanted_tags=wanted, avoided_tags=avoided, priority=priority)
+
+
+@st.composite
+def rounds(draw: st.DrawFn) -> tuple[list[Slot], list[Request], frozenset, frozenset]:
+    n_slots = draw(st.integers(1, 5))
+    slots = []
+    for j in range(1, n_slots + 1):
+        start = draw(st.integers(9, 15))
+        slots.append(slot(
+            j, household=draw(st.integers(1, 4)), start=start, length=draw(st.integers(1, 3)),
+            capacity=draw(st.integers(1, 4)), tags=frozenset(draw(st.sets(st.sampled_from(TAGS), max_size=2))),
+            vetted=draw(st.sampled_from([VETTED, VETTED, VETTED, None, date(2025, 7, 1)])),
+            district=draw(st.sampled_from(DISTRICTS)),
+        ))
+    requests = []
+    for i in range(1, draw(st.integers(1, 8)) + 1):
+        start = draw(st.integers(8, 14))
+        requests.append(request(
+            i, minor=draw(st.booleans()), consent=draw(st.integers(0, 5)) > 0,
+            window=(start, start + draw(st.integers(2, 8))),
+            avoided=frozenset(draw(st.sets(st.sampled_from(TAGS), max_size=1))),
+            wanted=frozenset(draw(st.sets(st.sampled_from(TAGS), max_size=2))),
+            districts=frozenset(draw(st.sets(st.sampled_from(DISTRICTS), max_size=2))),
+            priority=draw(st.integers(0, 2)),
+        ))
+    pairs = st.tuples(st.integers(1, len(requests)), st.integers(1, 4))
+    forbidden = frozenset(draw(st.sets(pairs, max_size=3)))
+    pinned = frozenset(draw(st.sets(pairs, max_size=2)))
+    return slots, requests, forbidden, pinned
+
+
+def reference_optimum(slots: list[Slot], requests: list[Request], forbidden: frozenset) -> tuple[int, int]:
+    """(matched, preference) of a straightforward two-stage ILP over all pairs (scipy/HiGHS), no pins."""
+    pairs = [
+        (i, j) for i, r in enumerate(requests) for j, s in enumerate(slots)
+        if any(start <= s.starts_at and s.ends_at <= end for start, end in r.windows)
+        and s.vetted_until is not None and s.starts_at.date() <= s.vetted_until
+        and not (r.is_minor and not r.has_consent) and not r.avoided_tags & s.household_tags
+        and (r.student_id, s.household_id) not in forbidden
+    ]
+    if not pairs:
+        return 0, 0
+    n_x, n_y = len(pairs), len(slots)
+    rows, lows, highs = [], [], []
+    for i in range(len(requests)):  # one slot per student
+        rows.append([1.0 if p[0] == i else 0.0 for p in pairs] + [0.0] * n_y)
+        lows.append(0)
+        highs.append(1)
+    for j, s in enumerate(slots):  # capacity, and at least two whenever y_j (a minor present)
+        on = [1.0 if p[1] == j else 0.0 for p in pairs]
+        rows.append(on + [0.0] * n_y)
+        lows.append(0)
+        highs.append(s.capacity)
+        rows.append(on + [-2.0 if k == j else 0.0 for k in range(n_y)])
+        lows.append(0)
+        highs.append(np.inf)
+    for k, (i, j) in enumerate(pairs):  # a minor on slot j switches y_j on
+        if requests[i].is_minor:
+            row = [0.0] * (n_x + n_y)
+            row[k], row[n_x + j] = 1.0, -1.0
+            rows.append(row)
+            lows.append(-np.inf)
+            highs.append(0)
+    a = np.array(rows)
+    count = np.array([1.0] * n_x + [0.0] * n_y)
+    pref = np.array([preference_points(requests[i], slots[j]) for i, j in pairs] + [0.0] * n_y)
+    bounds, integrality = Bounds(0, 1), np.ones(n_x + n_y)
+    first = milp(-count, constraints=LinearConstraint(a, lows, highs), bounds=bounds, integrality=integrality)
+    best_count = round(-first.fun)
+    second = milp(-pref, constraints=[LinearConstraint(a, lows, highs), LinearConstraint(count, best_count, best_count)],
+                  bounds=bounds, integrality=integrality)
+    return best_count, round(-second.fun)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rounds())
+def test_hard_rules_hold_and_pins_are_met_or_reported(instance: tuple) -> None:
+    slots, requests, forbidden, pinned = instance
+    proposal = propose_matches(slots, requests, forbidden=forbidden, pinned=pinned, seed=3)
+    violations = check_assignment(slots, requests, proposal.assignments, forbidden, pinned)
+    unmet = {student for student, _ in proposal.infeasible_pins}
+    assert all(any(f"student {s}: pinned" in v for s in unmet) for v in violations), violations
+    assert len(violations) == len(unmet)
+    assert set(proposal.assignments) | set(proposal.unmatched) == {r.student_id for r in requests}
+    assert not set(proposal.assignments) & set(proposal.unmatched)
+    for student in unmet:
+        assert proposal.unmatched[student].reason == PIN_INFEASIBLE
+    assert proposal.optimal and proposal.gap == 0.0
+
+
+@settings(max_examples=120, deadline=None)
+@given(rounds())
+def test_matched_and_preference_equal_an_independent_ilp(instance: tuple) -> None:
+    slots, requests, forbidden, _ = instance
+    proposal = propose_matches(slots, requests, forbidden=forbidden, seed=5)
+    assert (proposal.matched_count, proposal.preference_score) == reference_optimum(slots, requests, forbidden)
+    assert proposal.matched_count == len(proposal.assignments)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rounds(), st.integers(0, 2**32))
+def test_same_seed_same_result(instance: tuple, seed: int) -> None:
+    slots, requests, forbidden, pinned = instance
+    first = propose_matches(slots, requests, forbidden=forbidden, pinned=pinned, seed=seed)
+    again = propose_matches(list(reversed(slots)), list(reversed(requests)), forbidden=forbidden,
+                            pinned=pinned, seed=seed)
+    assert (first.assignments, first.unmatched, first.seed) == (again.assignments, again.unmatched, seed)
+
+
+def test_a_minor_never_visits_alone_but_goes_with_a_companion() -> None:
+    alone = propose_matches([slot(1)], [request(1, minor=True)])
+    assert alone.assignments == {}
+    assert alone.unmatched[1].reason == WOULD_BE_LONE_MINOR
+    together = propose_matches([slot(1)], [request(1, minor=True), request(2)])
+    assert together.assignments == {1: 1, 2: 1}
+    single_place = propose_matches([slot(1, capacity=1)], [request(1, minor=True), request(2)])
+    assert single_place.assignments == {2: 1}
+    assert single_place.unmatched[1].reason == WOULD_BE_LONE_MINOR
+
+
+def test_two_minors_may_visit_together() -> None:
+    proposal = propose_matches([slot(1)], [request(1, minor=True), request(2, minor=True)])
+    assert proposal.assignments == {1: 1, 2: 1}
+
+
+@pytest.mark.parametrize(
+    ("slots", "student", "reason"),
+    [
+        ([slot(1)], request(1, minor=True, consent=False), NO_CONSENT),
+        ([slot(1, start=19)], request(1, window=(9, 18)), NO_SLOT_AT_THEIR_TIMES),
+        ([slot(1, start=10, length=3)], request(1, window=(9, 12)), NO_SLOT_AT_THEIR_TIMES),
+        ([slot(1, vetted=None), slot(2, vetted=date(2025, 7, 18))], request(1), ONLY_UNVETTED_HOUSEHOLDS),
+        ([slot(1, tags=frozenset({"pets"}))], request(1, avoided=frozenset({"pets"})), AVOIDED_TAGS_EVERYWHERE),
+    ],
+)
+def test_unmatched_reasons(slots: list[Slot], student: Request, reason: str) -> None:
+    proposal = propose_matches(slots, [student])
+    assert proposal.assignments == {}
+    assert proposal.unmatched[student.student_id].reason == reason
+
+
+def test_reason_full_and_forbidden() -> None:
+    full = propose_matches([slot(1, capacity=1)], [request(1, priority=1), request(2)])
+    assert full.assignments == {1: 1}  # the student left out last round goes first
+    assert full.unmatched[2].reason == ALL_COMPATIBLE_SLOTS_FULL
+    forbidden = propose_matches([slot(1, household=7)], [request(1)], forbidden={(1, 7)})
+    assert forbidden.unmatched[1].reason == FORBIDDEN
+
+
+def test_pins_are_honoured_and_infeasible_pins_reported() -> None:
+    slots = [slot(1, household=10, district="六浦"), slot(2, household=20, district="金沢文庫")]
+    wants_bunko = request(1, districts=frozenset({"金沢文庫"}))
+    pinned = propose_matches(slots, [wants_bunko], pinned={(1, 10)})
+    assert pinned.assignments == {1: 1}
+    unknown = propose_matches(slots, [wants_bunko, request(2)], pinned={(1, 99)})
+    assert unknown.infeasible_pins == frozenset({(1, 99)})
+    assert unknown.unmatched[1].reason == PIN_INFEASIBLE
+    assert unknown.assignments == {2: 1} or unknown.assignments == {2: 2}
+
+
+def test_preferences_then_priority_decide_between_equal_counts() -> None:
+    slots = [slot(1, capacity=1, tags=frozenset({"twins"})), slot(2, capacity=1)]
+    proposal = propose_matches(slots, [request(1, wanted=frozenset({"twins"})), request(2)])
+    assert proposal.assignments == {1: 1, 2: 2}
+    assert proposal.preference_score == 1 and proposal.optimal
+
+
+def test_check_assignment_names_each_violation() -> None:
+    slots = [slot(1, capacity=1, tags=frozenset({"pets"}), vetted=None)]
+    requests = [request(1, minor=True, consent=False, avoided=frozenset({"pets"}), window=(12, 18)), request(2)]
+    violations = check_assignment(slots, requests, {1: 1, 2: 1}, forbidden={(2, 1)}, pinned={(1, 5)})
+    text = "\n".join(violations)
+    for fragment in ["outside", "not vetted", "without guardian consent", "avoided tags", "forbidden",
+                     "pinned to another", "exceed capacity"]:
+        assert fragment in text
+    assert check_assignment([slot(1)], [request(1, minor=True)], {1: 1}) == ["slot 1: minor 1 would visit alone"]
+
+
+def test_duplicate_students_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        propose_matches([slot(1)], [request(1), request(1)])
