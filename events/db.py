@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from piccolo.engine import engine_finder
 from piccolo.engine.base import Engine
@@ -25,11 +24,15 @@ from events.errors import Busy
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
+def sqlite_path(database_url: str) -> str:
+    """sqlite:///relative/file or sqlite:////absolute/file (the SQLAlchemy convention)."""
+    return database_url.removeprefix("sqlite:///") if database_url.startswith("sqlite:///") else database_url
+
+
 def make_engine(database_url: str) -> Engine:
     if database_url.startswith("postgres"):
         return PostgresEngine(config={"dsn": database_url})
-    path = urlsplit(database_url).path if "://" in database_url else database_url
-    return SQLiteEngine(path=path, timeout=SQLITE_BUSY_TIMEOUT_S)
+    return SQLiteEngine(path=sqlite_path(database_url), timeout=SQLITE_BUSY_TIMEOUT_S)
 
 
 def engine() -> Engine:

@@ -12,7 +12,6 @@ from events.errors import DomainError
 from lifedesign.settings import SettingsError, get_settings
 
 
-
 def _fail(message: str, code: int = 1) -> int:
     print(f"lifedesign: error: {message}", file=sys.stderr)
     return code

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 from litestar import Request, Response
 from litestar.enums import MediaType
 
@@ -45,7 +45,7 @@ def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(config().templates_dir)),
         autoescape=select_autoescape(default=True),
-        undefined=StrictUndefined,
+        undefined=ChainableUndefined,  # a missing form field renders empty, not a 500
         trim_blocks=True,
         lstrip_blocks=True,
     )

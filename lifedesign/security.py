@@ -22,6 +22,8 @@ from lifedesign.settings import get_settings
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 ANON_CSRF_COOKIE = "ld_csrf"
 LANG_COOKIE = "ld_lang"
+# Token-authorised POSTs that mail clients send without our page (RFC 8058 one-click unsubscribe).
+CSRF_EXEMPT_PREFIXES = ("/reminders/unsubscribe/",)
 
 
 def session_cookie_name() -> str:
@@ -84,6 +86,8 @@ async def identify(request: Request) -> None:
 
 async def _check_csrf(request: Request) -> None:
     """A cookie session or an HTML form must prove it came from our own page; bearer calls need not."""
+    if request.url.path.startswith(CSRF_EXEMPT_PREFIXES):
+        return
     is_form = "form" in request.headers.get("content-type", "")
     if request.state.auth != "session" and not is_form:
         return  # an anonymous JSON call carries no ambient credential to abuse
@@ -100,7 +104,10 @@ class IdentifyMiddleware(ASGIMiddleware):
     """Runs before guards (Litestar evaluates guards before before_request hooks)."""
 
     scopes = (ScopeType.HTTP,)
-    exclude_path_pattern = ("^/static/",)
+
+    @staticmethod
+    def should_bypass_for_scope(scope: Scope) -> bool:
+        return scope["path"].startswith("/static/")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         await identify(Request(scope, receive))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -41,7 +41,6 @@ class Settings:
     reminder_days_before: int = 1
     reminder_hour: int = 9
     survey_delay_hours: int = 2
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def database_kind(self) -> str:
@@ -49,7 +48,9 @@ class Settings:
 
     @property
     def sqlite_path(self) -> Path:
-        return Path(urlsplit(self.database_url).path if "://" in self.database_url else self.database_url)
+        from events.db import sqlite_path
+
+        return Path(sqlite_path(self.database_url))
 
     @property
     def mail_dir(self) -> Path:
