@@ -1,0 +1,222 @@
+"""Exchange sessions against a real database: planning, live re-planning, prior meetings, mail, summaries."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from events import people
+from events.core.tables import Person
+from events.errors import Conflict, Invalid
+from events.exchanges import sessions
+from events.exchanges.tables import ExchangeSession, TableSeat
+from events.seminars.tables import Event, Registration
+from tests.conftest import mail_text, outbox_mails
+
+# ---------------------------------------------------------------- helpers (used by the HTTP tests too)
+
+
+async def exchange_event(title: str = "保育士交流会", *, days: int = 14, capacity: int = 100) -> int:
+    """A published staff_exchange event (inserted directly; registration services are another area's)."""
+    starts = datetime(2026, 6, 1, 5, 0, tzinfo=UTC) + timedelta(days=days)
+    now = datetime.now(UTC)
+    rows = await Event.insert(Event(
+        kind="staff_exchange", title=title, title_en="Nursery staff exchange", venue="金沢区役所 会議室",
+        starts_at=starts, ends_at=starts + timedelta(hours=2), capacity=capacity, taken=0,
+        audience="facility_staff", status="published", created_at=now, updated_at=now,
+    )).returning(Event.id)
+    return rows[0]["id"]
+
+
+async def register(event_id: int, person_id: int, status: str = "confirmed") -> None:
+    now = datetime.now(UTC)
+    await Registration.insert(Registration(event=event_id, person=person_id, status=status, created_at=now,
+                                           updated_at=now, confirmed_at=now))
+    await Event.update({Event.taken: Event.taken + 1}).where(Event.id == event_id)
+
+
+async def staff_of(facility_sizes: list[int], prefix: str = "f") -> dict[int, list[int]]:
+    """Facilities with that many staff each: {facility_id: [person ids]}."""
+    result: dict[int, list[int]] = {}
+    for f, size in enumerate(facility_sizes):
+        facility_id = await people.create_facility(f"{prefix}保育園{f}", "nursery", "六浦")
+        result[facility_id] = [
+            await people.create_person(f"{prefix}{f}-{i}@example.jp", f"職員 {prefix}{f}-{i}", roles=("facility_staff",),
+                                       facility_id=facility_id)
+            for i in range(size)
+        ]
+    return result
+
+
+async def session_with(facility_sizes: list[int], *, rounds: int = 3, table_size: int = 4, prefix: str = "f",
+                       days: int = 14, themes=("保育の楽しさ", "保護者対応", "若手の育成")) -> tuple[int, dict[int, list[int]]]:
+    event_id = await exchange_event(days=days)
+    staff = await staff_of(facility_sizes, prefix)
+    for ids in staff.values():
+        for person_id in ids:
+            await register(event_id, person_id)
+    session_id = await sessions.create_session(event_id, rounds=rounds, table_size=table_size, themes=list(themes))
+    return session_id, staff
+
+
+async def db_rounds(session_id: int) -> list[list[list[int]]]:
+    rows = await TableSeat.select().where(TableSeat.session == session_id)
+    rounds: dict[int, dict[int, list[int]]] = {}
+    for r in rows:
+        rounds.setdefault(r["round"], {}).setdefault(r["table_no"], []).append(r["person"])
+    return [[sorted(rounds[r][t]) for t in sorted(rounds[r])] for r in sorted(rounds)]
+
+
+def assert_facility_rule(rounds, staff: dict[int, list[int]]) -> None:
+    facility = {p: f for f, ids in staff.items() for p in ids}
+    for round_ in rounds:
+        for table in round_:
+            assert len({facility[p] for p in table}) == len(table), f"colleagues share table {table}"
+        sizes = [len(t) for t in round_]
+        assert max(sizes) - min(sizes) <= 1
+
+
+def repeats(rounds) -> int:
+    met = Counter(pair for round_ in rounds for table in round_ for pair in itertools.combinations(sorted(table), 2))
+    return sum(n - 1 for n in met.values() if n > 1)
+
+
+# ---------------------------------------------------------------- tests
+
+
+async def test_assign_tables_stores_a_plan_that_keeps_the_rules(db):
+    session_id, staff = await session_with([3, 3, 3, 2, 2, 2, 1, 1, 1], rounds=4, table_size=4)
+    summary = await sessions.assign_tables(session_id, seed=7)
+    rounds = await db_rounds(session_id)
+    assert len(rounds) == 4
+    everyone = sorted(p for ids in staff.values() for p in ids)
+    for round_ in rounds:
+        assert sorted(p for t in round_ for p in t) == everyone
+    assert_facility_rule(rounds, staff)
+    assert repeats(rounds) == summary.repeat_pairs == 0
+    assert summary.same_facility_pairs == 0
+    assert summary.bound == (18 - 3) // (4 - 1)  # person bound: largest facility 3, tables of 4 or 5 → 5
+    assert summary.clash_free_rounds == 4 and summary.target == 4
+    stored = await ExchangeSession.select().where(ExchangeSession.id == session_id).first()
+    assert stored["seed"] == 7 and stored["plan_version"] == 1 and stored["plan_bound"] == summary.bound
+
+
+async def test_same_seed_gives_the_same_seats(db):
+    session_id, _ = await session_with([2, 2, 2, 2, 2, 2], rounds=3, table_size=3)
+    await sessions.assign_tables(session_id, seed=11)
+    first = await db_rounds(session_id)
+    await sessions.assign_tables(session_id, seed=11)
+    assert await db_rounds(session_id) == first
+    stored = await ExchangeSession.select().where(ExchangeSession.id == session_id).first()
+    assert stored["plan_version"] == 2
+
+
+async def test_replan_keeps_held_rounds_and_drops_the_absent(db):
+    session_id, staff = await session_with([3, 3, 2, 2, 2, 2, 2, 1, 1], rounds=4, table_size=4)
+    await sessions.assign_tables(session_id, seed=3)
+    before = await db_rounds(session_id)
+    await sessions.set_current_round(session_id, 2)
+    leaver = staff[next(iter(staff))][0]
+    latecomer = staff[list(staff)[1]][0]
+    summary = await sessions.replan(session_id, absent=[leaver], late=[latecomer], seed=99)
+    after = await db_rounds(session_id)
+    assert after[:2] == before[:2], "rounds already held must not change"
+    assert summary.fixed_rounds == 2
+    for round_ in after[2:]:
+        seated = [p for t in round_ for p in t]
+        assert leaver not in seated
+        assert latecomer in seated
+    remaining = {f: [p for p in ids if p != leaver] for f, ids in staff.items()}
+    assert_facility_rule(after[2:], remaining)
+    assert_facility_rule(after[:2], staff)
+    assert repeats(after) == summary.repeat_pairs == 0
+
+
+async def test_held_rounds_cannot_be_undone_and_a_finished_session_is_not_replanned(db):
+    session_id, _ = await session_with([2, 2, 2, 2], rounds=2, table_size=2)
+    with pytest.raises(Conflict):
+        await sessions.set_current_round(session_id, 1)  # nothing planned yet
+    await sessions.assign_tables(session_id, seed=1)
+    await sessions.set_current_round(session_id, 2)
+    with pytest.raises(Conflict):
+        await sessions.set_current_round(session_id, 1)
+    with pytest.raises(Conflict):
+        await sessions.assign_tables(session_id)
+
+
+async def test_a_facility_larger_than_the_tables_is_refused_in_japanese(db):
+    session_id, _ = await session_with([5, 1, 1, 1], rounds=2, table_size=4)
+    with pytest.raises(Invalid) as caught:
+        await sessions.assign_tables(session_id)
+    assert caught.value.code == "facility_larger_than_tables"
+    assert "5人" in caught.value.message and "2卓" in caught.value.message
+    assert await TableSeat.count() == 0
+
+
+async def test_later_session_prefers_pairs_who_never_met(db):
+    first_id, staff = await session_with([1] * 16, rounds=1, table_size=4, days=1)
+    await sessions.assign_tables(first_id, seed=5)
+    event_id = await exchange_event("第2回 交流会", days=30)
+    for ids in staff.values():
+        for person_id in ids:
+            await register(event_id, person_id)
+    second_id = await sessions.create_session(event_id, rounds=1, table_size=4)
+    prior = await sessions.prior_meetings(second_id, [p for ids in staff.values() for p in ids])
+    assert len(prior) == 4 * 6  # four tables of four in the first session
+    summary = await sessions.assign_tables(second_id, seed=5)
+    assert summary.prior_pairs == 0  # 16 people, tables of 4: a round of strangers exists and is found
+    seated = await db_rounds(second_id)
+    assert not [pair for t in seated[0] for pair in itertools.combinations(t, 2) if pair in prior]
+    # The first session has no earlier one: nothing is "prior" for it.
+    assert await sessions.prior_meetings(first_id, [p for ids in staff.values() for p in ids]) == set()
+
+
+async def test_table_summary_and_mail(db):
+    session_id, staff = await session_with([2, 2, 2, 2], rounds=3, table_size=2)
+    person_id = staff[next(iter(staff))][0]
+    session = await sessions.get_session(session_id)
+    assert await sessions.table_summary_for(session["event"], person_id, "ja") is None  # not planned yet
+    await sessions.assign_tables(session_id, seed=2)
+    text = await sessions.table_summary_for(session["event"], person_id, "ja")
+    assert text is not None
+    seats = await sessions.seats_of(session_id, person_id)
+    assert f"第1ラウンド「保育の楽しさ」: テーブル {seats[0]['table']}" in text
+    assert f"/exchanges/{session_id}/my-table" in text
+    english = await sessions.table_summary_for(session["event"], person_id, "en")
+    assert english.startswith("Your tables") and f"Round 2 (保護者対応): table {seats[1]['table']}" in english
+    outsider = await people.create_person("outsider@example.jp", "外部 太郎")
+    assert await sessions.table_summary_for(session["event"], outsider, "ja") is None
+
+    assert await sessions.send_table_mail(session_id) == 8
+    assert await sessions.send_table_mail(session_id) == 0  # same seats: not sent twice
+    email = (await Person.select(Person.email).where(Person.id == person_id).first())["email"]
+    mails = await outbox_mails("exchange_tables", email)
+    assert len(mails) == 1
+    body = mail_text(mails[0])
+    assert f"テーブル {seats[2]['table']}" in body and "若手の育成" in body
+    assert f"/exchanges/{session_id}/my-table" in body
+
+
+async def test_met_matrix_counts_people_and_facilities(db):
+    session_id, staff = await session_with([2, 2, 2, 2], rounds=3, table_size=2)
+    await sessions.assign_tables(session_id, seed=4)
+    matrix = await sessions.met_matrix()
+    assert sum(matrix["people_pairs"].values()) == 3 * 4  # 4 tables of 2 per round
+    assert sum(matrix["facility_pairs"].values()) == 12
+    assert all(a != b for a, b in matrix["facility_pairs"])  # colleagues never sat together
+    assert len(matrix["people"]) == 8 and len(matrix["facilities"]) == 4
+
+
+async def test_session_settings_are_checked(db):
+    event_id = await exchange_event()
+    with pytest.raises(Invalid):
+        await sessions.create_session(event_id, rounds=0, table_size=4)
+    with pytest.raises(Invalid):
+        await sessions.create_session(event_id, rounds=3, table_size=4, tables=5)
+    session_id = await sessions.create_session(event_id, rounds=3, tables=4, themes=["a"])
+    assert (await sessions.get_session(session_id))["themes"] == ["a", "", ""]
+    with pytest.raises(Conflict):
+        await sessions.create_session(event_id, rounds=3, table_size=4)
