@@ -1,0 +1,1 @@
+"""Follow-up feedback surveys: building, sending, answering, results and exports."""

@@ -2,10 +2,12 @@ from pathlib import Path
 
 from piccolo.conf.apps import AppConfig
 
+from events.feedback.tables import FeedbackAnswer, FeedbackRequest, Survey, SurveyQuestion
+
 APP_CONFIG = AppConfig(
     app_name="feedback",
     migrations_folder_path=str(Path(__file__).resolve().parents[2] / "migrations" / "feedback"),
-    table_classes=[],
+    table_classes=[Survey, SurveyQuestion, FeedbackRequest, FeedbackAnswer],
     migration_dependencies=["events.core.piccolo_app", "events.seminars.piccolo_app"],
     commands=[],
 )

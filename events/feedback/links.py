@@ -1,0 +1,43 @@
+"""Personal survey links and the unlinkable answer key.
+
+link token  = HMAC(server secret, "feedback-link:" + request nonce)   (regenerable for the reminder)
+token_hash  = SHA-256(link token)                                    (stored, to find the request)
+answer id   = HMAC(link token, "feedback-answer:" + survey id)       (never stored next to the request)
+
+The database holds the nonce and the token hash but not the secret, so from the database alone one can
+neither rebuild a link nor compute which answer row belongs to which request. The secret is set by the
+shell at start-up (`configure_secret`); events/ does not read the shell's settings.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+_secret: list[bytes] = []
+
+
+def configure_secret(secret: str) -> None:
+    if len(secret) < 32:
+        raise ValueError("the feedback link secret must be at least 32 characters")
+    _secret[:] = [hashlib.sha256(b"lifedesign-feedback:" + secret.encode()).digest()]
+
+
+def _key() -> bytes:
+    if not _secret:
+        raise RuntimeError("feedback links need a secret: call events.feedback.links.configure_secret() first")
+    return _secret[0]
+
+
+def link_token(nonce: str) -> str:
+    digest = hmac.new(_key(), f"feedback-link:{nonce}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def answer_id(token: str, survey_id: int) -> str:
+    return hmac.new(token.encode(), f"feedback-answer:{survey_id}".encode(), hashlib.sha256).hexdigest()

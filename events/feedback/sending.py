@@ -1,0 +1,206 @@
+"""Sending survey links after events, one reminder to those who have not answered, closing surveys.
+
+`run_feedback_jobs` is the worker job: idempotent (one request per person and survey, enforced by a
+UNIQUE index and the outbox idempotency keys) and cheap when nothing is due.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from events.config import config
+from events.core.tables import OutboxMessage, Person
+from events.db import is_sqlite, raw, utcnow, write_transaction
+from events.feedback import links
+from events.feedback.defaults import AUDIENCE_EVENT_KIND
+from events.feedback.tables import FeedbackRequest, Survey
+from events.mail import queue_mail
+from events.seminars.tables import Event, Registration
+
+RecipientSource = Callable[[int], Awaitable[list[int]]]
+_extra_recipients: dict[str, list[RecipientSource]] = {}
+
+MAIL_KINDS = ("feedback_request", "feedback_reminder")
+# An event that ended this long before the survey was created is not surveyed retroactively.
+RETROACTIVE_LIMIT = timedelta(days=30)
+
+
+def register_extra_recipients(audience: str, source: RecipientSource) -> RecipientSource:
+    """Another area tells us who else to ask after an event, e.g. the visits area registers
+    ("host_family", async event_id -> [host person id]) for private home_visit events."""
+    sources = _extra_recipients.setdefault(audience, [])
+    if source not in sources:
+        sources.append(source)
+    return source
+
+
+REGISTRATION_AUDIENCES = ("seminar_student", "home_visit_student", "exchange_staff")
+
+
+async def recipients_of(event: dict[str, Any], audience: str) -> list[int]:
+    """Attended if attendance was taken, else everyone confirmed (or attended); plus registered extras."""
+    people: list[int] = []
+    if audience in REGISTRATION_AUDIENCES:
+        states = ["attended"] if event["attendance_taken"] else ["confirmed", "attended"]
+        rows = await Registration.select(Registration.person).where(
+            (Registration.event == event["id"]) & Registration.status.is_in(states)).order_by(Registration.id)
+        people += [r["person"] for r in rows]
+    for source in _extra_recipients.get(audience, []):
+        people += list(await source(event["id"]))
+    return list(dict.fromkeys(people))
+
+
+def _due_events_query(survey: dict[str, Any], now: datetime):
+    delay = timedelta(hours=config().survey_delay_hours)
+    query = Event.select(Event.id, Event.title, Event.title_en, Event.ends_at, Event.attendance_taken).where(
+        Event.status.is_in(["published", "completed"])
+        & (Event.ends_at <= now - delay)
+        & (Event.ends_at >= survey["created_at"] - RETROACTIVE_LIMIT)
+        & (Event.kind == AUDIENCE_EVENT_KIND[survey["audience"]])
+    )
+    if survey["event"] is not None:
+        return query.where(Event.id == survey["event"])
+    return query.where(Event.series == survey["series"])
+
+
+def _mail_context(survey: dict[str, Any], event: dict[str, Any], person: dict[str, Any], token: str) -> dict:
+    english = person["locale"] == "en"
+    return {
+        "survey_title": (survey["title_en"] if english and survey["title_en"] else survey["title"]),
+        "event_title": (event["title_en"] if english and event.get("title_en") else event["title"]),
+        "link": f"{config().base_url}/feedback/{token}",
+        "anonymous": survey["anonymous"],
+        "closes_at": survey["closes_at"],
+    }
+
+
+async def send_feedback_requests(now: datetime | None = None) -> int:
+    """Ask everyone due, for every open survey; returns the number of requests created."""
+    now = now or utcnow()
+    created = 0
+    surveys = await Survey.select().where(
+        (Survey.status == "open") & (Survey.closes_at.is_null() | (Survey.closes_at > now)))
+    for survey in surveys:
+        for event in await _due_events_query(survey, now):
+            people = await recipients_of(event, survey["audience"])
+            if not people:
+                continue
+            async with write_transaction():
+                asked = {r["person"] for r in await FeedbackRequest.select(FeedbackRequest.person).where(
+                    (FeedbackRequest.survey == survey["id"]) & FeedbackRequest.person.is_in(people))}
+                for person in await Person.select(Person.id, Person.email, Person.name, Person.locale).where(
+                        Person.id.is_in([p for p in people if p not in asked] or [-1]) & Person.active.eq(True)):
+                    nonce = secrets.token_urlsafe(24)
+                    token = links.link_token(nonce)
+                    inserted = await FeedbackRequest.insert(FeedbackRequest(
+                        survey=survey["id"], event=event["id"], person=person["id"], token_hash=links.token_hash(token),
+                        nonce=nonce, locale=person["locale"], sent_at=now,
+                    )).on_conflict(action="DO NOTHING").returning(FeedbackRequest.id)
+                    if not inserted:  # another worker asked this person first
+                        continue
+                    await queue_mail(
+                        "feedback_request", to_email=person["email"], to_name=person["name"], locale=person["locale"],
+                        context=_mail_context(survey, event, person, token),
+                        key=f"feedback:{survey['id']}:{person['id']}", group_key=f"feedback:{survey['id']}",
+                    )
+                    created += 1
+    return created
+
+
+async def send_reminders(now: datetime | None = None) -> int:
+    """One reminder, `reminder_days` after the first mail, only to those who have not answered."""
+    now = now or utcnow()
+    sent = 0
+    surveys = await Survey.select().where(
+        (Survey.status == "open") & (Survey.closes_at.is_null() | (Survey.closes_at > now)))
+    for survey in surveys:
+        cutoff = now - timedelta(days=survey["reminder_days"])
+        async with write_transaction():
+            due = await FeedbackRequest.select(
+                FeedbackRequest.id, FeedbackRequest.nonce, FeedbackRequest.event.title.as_alias("title"),
+                FeedbackRequest.event.title_en.as_alias("title_en"), FeedbackRequest.person.id.as_alias("person_id"),
+                FeedbackRequest.person.email.as_alias("email"), FeedbackRequest.person.name.as_alias("name"),
+                FeedbackRequest.person.locale.as_alias("locale"),
+            ).where(
+                (FeedbackRequest.survey == survey["id"]) & FeedbackRequest.responded_at.is_null()
+                & FeedbackRequest.reminded_at.is_null() & (FeedbackRequest.sent_at <= cutoff)
+            )
+            for request in due:
+                # Conditional: a concurrent answer or another worker's reminder wins.
+                claimed = await FeedbackRequest.update({FeedbackRequest.reminded_at: now}).where(
+                    (FeedbackRequest.id == request["id"]) & FeedbackRequest.responded_at.is_null()
+                    & FeedbackRequest.reminded_at.is_null()).returning(FeedbackRequest.id)
+                if not claimed:
+                    continue
+                person = {"locale": request["locale"]}
+                event = {"title": request["title"] or "", "title_en": request["title_en"] or ""}
+                await queue_mail(
+                    "feedback_reminder", to_email=request["email"], to_name=request["name"], locale=request["locale"],
+                    context=_mail_context(survey, event, person, links.link_token(request["nonce"])),
+                    key=f"feedback-reminder:{survey['id']}:{request['person_id']}", group_key=f"feedback:{survey['id']}",
+                )
+                sent += 1
+    return sent
+
+
+async def close_overdue(now: datetime | None = None) -> int:
+    now = now or utcnow()
+    async with write_transaction():
+        rows = await Survey.update({Survey.status: "closed"}).where(
+            (Survey.status == "open") & Survey.closes_at.is_not_null() & (Survey.closes_at <= now)
+        ).returning(Survey.id)
+        for row in rows:  # nothing more to remind anyone of
+            await _withdraw_unsent(row["id"])
+    return len(rows)
+
+
+async def _withdraw_unsent(survey_id: int) -> None:
+    await OutboxMessage.update({OutboxMessage.status: "withdrawn"}).where(
+        (OutboxMessage.group_key == f"feedback:{survey_id}")
+        & OutboxMessage.status.is_in(["queued", "awaiting_retry"]))
+
+
+async def scrub_sent_links() -> int:
+    """Once a survey mail has left (or will never leave), its bytes — which carry the personal link —
+    are erased from the outbox, so a copy of the database holds no link from which an answer key
+    could be computed."""
+    async with write_transaction():
+        rows = await raw(
+            "UPDATE outbox_message SET message = {} WHERE kind IN ('feedback_request', 'feedback_reminder') "
+            "AND status IN ('sent', 'failed', 'withdrawn') AND length(message) > 0 RETURNING id",
+            b"",
+        )
+    return len(rows)
+
+
+_last_reorder: list[datetime] = []
+REORDER_EVERY = timedelta(hours=1)
+
+
+async def reorder_storage(now: datetime | None = None, *, force: bool = False) -> bool:
+    """PostgreSQL appends rows (and updated row versions) in time order, so the physical order of
+    feedback_answer and of answered feedback_request rows could be matched up in a dump. CLUSTER
+    rewrites answers in the order of their random key and requests in the order they were sent.
+    SQLite needs none of this: answers get a random rowid and updates stay in place."""
+    now = now or utcnow()
+    if is_sqlite() or (not force and _last_reorder and now - _last_reorder[0] < REORDER_EVERY):
+        return False
+    _last_reorder[:] = [now]
+    await raw("CLUSTER feedback_answer USING feedback_answer_pkey")
+    await raw("CLUSTER feedback_request USING feedback_request_pkey")
+    return True
+
+
+async def run_feedback_jobs() -> dict[str, int]:
+    now = utcnow()
+    tally = {
+        "closed": await close_overdue(now),
+        "requested": await send_feedback_requests(now),
+        "reminded": await send_reminders(now),
+        "scrubbed": await scrub_sent_links(),
+    }
+    tally["reordered"] = int(await reorder_storage(now))
+    return tally
