@@ -54,6 +54,12 @@ def environment() -> Environment:
     return env
 
 
+def request_locale(request: Request) -> str:
+    """The identify middleware decides; unmatched routes (404) never reach it, so decide the same way here."""
+    locale = getattr(request.state, "locale", None) or request.query_params.get("lang") or request.cookies.get("ld_lang")
+    return locale if locale in ("ja", "en") else "ja"
+
+
 def page(
     request: Request,
     template: str,
@@ -62,7 +68,7 @@ def page(
     title: str = "",
     **context: Any,
 ) -> Response:
-    locale = getattr(request.state, "locale", "ja")
+    locale = request_locale(request)
     person = getattr(request.state, "person", None)
     roles = set(person["roles"]) if person else set()
     _ = gettext_for(locale)
@@ -100,7 +106,7 @@ async def sections(request: Request, providers: list[Any]) -> list[Any]:
 
 def render_fragment(request: Request, template: str, **context: Any) -> str:
     """A block of HTML for HOME_SECTIONS / PROFILE_SECTIONS, rendered with the page's context."""
-    locale = getattr(request.state, "locale", "ja")
+    locale = request_locale(request)
     return environment().get_template(template).render(
         request=request, _=gettext_for(locale), lang=locale, person=getattr(request.state, "person", None),
         csrf_token=getattr(request.state, "csrf_token", ""), **context,
