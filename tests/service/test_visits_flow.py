@@ -1,0 +1,295 @@
+"""Home visits through the services: households, rounds, requests, consent, matching, answers, events, addresses."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from events import hooks
+from events.core.tables import AuditEntry
+from events.db import utcnow
+from events.errors import Conflict, Forbidden, Invalid, NotFound
+from events.people import StudentInfo
+from events.seminars.tables import Event, Registration
+from events.visits import confirmations, households, proposals, requests, rounds
+from events.visits.tables import VisitConsent, VisitMatch
+from tests.conftest import make_person, outbox_mails
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+def day(offset: int, hour: int) -> datetime:
+    base = (utcnow() + timedelta(days=offset)).astimezone(TOKYO)
+    return base.replace(hour=hour, minute=0, second=0, microsecond=0)
+
+
+async def family(district: str, *, tags=(), vetted=True, pets="") -> tuple[int, int]:
+    person = await make_person("host_family")
+    household = await households.save_household(person, households.HouseholdProfile(
+        display_name=f"テスト家 {person}", district=district, children_ages=[2, 5], tags=list(tags), pets=pets))
+    await households.save_address(person, households.Address("236-0053", f"横浜市金沢区{district}1-2-{person}",
+                                                              "駅から徒歩5分", "045-000-0000"))
+    if vetted:
+        coordinator = await make_person("coordinator")
+        await households.record_vetting(coordinator, household, interviewed_on=utcnow().date(),
+                                        valid_until=utcnow().date() + timedelta(days=365))
+    return person, household
+
+
+async def minor() -> int:
+    born = utcnow().date().replace(year=utcnow().year - 16)
+    return await make_person("student", student=StudentInfo("high_school", "金沢高校", 2, born, "parent@example.jp",
+                                                            "保護者 太郎"))
+
+
+@pytest.fixture
+def emitted():
+    seen: list[tuple[str, dict]] = []
+
+    async def confirmed(**payload):
+        seen.append(("registration.confirmed", payload))
+
+    async def cancelled(**payload):
+        seen.append(("registration.cancelled", payload))
+
+    hooks.subscribe("registration.confirmed", confirmed)
+    hooks.subscribe("registration.cancelled", cancelled)
+    yield seen
+    hooks._subscribers["registration.confirmed"].remove(confirmed)
+    hooks._subscribers["registration.cancelled"].remove(cancelled)
+
+
+async def open_round(coordinator: int) -> int:
+    return await rounds.create_round(coordinator, name="2026年 夏の家庭訪問", requests_open_at=utcnow() - timedelta(hours=1),
+                                     requests_close_at=utcnow() + timedelta(days=7), seed=7)
+
+
+async def test_full_flow_decline_and_rematch(db, emitted):
+    coordinator = await make_person("coordinator")
+    round_id = await open_round(coordinator)
+    fam1, house1 = await family("能見台", tags=["dual_income", "infant"])
+    await rounds.offer_slot(fam1, round_id, starts_at=day(10, 10), ends_at=day(10, 13), capacity=2)
+    young = await minor()
+    adult_a = await make_person("student")
+    adult_b = await make_person("student")
+    window = [(day(10, 9), day(10, 17))]
+    young_request = await requests.submit_request(young, round_id, requests.RequestInput(
+        windows=window, districts=["能見台"], wanted_tags=["infant"]))
+    await requests.submit_request(adult_a, round_id, requests.RequestInput(windows=window, districts=["能見台"]))
+    await requests.submit_request(adult_b, round_id, requests.RequestInput(windows=window, districts=["六浦"]))
+
+    # the minor needs consent: a mail to the guardian with a link; without it no match
+    consent_mails = await outbox_mails("visit_consent_request", "parent@example.jp")
+    assert len(consent_mails) == 1
+    token = [u for u in consent_mails[0].get_body(("plain",)).get_content().split() if "/visits/consent/" in u][0]
+    token = token.rsplit("/", 1)[1]
+    info = await requests.consent_info(token)
+    assert info["districts"] == ["能見台"] and not info["expired"]
+
+    first = await proposals.proposal_view(await proposals.run_matching(round_id, coordinator))
+    unmatched = {u["student_id"]: u["reason"] for u in first["unmatched"]}
+    assert unmatched[young] == "no_consent"
+    assert "保護者の同意" in [u for u in first["unmatched"] if u["student_id"] == young][0]["reason_label"]
+
+    await requests.decide_consent(token, "given", client="127.0.0.1")
+    with pytest.raises(Invalid):  # a token answers once
+        await requests.decide_consent(token, "refused")
+    assert len(await outbox_mails("visit_consent_outcome")) == 1
+
+    proposal_id = await proposals.run_matching(round_id, coordinator)
+    view = await proposals.proposal_view(proposal_id)
+    matched = {m["student"]: m for m in view["matches"]}
+    assert young in matched and len(matched) == 2  # capacity 2, the minor with an adult
+    companion = next(s for s in matched if s != young)
+    assert view["proposal"]["optimal"]
+    assert {u["student_id"] for u in view["unmatched"]} == {adult_a, adult_b} - {companion}
+
+    # nothing is offered before the coordinator confirms
+    assert await confirmations.matches_of_student(young) == []
+    result = await proposals.confirm_proposal(proposal_id, coordinator)
+    assert result["offered"] == 2
+    assert len(await outbox_mails("visit_offer")) == 3  # two students, one family mail
+    with pytest.raises(Conflict):
+        await proposals.confirm_proposal(proposal_id, coordinator)
+
+    young_match = (await confirmations.matches_of_student(young))[0]
+    companion_match = (await confirmations.matches_of_student(companion))[0]
+    # the address stays hidden before both sides confirm
+    with pytest.raises(Forbidden):
+        await households.read_address(house1, viewer_id=young)
+    with pytest.raises(NotFound):  # a student cannot answer for another
+        await confirmations.respond(companion_match["id"], young, side="student", accept=True)
+
+    for match in (young_match, companion_match):
+        await confirmations.respond(match["id"], fam1, side="family", accept=True)
+    await confirmations.respond(young_match["id"], young, side="student", accept=True)
+    # an accepted minor alone is not a confirmed visit yet
+    assert await Event.count() == 0
+    with pytest.raises(Forbidden):
+        await households.read_address(house1, viewer_id=young)
+    await confirmations.respond(companion_match["id"], companion, side="student", accept=True)
+
+    event = await Event.select().first()
+    assert event["kind"] == "home_visit" and event["visibility"] == "private" and event["status"] == "published"
+    assert event["title"] == "家庭訪問（能見台）" and event["venue"] == "能見台"
+    assert event["taken"] == 2 and event["capacity"] == 2
+    assert await Registration.count().where(Registration.status == "confirmed") == 2
+    assert [name for name, _ in emitted] == ["registration.confirmed", "registration.confirmed"]
+    assert len(await outbox_mails("visit_confirmed")) == 4
+
+    address = await households.read_address(house1, viewer_id=young, client="127.0.0.1")
+    assert address["address"].startswith("横浜市金沢区能見台")
+    contact = await households.read_student_contact(young, viewer_id=fam1)
+    assert "@" in contact["email"]
+    views = await AuditEntry.select(AuditEntry.action, AuditEntry.actor).where(
+        AuditEntry.action.is_in(["viewed_address", "viewed_student_contact"]))
+    assert {(v["action"], v["actor"]) for v in views} == {("viewed_address", young), ("viewed_student_contact", fam1)}
+    # another student (not on this visit) and another family see nothing
+    with pytest.raises(Forbidden):
+        await households.read_address(house1, viewer_id=adult_a if companion != adult_a else adult_b)
+    fam2, _ = await family("六浦")
+    with pytest.raises(Forbidden):
+        await households.read_student_contact(young, viewer_id=fam2)
+
+    # the companion declines: the minor may not go alone, so the whole visit is off (seats freed)
+    await confirmations.respond(companion_match["id"], companion, side="student", accept=False)
+    event = await Event.select().first()
+    assert event["taken"] == 0 and event["status"] == "cancelled"
+    assert [name for name, _ in emitted][-2:] == ["registration.cancelled", "registration.cancelled"]
+    assert all(p["was_confirmed"] for n, p in emitted if n == "registration.cancelled")
+    assert len(await outbox_mails("visit_declined")) == 2  # family and coordinator
+    with pytest.raises(Forbidden):
+        await households.read_address(house1, viewer_id=young)
+
+    # re-match: the minor's accepted match is kept, the free adult joins; the decliner is not sent back there
+    rematch = await proposals.proposal_view(await proposals.run_matching(round_id, coordinator))
+    pairs = {m["student"]: m for m in rematch["matches"]}
+    assert set(pairs) == {young, adult_a, adult_b} - {companion}
+    assert pairs[young]["kept"]
+    result = await proposals.confirm_proposal(rematch["proposal"]["id"], coordinator)
+    assert result == {"offered": 1, "cancelled": 0, "kept": 1}
+    newcomer = next(s for s in pairs if s != young)
+    new_match = (await confirmations.matches_of_student(newcomer))[0]
+    await confirmations.respond(new_match["id"], fam1, side="family", accept=True)
+    assert await confirmations.respond(new_match["id"], newcomer, side="student", accept=True) == "accepted"
+    event = await Event.select().first()
+    assert event["taken"] == 2 and event["status"] == "published"
+    assert await households.read_address(house1, viewer_id=young)
+    # the record of consent is kept with its text version
+    consent = await VisitConsent.select().where(VisitConsent.request == young_request).first()
+    assert consent["decision"] == "given" and consent["text_version"] == requests.CONSENT_TEXT_VERSION
+
+
+async def test_address_hidden_a_week_after_the_visit(db):
+    coordinator = await make_person("coordinator")
+    round_id = await open_round(coordinator)
+    fam, house = await family("六浦")
+    slot = await rounds.offer_slot(fam, round_id, starts_at=day(3, 10), ends_at=day(3, 12), capacity=1)
+    student = await make_person("student")
+    await requests.submit_request(student, round_id, requests.RequestInput(windows=[(day(3, 9), day(3, 18))]))
+    await proposals.confirm_proposal(await proposals.run_matching(round_id, coordinator), coordinator)
+    match = (await confirmations.matches_of_student(student))[0]
+    await confirmations.respond(match["id"], student, side="student", accept=True)
+    await confirmations.respond(match["id"], fam, side="family", accept=True)
+    assert (await households.read_address(house, viewer_id=student))["district"] == "六浦"
+    # move the visit into the past: 8 days ago it ended
+    from events.visits.tables import VisitSlot
+
+    await VisitSlot.update({VisitSlot.starts_at: utcnow() - timedelta(days=8, hours=2),
+                            VisitSlot.ends_at: utcnow() - timedelta(days=8)}).where(VisitSlot.id == slot)
+    with pytest.raises(Forbidden):
+        await households.read_address(house, viewer_id=student)
+    with pytest.raises(Forbidden):
+        await households.read_student_contact(student, viewer_id=fam)
+    # coordinators always can, and it is audited
+    await households.read_address(house, viewer_id=coordinator)
+    assert await AuditEntry.count().where((AuditEntry.action == "viewed_address")
+                                          & (AuditEntry.actor == coordinator)) == 1
+    assert await AuditEntry.count().where(AuditEntry.action == "address_refused") == 1
+
+
+async def test_unvetted_and_avoided_households_explain_why(db):
+    coordinator = await make_person("coordinator")
+    round_id = await open_round(coordinator)
+    fam_unvetted, _ = await family("金沢文庫", vetted=False)
+    fam_pets, _ = await family("並木", pets="犬1匹")
+    await rounds.offer_slot(fam_unvetted, round_id, starts_at=day(5, 10), ends_at=day(5, 12), capacity=2)
+    await rounds.offer_slot(fam_pets, round_id, starts_at=day(6, 10), ends_at=day(6, 12), capacity=2)
+    a = await make_person("student")
+    b = await make_person("student")
+    c = await make_person("student")
+    await requests.submit_request(a, round_id, requests.RequestInput(windows=[(day(5, 9), day(5, 13))]))
+    await requests.submit_request(b, round_id, requests.RequestInput(windows=[(day(6, 9), day(6, 13))],
+                                                                       avoided_tags=["pets"]))
+    await requests.submit_request(c, round_id, requests.RequestInput(windows=[(day(8, 9), day(8, 13))]))
+    view = await proposals.proposal_view(await proposals.run_matching(round_id, coordinator))
+    reasons = {u["student_id"]: u["reason_label"] for u in view["unmatched"]}
+    assert "面談" in reasons[a]
+    assert "避けたい条件" in reasons[b]
+    assert reasons[c] == "希望の時間帯に枠がありません"
+    assert view["matches"] == []
+
+
+async def test_pin_and_forbid(db):
+    coordinator = await make_person("coordinator")
+    round_id = await open_round(coordinator)
+    fam1, house1 = await family("能見台")
+    fam2, house2 = await family("六浦")
+    await rounds.offer_slot(fam1, round_id, starts_at=day(4, 10), ends_at=day(4, 12), capacity=1)
+    await rounds.offer_slot(fam2, round_id, starts_at=day(4, 13), ends_at=day(4, 15), capacity=1)
+    student = await make_person("student")
+    await requests.submit_request(student, round_id, requests.RequestInput(windows=[(day(4, 9), day(4, 18))],
+                                                                             districts=["能見台"]))
+    first = await proposals.proposal_view(await proposals.run_matching(round_id, coordinator))
+    assert first["matches"][0]["household"] == house1  # the district preference
+    await proposals.set_rule(coordinator, round_id, student_id=student, household_id=house1, kind="forbid")
+    second = await proposals.proposal_view(await proposals.run_matching(round_id, coordinator))
+    assert second["matches"][0]["household"] == house2
+    assert first["proposal"]["id"] != second["proposal"]["id"]
+    with pytest.raises(Conflict):  # a superseded draft cannot be confirmed
+        await proposals.confirm_proposal(first["proposal"]["id"], coordinator)
+    await proposals.set_rule(coordinator, round_id, student_id=student, household_id=house1, kind="none")
+    await proposals.set_rule(coordinator, round_id, student_id=student, household_id=house2, kind="pin")
+    third = await proposals.proposal_view(await proposals.run_matching(round_id, coordinator))
+    assert third["matches"][0]["household"] == house2
+    # the same inputs and seed give the same proposal
+    again = await proposals.proposal_view(await proposals.run_matching(round_id, coordinator))
+    assert [(m["student"], m["slot"]) for m in again["matches"]] == [(m["student"], m["slot"]) for m in third["matches"]]
+    # input changed after the run: confirming is refused
+    late = await make_person("student")
+    await requests.submit_request(late, round_id, requests.RequestInput(windows=[(day(4, 9), day(4, 18))]))
+    with pytest.raises(Conflict) as refused:
+        await proposals.confirm_proposal(again["proposal"]["id"], coordinator)
+    assert refused.value.code == "input_changed"
+
+
+async def test_validation(db):
+    coordinator = await make_person("coordinator")
+    round_id = await open_round(coordinator)
+    fam, _ = await family("能見台")
+    with pytest.raises(Invalid):
+        await rounds.offer_slot(fam, round_id, starts_at=day(3, 10), ends_at=day(3, 12), capacity=5)
+    with pytest.raises(Invalid):
+        await rounds.offer_slot(fam, round_id, starts_at=day(3, 12), ends_at=day(3, 10), capacity=2)
+    await rounds.offer_slot(fam, round_id, starts_at=day(3, 10), ends_at=day(3, 12), capacity=2)
+    with pytest.raises(Conflict):
+        await rounds.offer_slot(fam, round_id, starts_at=day(3, 11), ends_at=day(3, 13), capacity=2)
+    with pytest.raises(Invalid):
+        await households.save_household(fam, households.HouseholdProfile(display_name="x", district="渋谷"))
+    student = await make_person("student")
+    with pytest.raises(Forbidden):
+        await households.save_household(student, households.HouseholdProfile(display_name="x", district="六浦"))
+    with pytest.raises(Invalid):
+        await requests.submit_request(student, round_id, requests.RequestInput(windows=[]))
+    with pytest.raises(Invalid):
+        await requests.submit_request(student, round_id, requests.RequestInput(
+            windows=[(day(3, 9), day(3, 12))], wanted_tags=["pets"], avoided_tags=["pets"]))
+    with pytest.raises(Invalid):
+        await households.record_vetting(coordinator, 1, interviewed_on=date(2026, 5, 1), valid_until=date(2026, 4, 1))
+    # only one live request per student and round: a second submit replaces the first
+    first = await requests.submit_request(student, round_id, requests.RequestInput(windows=[(day(3, 9), day(3, 12))]))
+    second = await requests.submit_request(student, round_id, requests.RequestInput(windows=[(day(3, 8), day(3, 12))]))
+    assert first == second
+    assert await VisitMatch.count() == 0
