@@ -1,6 +1,12 @@
-"""Area 'seminars': pages, API, CLI commands, worker jobs and demo data (see lifedesign/areas/__init__.py)."""
+"""Area 'seminars': JSON API, CLI commands, worker jobs and demo data (see lifedesign/areas/__init__.py).
 
-ROUTES: list = []
-COMMANDS: list = []
-JOBS: list = []
-DEMO = None
+Services live in events/seminars/ (schedule, registration, consent, draws, exports); the HTML pages are
+added to ROUTES by the pages module of this folder.
+"""
+
+from lifedesign.areas.seminars import api, cli, demo, jobs
+
+ROUTES: list = [*api.ROUTES]
+COMMANDS: list = [*cli.COMMANDS]
+JOBS: list = [*jobs.JOBS]
+DEMO = demo.load

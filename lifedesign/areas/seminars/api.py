@@ -1,0 +1,380 @@
+"""JSON API of seminars and registration (/api/v1/events, /api/v1/registrations, /api/v1/consent).
+
+Thin: parse, guard, call one events.seminars service, shape the answer. Errors are {status, code, message}.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, delete, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from events import audit
+from events.errors import Forbidden, Invalid, NotFound
+from events.seminars import consent, draws, exports, registration, schedule
+from lifedesign.security import COORDINATOR, LOGGED_IN, client_of
+
+STAFF_ROLES = {"coordinator", "admin"}
+
+
+class QuestionIn(msgspec.Struct):
+    label: str
+    kind: str = "text"
+    options: list[str] = []
+    required: bool = False
+    label_en: str = ""
+
+
+class EventIn(msgspec.Struct):
+    title: str
+    starts_at: str
+    ends_at: str
+    capacity: int
+    kind: str = "seminar"
+    title_en: str | None = None
+    description: str | None = None
+    description_en: str | None = None
+    venue: str | None = None
+    venue_en: str | None = None
+    registration_opens_at: str | None = None
+    registration_closes_at: str | None = None
+    cancel_cutoff_hours: int | None = None
+    audience: str = "anyone"
+    allocation: str = "first_come"
+    visibility: str | None = None
+    series: str | None = None
+    questions: list[QuestionIn] = []
+    publish: bool = False
+
+
+class QuestionOut(msgspec.Struct):
+    id: int
+    kind: str
+    label: str
+    label_en: str
+    options: list[str]
+    required: bool
+
+
+class EventOut(msgspec.Struct):
+    id: int
+    kind: str
+    title: str
+    title_en: str
+    description: str
+    description_en: str
+    venue: str
+    venue_en: str
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    confirmed_count: int
+    pending_consent_count: int
+    waitlist_count: int
+    applied_count: int
+    remaining: int
+    registration_opens_at: datetime | None
+    registration_closes_at: datetime | None
+    cancel_cutoff_hours: int
+    audience: str
+    allocation: str
+    status: str
+    visibility: str
+    series: str
+    calendar_sequence: int
+    lottery_drawn_at: datetime | None
+    questions: list[QuestionOut] = []
+    warnings: list[dict[str, Any]] = []
+
+
+class RegistrationIn(msgspec.Struct):
+    email: str | None = None
+    name: str | None = None
+    answers: dict[str, Any] = {}
+
+
+class RegistrationOut(msgspec.Struct):
+    id: int
+    event_id: int
+    person_id: int
+    status: str
+    queue_position: int | None = None
+    waitlist_rank: int | None = None
+    replayed: bool = False
+    person_created: bool | None = None
+
+
+class CancelIn(msgspec.Struct):
+    reason: str = ""
+
+
+class DuplicateIn(msgspec.Struct):
+    starts_at: str | None = None
+    ends_at: str | None = None
+    venue: str | None = None
+    title: str | None = None
+
+
+class AttendanceIn(msgspec.Struct):
+    status: str
+
+
+class ConsentDecisionIn(msgspec.Struct):
+    decision: str  # give | refuse
+
+
+def _is_staff(request: Request) -> bool:
+    person = request.state.person
+    return bool(person and STAFF_ROLES & set(person["roles"]))
+
+
+def event_out(event: dict[str, Any], warnings: list[dict[str, Any]] | None = None) -> EventOut:
+    fields = {f: event[f] for f in EventOut.__struct_fields__ if f not in ("questions", "warnings")}
+    questions = [QuestionOut(id=q["id"], kind=q["kind"], label=q["label"], label_en=q["label_en"],
+                             options=list(q["options"] or []), required=q["required"]) for q in event.get("questions", [])]
+    return EventOut(**fields, questions=questions, warnings=warnings if warnings is not None else event.get("warnings", []))
+
+
+def registration_out(result: dict[str, Any]) -> RegistrationOut:
+    return RegistrationOut(**{f: result.get(f) for f in RegistrationOut.__struct_fields__ if f in result})
+
+
+async def _visible_event(request: Request, event_id: int) -> dict[str, Any]:
+    event = await schedule.get_event(event_id)
+    if not _is_staff(request) and (event["status"] == "draft" or event["visibility"] != "public"):
+        raise NotFound("そのイベントは見つかりません。", code="event_not_found")
+    return event
+
+
+# ---------------------------------------------------------------- events
+
+
+@post("/api/v1/events", guards=[COORDINATOR], status_code=HTTP_201_CREATED, tags=["events"])
+async def event_create(request: Request, data: JSONBody[EventIn]) -> EventOut:
+    """Create an event (a draft unless `publish` is true). Times are ISO 8601 with an offset."""
+    fields = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None and k != "publish"}
+    fields["questions"] = [msgspec.structs.asdict(q) for q in data.questions]
+    by = request.state.person["id"]
+    event_id = await schedule.create_event(fields, by=by)
+    if data.publish:
+        return event_out(await schedule.publish_event(event_id, by=by))
+    event = await schedule.get_event(event_id)
+    overlaps = await schedule.overlapping_events(event["venue"], event["starts_at"], event["ends_at"], exclude_id=event_id)
+    return event_out(event, [{"code": "venue_overlap", "event_id": o["id"],
+                              "message": f"同じ会場で時間が重なるイベントがあります: {o['title']}"} for o in overlaps])
+
+
+@get("/api/v1/events", tags=["events"])
+async def event_list(
+    request: Request, start: FromQuery[str | None] = None, end: FromQuery[str | None] = None,
+    kind: FromQuery[str | None] = None,
+) -> list[EventOut]:
+    """Upcoming published public events; coordinators may ask for every event between `start` and `end`."""
+    if start or end:
+        if not _is_staff(request):
+            raise Forbidden("期間を指定した一覧はコーディネーターのみ利用できます。", code="coordinator_only")
+        begin = schedule.parse_time(start, "start")
+        finish = schedule.parse_time(end, "end")
+        if finish <= begin or finish - begin > timedelta(days=400):
+            raise Invalid("期間の指定が正しくありません（400日以内）。", code="invalid_range")
+        events = await schedule.list_events_between(begin, finish, kinds=[kind] if kind else None)
+    else:
+        events = await schedule.list_public_events(kind=kind)
+    return [event_out(e) for e in events]
+
+
+@get("/api/v1/events/{event_id:int}", tags=["events"])
+async def event_detail(request: Request, event_id: FromPath[int]) -> EventOut:
+    return event_out(await _visible_event(request, event_id))
+
+
+@patch("/api/v1/events/{event_id:int}", guards=[COORDINATOR], tags=["events"])
+async def event_update(request: Request, event_id: FromPath[int], data: JSONBody[dict[str, Any]]) -> EventOut:
+    """Change only the given fields. Changing a published event's time, venue or title mails everyone registered."""
+    return event_out(await schedule.update_event(event_id, data, by=request.state.person["id"]))
+
+
+@post("/api/v1/events/{event_id:int}/publish", guards=[COORDINATOR], status_code=HTTP_200_OK, tags=["events"])
+async def event_publish(request: Request, event_id: FromPath[int]) -> EventOut:
+    return event_out(await schedule.publish_event(event_id, by=request.state.person["id"]))
+
+
+@post("/api/v1/events/{event_id:int}/cancel", guards=[COORDINATOR], status_code=HTTP_200_OK, tags=["events"])
+async def event_cancel(request: Request, event_id: FromPath[int], data: JSONBody[CancelIn | None] = None) -> dict[str, Any]:
+    count = await schedule.cancel_event(event_id, by=request.state.person["id"], reason=data.reason if data else "")
+    await audit.record("event_cancelled", actor_id=request.state.person["id"], subject_type="event", subject_id=event_id,
+                       detail={"registrations_cancelled": count}, client=client_of(request))
+    return {"id": event_id, "status": "cancelled", "registrations_cancelled": count}
+
+
+@post("/api/v1/events/{event_id:int}/complete", guards=[COORDINATOR], status_code=HTTP_200_OK, tags=["events"])
+async def event_complete(request: Request, event_id: FromPath[int]) -> EventOut:
+    return event_out(await schedule.complete_event(event_id, by=request.state.person["id"]))
+
+
+@post("/api/v1/events/{event_id:int}/duplicate", guards=[COORDINATOR], status_code=HTTP_201_CREATED, tags=["events"])
+async def event_duplicate(request: Request, event_id: FromPath[int], data: JSONBody[DuplicateIn | None] = None) -> EventOut:
+    data = data or DuplicateIn()
+    new_id = await schedule.duplicate_event(event_id, by=request.state.person["id"], starts_at=data.starts_at,
+                                            ends_at=data.ends_at, venue=data.venue, title=data.title)
+    return event_out(await schedule.get_event(new_id))
+
+
+@post("/api/v1/events/{event_id:int}/draw", guards=[COORDINATOR], status_code=HTTP_200_OK, tags=["lottery"])
+async def event_draw(request: Request, event_id: FromPath[int]) -> dict[str, Any]:
+    result = await draws.draw_lottery(event_id, by=request.state.person["id"])
+    await audit.record("lottery_drawn", actor_id=request.state.person["id"], subject_type="event", subject_id=event_id,
+                       detail={"seed": result["seed"], "winners": len(result["winners"])}, client=client_of(request))
+    return result
+
+
+@get("/api/v1/events/{event_id:int}/lottery", tags=["lottery"])
+async def event_lottery(request: Request, event_id: FromPath[int]) -> dict[str, Any]:
+    """The recorded draw and whether re-running it gives the same result (registration ids only)."""
+    await _visible_event(request, event_id)
+    return await draws.verify_draw(event_id)
+
+
+# ---------------------------------------------------------------- registrations
+
+
+@post("/api/v1/events/{event_id:int}/registrations", guards=[LOGGED_IN], status_code=HTTP_201_CREATED,
+      tags=["registrations"])
+async def registration_create(
+    request: Request, event_id: FromPath[int], data: JSONBody[RegistrationIn | None] = None
+) -> Response[RegistrationOut]:
+    """Empty body: register yourself. `{"email", "name"}` (coordinators): register someone else.
+    An `Idempotency-Key` header makes a retry return the first answer."""
+    data = data or RegistrationIn()
+    key = request.headers.get("idempotency-key")
+    me = request.state.person
+    if data.email:
+        if not _is_staff(request):
+            raise Forbidden("ほかの方の申込はコーディネーターのみ行えます。", code="coordinator_only")
+        result = await registration.register_by_coordinator(event_id, email=data.email, name=data.name or "",
+                                                            by=me["id"], answers=data.answers, idempotency_key=key)
+        await audit.record("staff_registered_person", actor_id=me["id"], subject_type="registration",
+                           subject_id=result["id"], detail={"event_id": event_id}, client=client_of(request))
+    else:
+        result = await registration.register(event_id, me["id"], answers=data.answers, idempotency_key=key)
+    headers = {"Idempotent-Replayed": "true"} if result.get("replayed") else {}
+    return Response(registration_out(result), status_code=HTTP_201_CREATED, headers=headers)
+
+
+@get("/api/v1/events/{event_id:int}/registrations", guards=[COORDINATOR], tags=["registrations"])
+async def registration_list(request: Request, event_id: FromPath[int], status: FromQuery[str | None] = None) -> list[dict[str, Any]]:
+    """Registrations with answers and waiting-list order. Every view is audited (contact details, minors)."""
+    rows = await registration.list_registrations(event_id, status=status)
+    await audit.record("staff_viewed_registrations", actor_id=request.state.person["id"], subject_type="event",
+                       subject_id=event_id, detail={"status": status, "count": len(rows),
+                                                    "minors": sum(1 for r in rows if r["is_minor"])},
+                       client=client_of(request))
+    return rows
+
+
+@get("/api/v1/events/{event_id:int}/registrations/me", guards=[LOGGED_IN], tags=["registrations"])
+async def registration_mine(request: Request, event_id: FromPath[int]) -> dict[str, Any]:
+    await _visible_event(request, event_id)
+    found = await registration.my_registration(event_id, request.state.person["id"])
+    if found is None:
+        raise NotFound("このイベントへのお申込みはありません。", code="not_registered")
+    return found
+
+
+@get("/api/v1/me/registrations", guards=[LOGGED_IN], tags=["registrations"])
+async def registrations_of_me(request: Request) -> list[dict[str, Any]]:
+    return await registration.registrations_of_person(request.state.person["id"])
+
+
+@get("/api/v1/events/{event_id:int}/checkin", guards=[COORDINATOR], tags=["registrations"])
+async def checkin(request: Request, event_id: FromPath[int], q: FromQuery[str] = "") -> list[dict[str, Any]]:
+    rows = await registration.checkin_search(event_id, q)
+    await audit.record("staff_checkin_search", actor_id=request.state.person["id"], subject_type="event",
+                       subject_id=event_id, detail={"q": q[:100], "count": len(rows)}, client=client_of(request))
+    return rows
+
+
+@get("/api/v1/events/{event_id:int}/registrations.csv", guards=[COORDINATOR], tags=["registrations"])
+async def export_csv(request: Request, event_id: FromPath[int], status: FromQuery[str | None] = None) -> Response[bytes]:
+    body = await exports.export_csv(event_id, status=status)
+    await audit.record("staff_exported_registrations", actor_id=request.state.person["id"], subject_type="event",
+                       subject_id=event_id, detail={"format": "csv", "status": status}, client=client_of(request))
+    return Response(body, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{exports.export_filename(event_id, "csv")}"'})
+
+
+@get("/api/v1/events/{event_id:int}/registrations.xlsx", guards=[COORDINATOR], tags=["registrations"])
+async def export_xlsx(request: Request, event_id: FromPath[int], status: FromQuery[str | None] = None) -> Response[bytes]:
+    body = await exports.export_xlsx(event_id, status=status)
+    await audit.record("staff_exported_registrations", actor_id=request.state.person["id"], subject_type="event",
+                       subject_id=event_id, detail={"format": "xlsx", "status": status}, client=client_of(request))
+    return Response(body, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", headers={
+        "Content-Disposition": f'attachment; filename="{exports.export_filename(event_id, "xlsx")}"'})
+
+
+async def _own_or_staff(request: Request, registration_id: int) -> dict[str, Any]:
+    found = await registration.get_registration(registration_id)
+    if found["person_id"] != request.state.person["id"] and not _is_staff(request):
+        raise NotFound("その申込は見つかりません。", code="registration_not_found")
+    return found
+
+
+@get("/api/v1/registrations/{registration_id:int}", guards=[LOGGED_IN], tags=["registrations"])
+async def registration_detail(request: Request, registration_id: FromPath[int]) -> dict[str, Any]:
+    return await _own_or_staff(request, registration_id)
+
+
+@delete("/api/v1/registrations/{registration_id:int}", guards=[LOGGED_IN], status_code=HTTP_200_OK, tags=["registrations"])
+async def registration_cancel(request: Request, registration_id: FromPath[int]) -> RegistrationOut:
+    """Cancel a registration: the person until the cutoff, a coordinator any time. Frees the seat for the next in line."""
+    await _own_or_staff(request, registration_id)
+    me = request.state.person
+    staff = _is_staff(request)
+    result = await registration.cancel_registration(registration_id, by=me["id"], as_coordinator=staff)
+    if staff:
+        await audit.record("staff_cancelled_registration", actor_id=me["id"], subject_type="registration",
+                           subject_id=registration_id, client=client_of(request))
+    return registration_out(result)
+
+
+@post("/api/v1/registrations/{registration_id:int}/leave-waitlist", guards=[LOGGED_IN], status_code=HTTP_200_OK,
+      tags=["registrations"])
+async def registration_leave(request: Request, registration_id: FromPath[int]) -> RegistrationOut:
+    await _own_or_staff(request, registration_id)
+    return registration_out(await registration.leave_waitlist(
+        registration_id, by=request.state.person["id"], as_coordinator=_is_staff(request)))
+
+
+@post("/api/v1/registrations/{registration_id:int}/attendance", guards=[COORDINATOR], status_code=HTTP_200_OK,
+      tags=["registrations"])
+async def registration_attendance(request: Request, registration_id: FromPath[int], data: JSONBody[AttendanceIn]) -> RegistrationOut:
+    return registration_out(await registration.mark_attendance(registration_id, data.status, by=request.state.person["id"]))
+
+
+# ---------------------------------------------------------------- guardian consent (no account; the token is the key)
+
+
+@get("/api/v1/consent/{token:str}", tags=["consent"])
+async def consent_show(request: Request, token: FromPath[str]) -> dict[str, Any]:
+    request.state.personal = True
+    return await consent.consent_request_by_token(token)
+
+
+@post("/api/v1/consent/{token:str}", status_code=HTTP_200_OK, tags=["consent"])
+async def consent_decide(request: Request, token: FromPath[str], data: JSONBody[ConsentDecisionIn]) -> dict[str, Any]:
+    request.state.personal = True
+    if data.decision not in ("give", "refuse"):
+        raise Invalid("decision は give か refuse です。", code="invalid_decision", field="decision")
+    return await consent.decide_consent(token, data.decision == "give", client_of(request))
+
+
+ROUTES = [
+    event_create, event_list, event_detail, event_update, event_publish, event_cancel, event_complete, event_duplicate,
+    event_draw, event_lottery, registration_create, registration_list, registration_mine, registrations_of_me, checkin,
+    export_csv, export_xlsx, registration_detail, registration_cancel, registration_leave, registration_attendance,
+    consent_show, consent_decide,
+]

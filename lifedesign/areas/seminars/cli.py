@@ -1,0 +1,42 @@
+"""`lifedesign lottery draw EVENT_ID` and `lifedesign lottery verify EVENT_ID` (exit 0 OK, 1 MISMATCH)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+async def cmd_lottery_draw(args: argparse.Namespace) -> int:
+    from events.seminars import draws
+    from lifedesign.cli import _prepare
+
+    await _prepare()
+    result = await draws.draw_lottery(args.event_id)
+    print(f"drawn: event {args.event_id}, seed {result['seed']}, {len(result['winners'])} winners, "
+          f"{len(result['waitlist'])} on the waiting list")
+    return 0
+
+
+async def cmd_lottery_verify(args: argparse.Namespace) -> int:
+    from events.seminars import draws
+    from lifedesign.cli import _prepare
+
+    await _prepare()
+    result = await draws.verify_draw(args.event_id)
+    summary = {k: result[k] for k in ("event_id", "seed", "algorithm", "capacity", "applications") if k in result}
+    print(("OK " if result["ok"] else "MISMATCH ") + json.dumps(summary, ensure_ascii=False))
+    return 0 if result["ok"] else 1
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    lottery = sub.add_parser("lottery", help="lottery (抽選) draws: draw now, or re-run a recorded draw")
+    actions = lottery.add_subparsers(dest="lottery_command", metavar="ACTION")
+    draw = actions.add_parser("draw", help="draw a lottery event now (closes its window)")
+    draw.add_argument("event_id", type=int)
+    draw.set_defaults(handler=cmd_lottery_draw)
+    verify = actions.add_parser("verify", help="re-run the recorded draw; prints OK (exit 0) or MISMATCH (exit 1)")
+    verify.add_argument("event_id", type=int)
+    verify.set_defaults(handler=cmd_lottery_verify)
+
+
+COMMANDS = [add]
