@@ -267,9 +267,11 @@ class _Board:
         self.prior = prior.astype(np.int64)
         self.frozen = frozen_meetings.copy()
         self.seats: list[np.ndarray] = []
+        self.pinned: list[np.ndarray] = []  # per round: people the search must not move (anchors)
         self.rebuild()
 
     def rebuild(self) -> None:
+        self.pinned = self.pinned[:len(self.seats)]  # seats are only ever cut from the end
         self.meet = self.frozen.copy()
         self.members: list[list[list[int]]] = []
         self.onehot: list[np.ndarray] = []
@@ -294,8 +296,9 @@ class _Board:
         np.fill_diagonal(together, False)
         self.meet += together
 
-    def add_round(self, seat: np.ndarray) -> None:
+    def add_round(self, seat: np.ndarray, pinned: np.ndarray | None = None) -> None:
         self.seats.append(seat.copy())
+        self.pinned.append(np.zeros(self.n, dtype=bool) if pinned is None else pinned.copy())
         self._index_round(self.seats[-1])
 
     def cost(self) -> int:
@@ -338,7 +341,10 @@ class _Board:
         fc = self.fac_count[w]
         fp = self.fac[p]
         same = (self.fac == fp).astype(np.int64)
-        return np.flatnonzero((seat != a) & (fc[seat, fp] - same == 0) & (fc[a, self.fac] - same == 0))
+        if self.pinned[w][p]:
+            return np.empty(0, dtype=np.int64)
+        return np.flatnonzero((seat != a) & (fc[seat, fp] - same == 0) & (fc[a, self.fac] - same == 0)
+                              & ~self.pinned[w])
 
 
 def _tabu_search(board: _Board, rng: random.Random, step_limit: int, deadline: float,
@@ -365,7 +371,7 @@ def _tabu_search(board: _Board, rng: random.Random, step_limit: int, deadline: f
     while steps < step_limit:
         if best_cost // weight == 0 and (stop_at_zero_repeats or best_cost == 0):
             break
-        if steps % 32 == 0 and time.perf_counter() > deadline:
+        if steps % 8 == 0 and time.perf_counter() > deadline:
             break
         steps += 1
         meet = board.meet
@@ -376,7 +382,8 @@ def _tabu_search(board: _Board, rng: random.Random, step_limit: int, deadline: f
         for w in range(rounds):
             seat = board.seats[w]
             together = seat[:, None] == seat[None, :]
-            hot = np.flatnonzero((costly & together).any(axis=1))
+            pinned = board.pinned[w]
+            hot = np.flatnonzero((costly & together).any(axis=1) & ~pinned)
             if len(hot) == 0:
                 continue
             by_table = affinity @ board.onehot[w]  # by_table[x, t]: affinity of x to table t's people
@@ -387,7 +394,8 @@ def _tabu_search(board: _Board, rng: random.Random, step_limit: int, deadline: f
                      + size_term[hot, None] + size_term[None, :] - 2.0 * weight)
             fc = board.fac_count[w]
             sf = same_fac[hot]
-            ok = (~together[hot]) & (fc[seat][:, fac[hot]].T - sf == 0) & (fc[seat[hot]][:, fac] - sf == 0)
+            ok = ((~together[hot]) & (fc[seat][:, fac[hot]].T - sf == 0) & (fc[seat[hot]][:, fac] - sf == 0)
+                  & ~pinned[None, :])
             tabu_w = tabu[w]
             free = (tabu_w[hot][:, seat] <= steps) & (tabu_w[:, seat[hot]].T <= steps)
             allowed = ok & (free | (cost + delta < best_cost))
@@ -439,11 +447,40 @@ def _tabu_search(board: _Board, rng: random.Random, step_limit: int, deadline: f
     return steps
 
 
-def _greedy_round(board: _Board, rng: random.Random) -> np.ndarray:
+def _anchors(board: _Board) -> np.ndarray:
+    """Seats (-1 = free) for members of facilities as large as the number of tables, for a new round.
+
+    Such a facility has one member at every table in every round, so the search could only fix
+    a clash between two of them by moving whole tables. Instead the first one stays put (member
+    i at table i) and each further one is shifted cyclically (member j at table j + s) with the
+    first shift s that repeats no meeting among anchors: round r gets shift r, a Latin square.
+    """
+    fac, n, tables = board.fac, board.n, board.tables
+    seat = np.full(n, -1, dtype=np.int64)
+    if tables < 2 or n == 0:
+        return seat
+    sizes = np.bincount(fac)
+    full = [f for f in range(len(sizes)) if sizes[f] == tables]
+    if len(full) < 2:  # one full facility alone is just a relabelling of tables
+        return seat
+    at_table: list[list[int]] = [[] for _ in range(tables)]
+    for f in full:
+        members = np.flatnonzero(fac == f).tolist()
+        for s in range(tables):
+            if all(board.meet[x, y] == 0 for j, x in enumerate(members) for y in at_table[(j + s) % tables]):
+                for j, x in enumerate(members):
+                    seat[x] = (j + s) % tables
+                    at_table[(j + s) % tables].append(x)
+                break
+    return seat
+
+
+def _greedy_round(board: _Board, rng: random.Random, preset: np.ndarray | None = None) -> np.ndarray:
     """A new round seated person by person at the open table where they know the fewest people.
 
     Only a starting point for the search (a myopic greedy alone is weak); colleagues are kept
     apart, and if the greedy paints itself into a corner the facility-safe deal is used instead.
+    People already seated in `preset` (>= 0) keep their tables.
     """
     fac, n, tables = board.fac, board.n, board.tables
     capacity = list(table_sizes(n, tables))
@@ -454,6 +491,14 @@ def _greedy_round(board: _Board, rng: random.Random) -> np.ndarray:
     known = np.zeros((n, tables), dtype=np.float64)  # known[x, t]: people at t whom x already met
     has_facility = np.zeros((tables, int(fac.max()) + 1), dtype=bool)
     weight = board.weight
+    if preset is not None:
+        for x in np.flatnonzero(preset >= 0).tolist():
+            t = int(preset[x])
+            seat[x] = t
+            capacity[t] -= 1
+            has_facility[t, fac[x]] = True
+            known[:, t] += weight * board.meet[:, x] + board.prior[:, x]
+        order = [x for x in order if seat[x] < 0]
     for x in order:
         open_ = [t for t in range(tables) if capacity[t] > 0 and not has_facility[t, fac[x]]]
         if not open_:
@@ -592,7 +637,8 @@ def plan_rotation(
         # Grow the repeat-free prefix one round at a time, searching over all its rounds.
         clean = [s.copy() for s in board.seats] if board.repeats() == 0 else []
         while len(clean) == len(board.seats) < target:
-            board.add_round(_greedy_round(board, rng))
+            anchors = _anchors(board)
+            board.add_round(_greedy_round(board, rng, anchors), pinned=anchors >= 0)
             run(board, max(0, phase_a_steps - sum(steps_used)), phase_a_deadline, True, None)
             if board.repeats() == 0:
                 clean = [s.copy() for s in board.seats]
@@ -608,7 +654,7 @@ def plan_rotation(
             tail = _Board(fac, sizes, board.meet.copy(), prior, weight)
             for _ in range(remaining - len(planned)):
                 tail.add_round(_greedy_round(tail, rng))
-            run(tail, max(0, max_steps - sum(steps_used)), start + time_limit, False, 5)
+            run(tail, max(0, max_steps - sum(steps_used)), start + 0.93 * time_limit, False, 5)
             planned.extend(s.copy() for s in tail.seats)
         searched = any(steps_used)
         if base and len(base) >= len(planned) and not searched:
