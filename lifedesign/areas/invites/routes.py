@@ -15,7 +15,7 @@ from lifedesign.rendering import PROFILE_SECTIONS, form_data, page, render_fragm
 from lifedesign.security import COORDINATOR, LOGGED_IN, client_of
 from lifedesign.settings import get_settings
 
-CALENDAR_TYPE = "text/calendar; charset=utf-8"
+CALENDAR_TYPE = "text/calendar"  # Litestar adds "; charset=utf-8" to text/* types
 
 
 @get("/calendar/{filename:str}", include_in_schema=False)
