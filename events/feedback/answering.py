@@ -113,7 +113,7 @@ def parse_answers(questions: Sequence[dict[str, Any]], form: Mapping[str, Sequen
             if q["kind"] == "text":
                 text = "\n".join(v for v in form.get(name, []) if v.strip()).strip()
                 if len(text) > MAX_TEXT_ANSWER:
-                    errors[name] = f"{MAX_TEXT_ANSWER}文字以内でお書きください。"
+                    errors[name] = "2000文字以内でお書きください。"
                     continue
                 value = text or None
             elif q["kind"] == "scale":

@@ -1,0 +1,143 @@
+"""JSON API of the feedback area: templates, surveys, questions, results (coordinators only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Request, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from events import audit
+from events.feedback import results, surveys
+from events.feedback.defaults import TEMPLATES
+from lifedesign.security import COORDINATOR, client_of
+
+
+class QuestionIn(msgspec.Struct):
+    kind: str
+    text: str
+    text_en: str = ""
+    options: list[str] = []
+    options_en: list[str] = []
+    required: bool = False
+
+
+class SurveyIn(msgspec.Struct):
+    audience: str
+    template: str = ""
+    title: str = ""
+    title_en: str = ""
+    event_id: int | None = None
+    series: str = ""
+    anonymous: bool = True
+    closes_at: datetime | None = None
+    reminder_days: int = 3
+    questions: list[QuestionIn] | None = None
+
+
+class SurveyOut(msgspec.Struct):
+    id: int
+    title: str
+    title_en: str
+    audience: str
+    anonymous: bool
+    event_id: int | None
+    series: str
+    status: str
+    closes_at: datetime | None
+    invited: int
+    responded: int
+
+
+class QuestionFigures(msgspec.Struct):
+    id: int
+    kind: str
+    text: str
+    suppressed: bool
+    respondents: int
+    counts: list[tuple[str, int]]
+    mean: float | None
+    median: float | None
+    texts: list[str]
+
+
+class ResultsOut(msgspec.Struct):
+    survey_id: int
+    event_id: int | None
+    anonymous: bool
+    invited: int
+    responded: int
+    response_rate: float
+    suppressed: bool
+    questions: list[QuestionFigures]
+    not_answered: list[str] | None  # named surveys only; anonymous surveys never list people
+
+
+def _out(survey: dict[str, Any]) -> SurveyOut:
+    return SurveyOut(id=survey["id"], title=survey["title"], title_en=survey["title_en"], audience=survey["audience"],
+                     anonymous=survey["anonymous"], event_id=survey["event"], series=survey["series"],
+                     status=survey["status"], closes_at=survey["closes_at"], invited=survey.get("invited", 0),
+                     responded=survey.get("responded", 0))
+
+
+@get("/api/v1/feedback/templates", guards=[COORDINATOR], tags=["feedback"])
+async def api_templates() -> dict[str, Any]:
+    """The default survey templates, one per audience."""
+    return TEMPLATES
+
+
+@get("/api/v1/feedback/surveys", guards=[COORDINATOR], tags=["feedback"])
+async def api_surveys(series: FromQuery[str] = "", audience: FromQuery[str] = "") -> list[SurveyOut]:
+    return [_out(s) for s in await surveys.list_surveys(series=series, audience=audience)]
+
+
+@post("/api/v1/feedback/surveys", guards=[COORDINATOR], tags=["feedback"])
+async def api_survey_create(request: Request, data: JSONBody[SurveyIn]) -> SurveyOut:
+    survey_id = await surveys.create_survey(
+        audience=data.audience, template=data.template, title=data.title, title_en=data.title_en,
+        event_id=data.event_id, series=data.series, anonymous=data.anonymous, closes_at=data.closes_at,
+        reminder_days=data.reminder_days, actor_id=request.state.person["id"],
+        questions=[msgspec.structs.asdict(q) for q in data.questions] if data.questions is not None else None,
+    )
+    return _out([s for s in await surveys.list_surveys() if s["id"] == survey_id][0])
+
+
+@post("/api/v1/feedback/surveys/{survey_id:int}/questions", guards=[COORDINATOR], tags=["feedback"])
+async def api_question_add(survey_id: FromPath[int], data: JSONBody[QuestionIn]) -> dict[str, int]:
+    return {"id": await surveys.add_question(survey_id, msgspec.structs.asdict(data))}
+
+
+@post("/api/v1/feedback/surveys/{survey_id:int}/close", guards=[COORDINATOR], tags=["feedback"])
+async def api_survey_close(request: Request, survey_id: FromPath[int]) -> dict[str, str]:
+    await surveys.close_survey(survey_id)
+    await audit.record("feedback_survey_closed", actor_id=request.state.person["id"], subject_type="survey",
+                       subject_id=survey_id, client=client_of(request))
+    return {"status": "closed"}
+
+
+@get("/api/v1/feedback/surveys/{survey_id:int}/results", guards=[COORDINATOR], tags=["feedback"])
+async def api_results(request: Request, survey_id: FromPath[int], event: FromQuery[int | None] = None) -> ResultsOut:
+    """Figures per question; groups under 5 answers are withheld. Anonymous surveys give counts only."""
+    outcome = await results.survey_results(survey_id, event_id=event)
+    survey = outcome["survey"]
+    not_answered = None
+    if not survey["anonymous"]:
+        not_answered = [p["name"] for p in outcome["nonrespondents"]]
+        if not_answered:
+            await audit.record("staff_viewed_feedback_nonrespondents", actor_id=request.state.person["id"],
+                               subject_type="survey", subject_id=survey_id,
+                               detail={"event": event, "count": len(not_answered)}, client=client_of(request))
+    return ResultsOut(
+        survey_id=survey_id, event_id=event, anonymous=survey["anonymous"], invited=outcome["invited"],
+        responded=outcome["responded"], response_rate=outcome["rate"], suppressed=outcome["summary"].suppressed,
+        questions=[QuestionFigures(
+            id=q["id"], kind=q["kind"], text=q["text"], suppressed=q["summary"].suppressed,
+            respondents=q["summary"].respondents, counts=list(q["counts"]), mean=q["summary"].mean,
+            median=q["summary"].median, texts=q["texts"]) for q in outcome["questions"]],
+        not_answered=not_answered,
+    )
+
+
+API_ROUTES = [api_templates, api_surveys, api_survey_create, api_question_add, api_survey_close, api_results]
