@@ -251,6 +251,81 @@ def _construction(fac: np.ndarray, tables: int) -> list[np.ndarray]:
     return clean
 
 
+# ---------------------------------------------------------------- cyclic designs
+
+
+@dataclass(frozen=True)
+class _CyclicDesign:
+    """A repeat-free schedule kept as a base round over Z_m x levels (+ fixed points), developed mod m.
+
+    Point (x, level) is person level*m + x; fixed point i is person levels*m + i. Round s seats each
+    base block shifted by s (fixed points stay), so every cross difference is met once; each
+    `orbits` entry adds one round {(x + a[level], level)} for x in Z_m. The base blocks were found
+    by an offline backtracking search over distinct differences; `_design_rounds` rebuilds the
+    rounds and the tests check that nobody meets anyone twice.
+    """
+
+    m: int
+    levels: int
+    fixed: int
+    blocks: tuple[tuple[tuple[int, int], ...], ...]  # (x, level); level -1 = fixed point x
+    orbits: tuple[tuple[int, ...], ...] = ()
+
+
+# (tables, table size) -> design; rounds = m + len(orbits), each at the person bound.
+_DESIGNS: dict[tuple[int, int], _CyclicDesign] = {
+    (5, 3): _CyclicDesign(  # Kirkman's schoolgirls, 7 rounds
+        7, 2, 1, (((1, 0), (2, 0), (2, 1)), ((3, 1), (6, 1), (5, 1)), ((5, 0), (0, 0), (4, 1)),
+                  ((3, 0), (6, 0), (1, 1)), ((0, 1), (4, 0), (0, -1)))),
+    (7, 3): _CyclicDesign(  # Kirkman triple system on 21 points, 10 rounds
+        7, 3, 0, (((1, 0), (0, 0), (5, 0)), ((2, 0), (6, 1), (4, 2)), ((3, 0), (1, 1), (1, 2)),
+                  ((6, 2), (6, 0), (0, 1)), ((2, 2), (3, 2), (0, 2)), ((4, 0), (5, 2), (4, 1)),
+                  ((3, 1), (2, 1), (5, 1))),
+        ((0, 2, 4), (0, 6, 3), (0, 3, 6))),
+    (6, 4): _CyclicDesign(  # 24 people in tables of 4, 7 rounds
+        7, 3, 3, (((3, 1), (6, 1), (5, 1), (1, 0)), ((0, -1), (4, 1), (1, 2), (4, 0)),
+                  ((0, 2), (3, 2), (2, 1), (2, 2)), ((6, 0), (2, -1), (0, 1), (6, 2)),
+                  ((0, 0), (2, 0), (3, 0), (5, 2)), ((1, -1), (5, 0), (4, 2), (1, 1)))),
+    (7, 4): _CyclicDesign(  # resolvable 2-(28, 4, 1) design, 9 rounds
+        7, 4, 0, (((6, 3), (1, 3), (1, 2), (0, 2)), ((1, 0), (6, 1), (3, 1), (2, 0)),
+                  ((3, 2), (0, 0), (5, 2), (3, 0)), ((5, 1), (2, 3), (5, 3), (4, 1)),
+                  ((1, 1), (5, 0), (4, 2), (0, 3)), ((6, 0), (4, 0), (3, 3), (4, 3)),
+                  ((0, 1), (2, 2), (2, 1), (6, 2))),
+        ((0, 6, 4, 1), (0, 0, 1, 3))),
+}
+
+
+def _design_rounds(design: _CyclicDesign) -> list[list[list[int]]]:
+    """Every round of `design` as tables of person numbers."""
+    m, levels = design.m, design.levels
+
+    def person(x: int, level: int, shift: int) -> int:
+        return levels * m + x if level < 0 else level * m + (x + shift) % m
+
+    rounds = [[[person(x, level, s) for x, level in block] for block in design.blocks] for s in range(m)]
+    rounds += [[[level * m + (x + a[level]) % m for level in range(levels)] for x in range(m)]
+               for a in design.orbits]
+    return rounds
+
+
+def _known_design(fac: np.ndarray, tables: int) -> list[np.ndarray]:
+    """Rounds of a stored design for exactly `tables` full tables, minus rounds seating colleagues."""
+    n = len(fac)
+    if tables < 1 or n % tables:
+        return []
+    design = _DESIGNS.get((tables, n // tables))
+    if design is None:
+        return []
+    result = []
+    for round_ in _design_rounds(design):
+        seat = np.empty(n, dtype=np.int64)
+        for t, table in enumerate(round_):
+            seat[table] = t
+        if all(len(set(fac[table].tolist())) == len(table) for table in round_):
+            result.append(seat)
+    return result
+
+
 # ---------------------------------------------------------------- local search
 
 
@@ -620,6 +695,11 @@ def plan_rotation(
         budgets = list(replay_steps) if replay_steps is not None else None
         base = _construction(fac, table_count)
         target = remaining if bound < 0 else min(remaining, bound)
+        base_name = f"gf({table_count}) construction"
+        if len(base) < target:
+            design = _known_design(fac, table_count)
+            if len(design) > len(base):
+                base, base_name = design, f"cyclic design {table_count}x{n // table_count}"
         board = _Board(fac, sizes, frozen, prior, weight)
         for seat in base[:target]:
             board.add_round(seat)
@@ -658,9 +738,9 @@ def plan_rotation(
             planned.extend(s.copy() for s in tail.seats)
         searched = any(steps_used)
         if base and len(base) >= len(planned) and not searched:
-            method = f"gf({table_count}) construction"
+            method = base_name
         elif base:
-            method = f"gf({table_count}) construction + local search"
+            method = f"{base_name} + local search"
     elif remaining > 0:
         method = "empty"
 

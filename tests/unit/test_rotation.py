@@ -125,11 +125,46 @@ def test_kirkman_row_split_round_and_social_golfer_8_4_9() -> None:
 
 
 def test_search_extends_past_the_construction() -> None:
-    # Kirkman's schoolgirls: GF(5) gives 5 rounds, the search must find the other 2.
-    people = [Participant(i, i) for i in range(15)]
-    plan = plan_rotation(people, 6, table_size=3, seed=0, time_limit=10.0)
+    # 24 people in threes: GF(8) gives 8 rounds, the search must find the 9th.
+    # (Kirkman's schoolgirls, the earlier example here, now come from a stored design.)
+    people = [Participant(i, i) for i in range(24)]
+    plan = plan_rotation(people, 9, table_size=3, seed=0, time_limit=10.0)
     assert plan.repeat_pairs == 0
-    assert "local search" in plan.method
+    assert plan.method == "gf(8) construction + local search"
+    check_rules(plan, people, 8)
+
+
+@pytest.mark.parametrize(("groups", "size", "rounds"), [(5, 3, 7), (7, 3, 10), (6, 4, 7), (7, 4, 9)])
+def test_stored_designs_reach_the_bound_without_repeats(groups: int, size: int, rounds: int) -> None:
+    people = [Participant(i, i) for i in range(groups * size)]
+    plan = plan_rotation(people, rounds, table_size=size, seed=0)
+    assert plan.bound == rounds
+    assert plan.repeat_pairs == 0
+    assert plan.clash_free_rounds == rounds
+    assert plan.method == f"cyclic design {groups}x{size}"
+    assert plan.search_steps == ()
+    assert max(meetings(plan.rounds).values()) == 1
+    check_rules(plan, people, groups)
+
+
+def test_stored_design_rounds_that_seat_colleagues_are_dropped() -> None:
+    # Persons 0 and 1 are colleagues: in a Kirkman triple system they meet in exactly one round.
+    people = [Participant(i, 0 if i < 2 else i) for i in range(15)]
+    plan = plan_rotation(people, 6, table_size=3, seed=0)
+    assert plan.method == "cyclic design 5x3"
+    assert plan.repeat_pairs == 0
+    check_rules(plan, people, 5)
+
+
+def test_stored_designs_cover_each_pair_at_most_once() -> None:
+    from events.rotation import _DESIGNS, _design_rounds
+
+    for (groups, size), design in _DESIGNS.items():
+        rounds = _design_rounds(design)
+        assert all(sorted(x for t in r for x in t) == list(range(groups * size)) for r in rounds)
+        assert all(len(t) == size for r in rounds for t in r)
+        assert max(meetings(rounds).values()) == 1
+        assert len(rounds) == (groups * size - 1) // (size - 1)
 
 
 def test_beyond_the_bound_repeats_are_spread() -> None:
