@@ -506,3 +506,10 @@ async def met_matrix(session_ids: list[int] | None = None) -> dict[str, Any]:
         "people_pairs": dict(people_pairs),
         "facility_pairs": dict(facility_pairs),
     }
+
+
+async def sessions_of(person_id: int) -> list[dict[str, Any]]:
+    """Exchange sessions a person holds a place in (not cancelled events), latest first."""
+    events = {r["event"] for r in await Registration.select(Registration.event).where(
+        (Registration.person == person_id) & Registration.status.is_in(list(SEATED_STATES)))}
+    return [s for s in await list_sessions() if s["event"] in events and s["event_status"] != "cancelled"]

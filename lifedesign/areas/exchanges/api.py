@@ -1,0 +1,191 @@
+"""JSON API of exchange sessions under /api/v1/exchanges (coordinators; staff read only their own seats)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from events import audit
+from events.errors import Forbidden, Invalid
+from events.exchanges import importing, sessions
+from lifedesign.security import COORDINATOR, LOGGED_IN, client_of
+
+
+class SessionIn(msgspec.Struct):
+    event_id: int
+    rounds: int
+    table_size: int | None = None
+    tables: int | None = None
+    themes: list[str] = []
+    themes_en: list[str] = []
+    round_minutes: int = 20
+
+
+class SessionUpdate(msgspec.Struct):
+    rounds: int
+    table_size: int | None = None
+    tables: int | None = None
+    themes: list[str] = []
+    themes_en: list[str] = []
+    round_minutes: int = 20
+
+
+class PlanIn(msgspec.Struct):
+    seed: int | None = None
+
+
+class ReplanIn(msgspec.Struct):
+    late: list[int] = []
+    absent: list[int] = []
+    arrived: list[int] = []
+    seed: int | None = None
+
+
+class RoundIn(msgspec.Struct):
+    current_round: int
+
+
+class SessionOut(msgspec.Struct):
+    id: int
+    event_id: int
+    title: str
+    starts_at: str
+    rounds: int
+    table_size: int | None
+    tables: int | None
+    round_minutes: int
+    themes: list[str]
+    themes_en: list[str]
+    current_round: int
+    plan_version: int
+    seed: int | None
+    plan: dict[str, Any] | None
+
+
+def session_out(s: dict[str, Any]) -> SessionOut:
+    plan = None
+    if s["plan_version"]:
+        plan = {"method": s["plan_method"], "bound": s["plan_bound"], "clash_free_rounds": s["plan_clash_free"],
+                "repeat_pairs": s["plan_repeats"], "same_facility_pairs": s["plan_same_facility"],
+                "prior_pairs": s["plan_prior_pairs"], "fixed_rounds": s["plan_fixed_rounds"],
+                "search_steps": s["plan_steps"], "seconds": s["plan_seconds"],
+                "planned_at": s["planned_at"].isoformat() if s["planned_at"] else None}
+    return SessionOut(
+        id=s["id"], event_id=s["event"], title=s["event_title"], starts_at=s["starts_at"].isoformat(),
+        rounds=s["rounds"], table_size=s["table_size"], tables=s["tables"], round_minutes=s["round_minutes"],
+        themes=s["themes"], themes_en=s["themes_en"], current_round=s["current_round"],
+        plan_version=s["plan_version"], seed=s["seed"], plan=plan,
+    )
+
+
+@get("/api/v1/exchanges", guards=[COORDINATOR], tags=["exchanges"])
+async def api_sessions(event_id: FromQuery[int | None] = None) -> list[SessionOut]:
+    found = await sessions.list_sessions()
+    return [session_out(s) for s in found if event_id is None or s["event"] == event_id]
+
+
+@post("/api/v1/exchanges", guards=[COORDINATOR], tags=["exchanges"])
+async def api_create(data: JSONBody[SessionIn]) -> SessionOut:
+    session_id = await sessions.create_session(
+        data.event_id, rounds=data.rounds, table_size=data.table_size, tables=data.tables, themes=data.themes,
+        themes_en=data.themes_en, round_minutes=data.round_minutes)
+    return session_out(await sessions.get_session(session_id))
+
+
+@get("/api/v1/exchanges/{session_id:int}", guards=[COORDINATOR], tags=["exchanges"])
+async def api_session(session_id: FromPath[int]) -> SessionOut:
+    return session_out(await sessions.get_session(session_id))
+
+
+@patch("/api/v1/exchanges/{session_id:int}", guards=[COORDINATOR], tags=["exchanges"])
+async def api_update(session_id: FromPath[int], data: JSONBody[SessionUpdate]) -> SessionOut:
+    await sessions.update_session(session_id, rounds=data.rounds, table_size=data.table_size, tables=data.tables,
+                                  themes=data.themes, themes_en=data.themes_en, round_minutes=data.round_minutes)
+    return session_out(await sessions.get_session(session_id))
+
+
+@post("/api/v1/exchanges/{session_id:int}/plan", guards=[COORDINATOR], tags=["exchanges"])
+async def api_plan(request: Request, session_id: FromPath[int], data: JSONBody[PlanIn]) -> dict[str, Any]:
+    """Plan the seats (rounds already held stay as they were). The answer says how close it is to the bound."""
+    summary = await sessions.assign_tables(session_id, data.seed)
+    await audit.record("exchange_planned", actor_id=request.state.person["id"], subject_type="exchange_session",
+                       subject_id=session_id, detail=summary.as_dict(), client=client_of(request))
+    return summary.as_dict()
+
+
+@post("/api/v1/exchanges/{session_id:int}/replan", guards=[COORDINATOR], tags=["exchanges"])
+async def api_replan(request: Request, session_id: FromPath[int], data: JSONBody[ReplanIn]) -> dict[str, Any]:
+    """Live re-plan: mark people late / absent / arrived, then re-solve only the rounds not yet held."""
+    summary = await sessions.replan(session_id, late=data.late, absent=data.absent, arrived=data.arrived,
+                                    seed=data.seed)
+    await audit.record("exchange_replanned", actor_id=request.state.person["id"], subject_type="exchange_session",
+                       subject_id=session_id, detail={**summary.as_dict(), "late": data.late, "absent": data.absent,
+                                                      "arrived": data.arrived}, client=client_of(request))
+    return summary.as_dict()
+
+
+@post("/api/v1/exchanges/{session_id:int}/round", guards=[COORDINATOR], tags=["exchanges"])
+async def api_round(session_id: FromPath[int], data: JSONBody[RoundIn]) -> SessionOut:
+    await sessions.set_current_round(session_id, data.current_round)
+    return session_out(await sessions.get_session(session_id))
+
+
+@post("/api/v1/exchanges/{session_id:int}/mail", guards=[COORDINATOR], tags=["exchanges"])
+async def api_mail(request: Request, session_id: FromPath[int]) -> Response:
+    count = await sessions.send_table_mail(session_id)
+    await audit.record("exchange_tables_mailed", actor_id=request.state.person["id"], subject_type="exchange_session",
+                       subject_id=session_id, detail={"queued": count}, client=client_of(request))
+    return Response(content={"status": "queued", "queued": count}, status_code=202)
+
+
+@get("/api/v1/exchanges/{session_id:int}/seats", guards=[COORDINATOR], tags=["exchanges"])
+async def api_seats(session_id: FromPath[int]) -> list[dict[str, Any]]:
+    """Every round: tables and the people at them (name, kana, facility)."""
+    return await sessions.seating(session_id)
+
+
+@get("/api/v1/exchanges/{session_id:int}/my-seats", guards=[LOGGED_IN], tags=["exchanges"])
+async def api_my_seats(request: Request, session_id: FromPath[int]) -> dict[str, Any]:
+    """The caller's own table in every round (only for people registered for the session)."""
+    person_id = request.state.person["id"]
+    session = await sessions.get_session(session_id)
+    if not await sessions.is_participant(session_id, person_id):
+        raise Forbidden("この交流会にお申し込みの方だけが席を確認できます。", code="not_a_participant")
+    return {"session_id": session_id, "current_round": session["current_round"],
+            "seats": await sessions.seats_of(session_id, person_id)}
+
+
+@get("/api/v1/exchanges/met", guards=[COORDINATOR], tags=["exchanges"])
+async def api_met() -> dict[str, Any]:
+    """Who has met whom across sessions: person pairs and facility pairs with meeting counts."""
+    matrix = await sessions.met_matrix()
+    return {
+        "people": matrix["people"], "facilities": matrix["facilities"],
+        "people_pairs": [{"a": a, "b": b, "times": n} for (a, b), n in sorted(matrix["people_pairs"].items())],
+        "facility_pairs": [{"a": a, "b": b, "times": n} for (a, b), n in sorted(matrix["facility_pairs"].items())],
+    }
+
+
+@post("/api/v1/exchanges/import/{what:str}", guards=[COORDINATOR], tags=["exchanges"])
+async def api_import(request: Request, what: FromPath[str], dry_run: FromQuery[bool] = False) -> Response:
+    """Import facilities or staff: the request body is the CSV or XLSX file itself. 422 lists every bad row."""
+    if what not in ("facilities", "staff"):
+        raise Invalid("取り込めるのは facilities か staff です。", code="unknown_import", status=404)
+    data = await request.body()
+    run = importing.import_staff if what == "staff" else importing.import_facilities
+    report = await run(data, request.headers.get("x-filename", ""), dry_run=dry_run)
+    if report.written:
+        await audit.record(f"imported_{what}", actor_id=request.state.person["id"], subject_type=what,
+                           detail={"created": report.created, "updated": report.updated}, client=client_of(request))
+    if not report.ok:
+        return Response(content={"status": 422, "code": "import_rejected",
+                                 "message": "取り込めない行があるため、何も取り込んでいません。", **report.as_dict()},
+                        status_code=422)
+    return Response(content=report.as_dict(), status_code=200)
+
+
+ROUTES = [api_sessions, api_create, api_session, api_update, api_plan, api_replan, api_round, api_mail, api_seats,
+          api_my_seats, api_met, api_import]
