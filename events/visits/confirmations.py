@@ -248,3 +248,15 @@ async def matches_of_family(person_id: int) -> list[dict[str, Any]]:
 async def round_name(round_id: int) -> str:
     row = await VisitRound.select(VisitRound.name).where(VisitRound.id == round_id).first()
     return row["name"] if row else ""
+
+
+async def match_of(match_id: int, person_id: int, *, side: str) -> dict[str, Any]:
+    """A match seen by one of its two sides (NotFound for anyone else: no hint that it exists)."""
+    row = await VisitMatch.select(
+        VisitMatch.id, VisitMatch.student, VisitMatch.household, VisitMatch.status,
+        VisitMatch.household.person.as_alias("family_person"),
+    ).where(VisitMatch.id == match_id).first()
+    owner = None if row is None else row["student"] if side == "student" else row["family_person"]
+    if row is None or owner != person_id or row["status"] in ("proposed", "superseded"):
+        raise NotFound("その訪問は見つかりません。", code="match_not_found")
+    return row
