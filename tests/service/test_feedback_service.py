@@ -342,3 +342,43 @@ async def test_host_families_get_their_own_survey_through_the_hook(db):
     assert set(subjects) == {"yamada@example.jp", "s0@example.jp"}
     host_token = token_of(subjects["yamada@example.jp"])
     assert "受け入れ家庭" in (await answering.open_form(host_token)).title
+
+
+async def test_concurrent_submissions_of_one_link_store_one_answer(db):
+    import asyncio
+
+    event = await make_event()
+    (a,) = await students(1)
+    await register(event, a, "confirmed")
+    survey_id = await seminar_survey(event)
+    await sending.send_feedback_requests()
+    token = (await tokens_by_recipient())["s0@example.jp"]
+    survey = await surveys.get_survey(survey_id)
+    outcomes = await asyncio.gather(*(answering.submit_answers(token, full_answers(survey, i % 5)) for i in range(6)))
+    assert sorted(outcomes) == [False] * 5 + [True]
+    assert await FeedbackAnswer.count() == 1
+
+
+async def test_two_workers_ask_each_person_once(db):
+    import asyncio
+
+    event = await make_event()
+    for person in await students(8):
+        await register(event, person, "confirmed")
+    await seminar_survey(event)
+    created = await asyncio.gather(sending.send_feedback_requests(), sending.send_feedback_requests())
+    assert sum(created) == 8
+    assert await FeedbackRequest.count() == 8 and len(await outbox_mails("feedback_request")) == 8
+
+
+async def test_demo_puts_one_survey_on_each_seminar_series(db):
+    from lifedesign.areas.feedback.demo import load
+
+    await make_event(series="令和8年度 金沢若者ライフデザイン講座")
+    await make_event(series="令和8年度 金沢若者ライフデザイン講座", ended_hours_ago=-240)
+    await make_event(kind="staff_exchange", series="保育交流会")
+    assert await load(lambda _: None) == {"feedback_surveys_created": 1}
+    assert await load(lambda _: None) == {"feedback_surveys_created": 0}
+    (survey,) = await surveys.list_surveys()
+    assert survey["series"] == "令和8年度 金沢若者ライフデザイン講座" and survey["anonymous"]
+    assert survey["closes_at"] > utcnow() + timedelta(days=20)
