@@ -181,16 +181,22 @@ async def _mark_mailed(state: dict[str, Any], method: str) -> None:
     ).where(CalendarInvite.id == state["id"])
 
 
-async def build_part(event: dict[str, Any], person: Recipient, *, sequence: int, method: str) -> CalendarPart:
+async def build_part(event: dict[str, Any], person: Recipient, *, sequence: int, method: str) -> CalendarPart | None:
+    """The invite for one person, or None when it cannot be expressed (e.g. an address iCalendar cannot carry):
+    a registration must never fail because of its calendar attachment."""
     extra = await table_summary(event, person.id, person.locale)
-    entry = calendar_event(
-        event, person_id=person.id, locale=person.locale, sequence=sequence,
-        last_modified=event["updated_at"] or utcnow(), extra_description=extra,
-    )
-    ics = build_invite(
-        entry, method=method, organizer_email=config().mail_from, organizer_name=config().mail_from_name,
-        attendee_email=person.email, attendee_name=person.name, dtstamp=utcnow(),
-    )
+    try:
+        entry = calendar_event(
+            event, person_id=person.id, locale=person.locale, sequence=sequence,
+            last_modified=event["updated_at"] or utcnow(), extra_description=extra,
+        )
+        ics = build_invite(
+            entry, method=method, organizer_email=config().mail_from, organizer_name=config().mail_from_name,
+            attendee_email=person.email, attendee_name=person.name, dtstamp=utcnow(),
+        )
+    except ValueError:
+        log.exception("no invite for event %s, person %s", event["id"], person.id)
+        return None
     return CalendarPart(method=method, ics=ics)
 
 
@@ -210,12 +216,14 @@ async def _mail_invite(
     context: dict[str, Any] | None = None,
 ) -> bool:
     part = await build_part(event, person, sequence=state["sequence"], method=method)
+    await _mark_mailed(state, method)
+    if part is None:
+        return False
     key = f"invite:e{event['id']}:p{person.id}:s{state['sequence']}:{method.lower()}{key_suffix}"
     queued = await queue_mail(
         name, to_email=person.email, to_name=person.name, locale=person.locale,
         context=mail_context(event, person, **(context or {})), key=key, calendar=part,
     )
-    await _mark_mailed(state, method)
     return queued
 
 

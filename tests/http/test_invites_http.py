@@ -59,7 +59,7 @@ async def test_feed_etag_304_byte_identical_and_rotation(client):
     assert first.headers["content-type"] == "text/calendar; charset=utf-8"
     etag = first.headers["etag"]
     assert re.fullmatch(r'"[0-9a-f]{40}"', etag)  # strong: no W/
-    assert first.headers["cache-control"] == "no-store"
+    assert first.headers["cache-control"] == "no-store"  # a logged-in browser
     calendar = vobject.readOne(first.text, validate=True)
     assert calendar.x_wr_calname.value == "金沢区のイベント（佐藤 葵）"
     assert "method" not in calendar.contents
@@ -92,6 +92,10 @@ async def test_feed_etag_304_byte_identical_and_rotation(client):
     assert gone.status_code == 404
     assert (await client.get(new_path)).content == fewer.content
     assert (await client.get("/calendar/unknown-token.ics")).status_code == 404
+    client.cookies.clear()  # a calendar client: no session
+    anonymous = await client.get(new_path)
+    assert anonymous.headers["cache-control"] == "private, no-cache"
+    assert anonymous.content == fewer.content
     assert (await client.get(new_path.removesuffix(".ics"))).status_code == 404
 
 

@@ -1,8 +1,9 @@
 """Invites, feeds and reminders end to end over a real SMTP server (aiosmtpd): what the recipient's mailbox holds.
 
-Registration is driven through the domain signals (events.hooks) the registration service emits, on
-rows written directly — the same transaction shape: change, emit, the confirmation mail asks invite_for.
-Every invite and feed the flow produces is also parsed by vobject (validate=True) and ical.js.
+The main flows run through the real seminar services (register, update_event, cancel_registration,
+cancel_event); areas that only emit the signals (home visits) and edge orders are driven by rows written
+directly plus the signals, in the same transaction shape. Every invite and feed the flow produces is also
+parsed by vobject (validate=True) and ical.js.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from events.db import utcnow, write_transaction
 from events.ical import TOKYO, event_uid
 from events.invites import feeds, install
 from events.mail import queue_mail
+from events.seminars import registration as seminar_registration
+from events.seminars import schedule
 from events.seminars.tables import Event, Registration
 from lifedesign.settings import SmtpSettings
 from lifedesign.worker import deliver_once
@@ -127,6 +130,21 @@ async def cancel_event(event_id: int, *, places_first: bool) -> None:
             await hooks.emit("event.cancelled", event_id=event_id)
 
 
+async def published_event(**fields) -> int:
+    """An event created and published by the seminar service."""
+    starts = fields.pop("starts_at", future_day(12, 10))
+    values = dict(
+        title="ライフデザインセミナー「仕事と家庭」", title_en="Life design seminar: work and family",
+        description="筆記用具をお持ちください。", description_en="Please bring something to write with.",
+        venue="金沢区役所 7階 会議室", venue_en="Kanazawa ward office, 7F", starts_at=starts,
+        ends_at=starts + timedelta(hours=2), capacity=30,
+    )
+    values.update(fields)
+    event_id = await schedule.create_event(values, by=None)
+    await schedule.publish_event(event_id, by=None)
+    return event_id
+
+
 # ---------------------------------------------------------------- reading what arrived
 
 
@@ -146,6 +164,11 @@ async def deliver(smtp_settings, smtp_server) -> list:
     while (await deliver_once(smtp_settings))["sent"]:
         pass
     return [(rcpt, parse_mail(data)) for _, rcpt, data in smtp_server.messages[before:]]
+
+
+def with_calendar(received: list) -> list:
+    """The received mails that carry a calendar (the seminar service also sends mails of its own)."""
+    return [(rcpt, m) for rcpt, m in received if m.get_content_type() == "multipart/mixed"]
 
 
 def calendar_of(message) -> tuple[str, bytes]:
@@ -201,11 +224,14 @@ def js_utc(moment: datetime) -> str:
 async def test_register_reschedule_cancel_feed_and_interop(db, smtp_settings, smtp_server, tmp_path):
     student = await make_person("student", "Hanako@Example.jp", name="山田 花子")
     starts = future_day(12, 10)
-    event_id = await make_event(starts_at=starts)
+    event_id = await published_event(starts_at=starts)
     uid = event_uid("seminar", event_id, student, config().mail_domain)
 
-    registration_id = await confirm(event_id, student)
+    placed = await seminar_registration.register(event_id, student)
+    assert placed["status"] == "confirmed"
+    registration_id = placed["id"]
     received = await deliver(smtp_settings, smtp_server)
+    # One mail confirms the place and carries the invite.
     assert [rcpt for rcpt, _ in received] == [["hanako@example.jp"]]
     method, invite = calendar_of(received[0][1])
     assert method == "REQUEST"
@@ -213,6 +239,7 @@ async def test_register_reschedule_cancel_feed_and_interop(db, smtp_settings, sm
     assert vevent.uid.value == uid
     assert int(vevent.sequence.value) == 0
     assert vevent.dtstart.value.astimezone(UTC) == starts.astimezone(UTC)
+    assert b"DTSTART;TZID=Asia/Tokyo:" in invite and b"BEGIN:VTIMEZONE" in invite
     assert vevent.organizer.value == f"mailto:{config().mail_from}"
     assert vevent.organizer.params["CN"] == [config().mail_from_name]
     (attendee,) = vevent.contents["attendee"]
@@ -232,8 +259,9 @@ async def test_register_reschedule_cancel_feed_and_interop(db, smtp_settings, sm
 
     # Reschedule: a REQUEST of its own, same UID, higher SEQUENCE, the new time; the feed follows.
     moved = starts + timedelta(days=1, hours=3)
-    await change_event(event_id, starts_at=moved, ends_at=moved + timedelta(hours=2), venue="金沢公会堂")
-    received = await deliver(smtp_settings, smtp_server)
+    await schedule.update_event(event_id, {"starts_at": moved, "ends_at": moved + timedelta(hours=2),
+                                           "venue": "金沢公会堂"}, by=None)
+    received = with_calendar(await deliver(smtp_settings, smtp_server))
     assert len(received) == 1
     method, update = calendar_of(received[0][1])
     assert method == "REQUEST"
@@ -252,13 +280,13 @@ async def test_register_reschedule_cancel_feed_and_interop(db, smtp_settings, sm
         Registration.id == registration_id).first()
     assert registration["calendar_sequence"] == 1
 
-    # A change that is not time, venue or title sends nothing.
-    await change_event(event_id, capacity=40)
-    assert await deliver(smtp_settings, smtp_server) == []
+    # A change that is not time, venue or title sends no invite.
+    await schedule.update_event(event_id, {"capacity": 40}, by=None)
+    assert with_calendar(await deliver(smtp_settings, smtp_server)) == []
 
     # Cancel the place: one CANCEL, same UID, STATUS:CANCELLED, SEQUENCE above the last REQUEST; gone from the feed.
-    await cancel_place(registration_id)
-    received = await deliver(smtp_settings, smtp_server)
+    await seminar_registration.cancel_registration(registration_id, by=student)
+    received = with_calendar(await deliver(smtp_settings, smtp_server))
     assert len(received) == 1
     method, cancel = calendar_of(received[0][1])
     assert method == "CANCEL"
@@ -280,6 +308,20 @@ async def test_register_reschedule_cancel_feed_and_interop(db, smtp_settings, sm
     assert parsed["feed"]["method"] is None
     assert [(e["uid"], e["start_utc"], e["attendees"]) for e in parsed["feed"]["events"]] == [(uid, js_utc(moved), [])]
     assert parsed["feed"]["name"] == "金沢区のイベント（山田 花子）"
+
+
+async def test_real_event_cancel_sends_one_cancel_per_confirmed_person(db, smtp_settings, smtp_server):
+    people = [await make_person("student") for _ in range(3)]
+    event_id = await published_event(capacity=2)
+    statuses = [(await seminar_registration.register(event_id, p))["status"] for p in people]
+    assert statuses == ["confirmed", "confirmed", "waitlisted"]
+    await deliver(smtp_settings, smtp_server)
+    await schedule.cancel_event(event_id, by=None, reason="台風のため")
+    received = with_calendar(await deliver(smtp_settings, smtp_server))
+    assert sorted((rcpt[0], calendar_of(m)[0]) for rcpt, m in received) == sorted(
+        [(await _email(p), "CANCEL") for p in people[:2]])
+    reminders = await OutboxMessage.select(OutboxMessage.status).where(OutboxMessage.kind == "reminder")
+    assert [r["status"] for r in reminders] == ["withdrawn", "withdrawn"]
 
 
 async def test_registering_again_after_a_cancel_raises_the_sequence(db, smtp_settings, smtp_server):

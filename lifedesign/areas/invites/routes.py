@@ -20,12 +20,14 @@ CALENDAR_TYPE = "text/calendar"  # Litestar adds "; charset=utf-8" to text/* typ
 
 @get("/calendar/{filename:str}", include_in_schema=False)
 async def calendar_feed(request: Request, filename: FromPath[str]) -> Response:
-    """A person's subscribable feed: /calendar/<token>.ics (token = the secret)."""
-    request.state.personal = True
+    """A person's subscribable feed: /calendar/<token>.ics (token = the secret).
+
+    Cache-Control private, no-cache: a calendar client may keep the body and revalidate with its ETag,
+    a shared cache may not store it (a logged-in browser still gets no-store from the shell)."""
     if not filename.endswith(".ics"):
         raise NotFound("このカレンダーのURLは使えません。", code="feed_not_found")
     result = await feeds.feed(filename.removesuffix(".ics"), request.headers.get("if-none-match"))
-    headers = {"ETag": result.etag}
+    headers = {"ETag": result.etag, "Cache-Control": "private, no-cache"}
     if result.status == 304:
         return Response(content=b"", status_code=304, headers=headers)
     return Response(content=result.body, status_code=200, media_type=CALENDAR_TYPE, headers=headers)
@@ -65,7 +67,8 @@ async def unsubscribe_form(request: Request, token: FromPath[str]) -> Response:
     request.state.personal = True
     valid = await reminders.opt_out_token_valid(token)
     return page(request, "pages/invites/unsubscribe.html", status_code=200 if valid else 404,
-                title="リマインダーメールの停止", token=token, valid=valid, done=False)
+                title=gettext_for(request.state.locale)("リマインダーメールの停止"), token=token, valid=valid,
+                done=False)
 
 
 @post("/reminders/unsubscribe/{token:str}", include_in_schema=False)
@@ -75,7 +78,8 @@ async def unsubscribe(request: Request, token: FromPath[str]) -> Response:
     request.state.personal = True
     done = await reminders.unsubscribe(token)
     return page(request, "pages/invites/unsubscribe.html", status_code=200 if done else 404,
-                title="リマインダーメールの停止", token=token, valid=done is not None, done=done is not None)
+                title=gettext_for(request.state.locale)("リマインダーメールの停止"), token=token,
+                valid=done is not None, done=done is not None)
 
 
 @post("/api/v1/registrations/{registration_id:int}/resend-invite", guards=[COORDINATOR], tags=["invites"],
