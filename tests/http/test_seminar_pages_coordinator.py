@@ -1,0 +1,241 @@
+"""Coordinator pages of seminars: guards, the event form with questions, overlap warning, publish / duplicate /
+cancel, calendars, registrations with counter registration and audit, CSV / XLSX, lottery, check-in."""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+from datetime import timedelta
+from urllib.parse import unquote
+
+from events import people
+from events.core.tables import AuditEntry
+from events.seminars import registration, schedule
+from events.seminars.tables import Event
+from tests.conftest import csrf_from, login, make_person, outbox_mails
+from tests.http.test_seminar_pages import coordinator, minor_student, new_event, soon, student
+
+
+async def as_coordinator(client) -> int:
+    email = f"coord-{secrets.token_hex(3)}@ward.example.jp"
+    person_id = await make_person("coordinator", email, name="金沢 花子")
+    await login(client, email)
+    return person_id
+
+
+async def test_students_and_anonymous_cannot_open_coordinator_pages(client):
+    event_id = await new_event()
+    anonymous = await client.get("/coordinator/events", follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login?next=/coordinator/events")
+    await login(client, await student())
+    for path in ("/coordinator/events", "/coordinator/calendar?view=month", "/coordinator/events/new",
+                 f"/coordinator/events/{event_id}", f"/coordinator/events/{event_id}/registrations",
+                 f"/coordinator/events/{event_id}/registrations.csv", f"/coordinator/events/{event_id}/checkin"):
+        refused = await client.get(path)
+        assert refused.status_code == 403, path
+        assert "この操作を行う権限がありません" in refused.text and 'role="alert"' in refused.text
+    home = await client.get("/")
+    refused = await client.post(f"/coordinator/events/{event_id}/cancel", data={"_csrf": csrf_from(home.text)})
+    assert refused.status_code == 403
+    assert (await schedule.get_event(event_id))["status"] == "published"
+
+
+def event_form(token: str, **overrides) -> dict[str, str]:
+    start = (soon(14) + timedelta(hours=9)).strftime("%Y-%m-%dT10:00")  # Tokyo wall time, as the browser sends it
+    end = start[:11] + "12:00"
+    form = {"_csrf": token, "kind": "seminar", "title": "働き方と家族のセミナー", "venue": "金沢公会堂 第1会議室",
+            "starts_at": start, "ends_at": end, "capacity": "30", "audience": "students", "allocation": "first_come",
+            "cancel_cutoff_hours": "24", "q_count": "2",
+            "q0_label": "参加の動機", "q0_kind": "text", "q0_required": "1", "q0_options": "",
+            "q1_label": "参加方法", "q1_kind": "single", "q1_options": "会場\r\nオンライン\r\n", "action": "save"}
+    form.update(overrides)
+    return form
+
+
+async def test_create_edit_publish_duplicate_cancel_through_the_form(client):
+    await as_coordinator(client)
+    blank = await client.get("/coordinator/events/new")
+    assert blank.status_code == 200 and '<label for="title">' in blank.text and 'name="q1_label"' in blank.text
+    token = csrf_from(blank.text)
+
+    more = await client.post("/coordinator/events/new", data=event_form(token, action="add_question"))
+    assert more.status_code == 200 and 'name="q3_label"' in more.text and 'value="参加の動機"' in more.text
+    assert await Event.count() == 0
+
+    bad = event_form(token)
+    bad["ends_at"] = bad["starts_at"][:11] + "09:00"
+    refused = await client.post("/coordinator/events/new", data=bad)
+    assert refused.status_code == 422 and "終了日時は開始日時より後にしてください" in refused.text
+    assert 'role="alert"' in refused.text and 'value="働き方と家族のセミナー"' in refused.text  # nothing typed lost
+
+    created = await client.post("/coordinator/events/new", data=event_form(token), follow_redirects=False)
+    assert created.status_code == 303
+    event_id = int(re.search(r"/coordinator/events/(\d+)", created.headers["location"]).group(1))
+    event = await schedule.get_event(event_id)
+    assert event["status"] == "draft" and event["capacity"] == 30
+    assert event["starts_at"].astimezone(schedule.UTC).hour == 1  # 10:00 in Tokyo is 01:00 UTC
+    assert [(q["kind"], q["label"], q["required"], q["options"]) for q in event["questions"]] == [
+        ("text", "参加の動機", True, []), ("single", "参加方法", False, ["会場", "オンライン"])]
+
+    # another event at the same venue and time: the manage page warns
+    other = await new_event(title="重なる講座", venue="金沢公会堂 第1会議室",
+                            starts_at=event["starts_at"] - timedelta(minutes=30))
+    manage = await client.get(f"/coordinator/events/{event_id}")
+    assert "同じ会場で時間が重なるイベントがあります" in manage.text and f"/coordinator/events/{other}" in manage.text
+
+    edit = await client.get(f"/coordinator/events/{event_id}/edit")
+    assert 'value="参加の動機"' in edit.text and "会場\nオンライン" in edit.text
+    form = event_form(csrf_from(edit.text), venue="金沢区役所 5階", capacity="25")
+    saved = await client.post(f"/coordinator/events/{event_id}/edit", data=form, follow_redirects=False)
+    assert saved.status_code == 303
+    event = await schedule.get_event(event_id)
+    assert event["venue"] == "金沢区役所 5階" and event["capacity"] == 25 and len(event["questions"]) == 2
+
+    published = await client.post(f"/coordinator/events/{event_id}/publish", data={"_csrf": token}, follow_redirects=False)
+    assert published.status_code == 303
+    assert (await schedule.get_event(event_id))["status"] == "published"
+
+    duplicated = await client.post(f"/coordinator/events/{event_id}/duplicate",
+                                   data={"_csrf": token, "starts_at": form["starts_at"][:8] + "28T13:00",
+                                         "venue": "金沢地区センター"}, follow_redirects=False)
+    copy_id = int(re.search(r"/coordinator/events/(\d+)", duplicated.headers["location"]).group(1))
+    copy = await schedule.get_event(copy_id)
+    assert copy_id != event_id and copy["status"] == "draft" and copy["venue"] == "金沢地区センター"
+    assert len(copy["questions"]) == 2
+
+    attendee = await student()
+    await registration.register(event_id, (await people.find_by_email(attendee))["id"],
+                                answers={str(event["questions"][0]["id"]): "興味があります"})
+    cancelled = await client.post(f"/coordinator/events/{event_id}/cancel", data={"_csrf": token, "reason": "台風のため"},
+                                  follow_redirects=False)
+    assert cancelled.status_code == 303
+    assert (await schedule.get_event(event_id))["status"] == "cancelled"
+    assert len(await outbox_mails("seminar_event_cancelled", attendee)) == 1
+    listing = await client.get("/coordinator/events?status=cancelled")
+    assert "働き方と家族のセミナー" in listing.text and "重なる講座" not in listing.text
+
+
+async def test_month_and_week_calendar(client):
+    await as_coordinator(client)
+    start = soon(30).replace(hour=5, minute=0, second=0)  # 14:00 in Tokyo
+    event_id = await new_event(title="十二月のセミナー", starts_at=start)
+    day = start.date().isoformat()
+    month = await client.get(f"/coordinator/calendar?view=month&date={day}")
+    assert month.status_code == 200 and "<caption>" in month.text and '<th scope="col">月</th>' in month.text
+    assert f"{start.year}年{start.month}月" in month.text and f'href="/coordinator/events/{event_id}"' in month.text
+    assert "14:00 十二月のセミナー" in month.text
+    week = await client.get(f"/coordinator/calendar?view=week&date={day}")
+    assert week.status_code == 200 and "十二月のセミナー" in week.text and 'scope="row"' in week.text
+    elsewhere = await client.get(f"/coordinator/calendar?view=week&date={(start + timedelta(days=14)).date()}")
+    assert "十二月のセミナー" not in elsewhere.text
+    assert (await client.get("/coordinator/calendar?view=month&date=nonsense")).status_code == 200
+
+
+async def test_registrations_page_counter_registration_exports_and_audit(client):
+    from openpyxl import load_workbook
+
+    me = await as_coordinator(client)
+    event_id = await schedule.create_event({
+        "title": "ライフデザイン/セミナー", "starts_at": soon(5).isoformat(), "ends_at": soon(5, 2).isoformat(),
+        "capacity": 1, "questions": [{"kind": "text", "label": "質問したいこと"}]}, by=me)
+    await schedule.publish_event(event_id, by=me)
+    question = (await schedule.get_event(event_id))["questions"][0]["id"]
+    minor_email = await minor_student(f"parent-{secrets.token_hex(2)}@example.jp")
+    await registration.register(event_id, (await people.find_by_email(minor_email))["id"],
+                                answers={str(question): "=1+1 両立について"})
+
+    page = await client.get(f"/coordinator/events/{event_id}/registrations")
+    assert page.status_code == 200 and "佐藤 結衣" in page.text and "18歳未満" in page.text
+    assert "=1+1 両立について" in page.text and "保護者の同意待ち" in page.text
+    viewed = await AuditEntry.select().where(AuditEntry.action == "staff_viewed_registrations")
+    assert viewed and viewed[-1]["actor"] == me and viewed[-1]["subject_id"] == str(event_id)
+
+    counter = await client.post(f"/coordinator/events/{event_id}/registrations",
+                                data={"_csrf": csrf_from(page.text), "email": "Phone.Caller@Example.jp",
+                                      "name": "電話 太郎"}, follow_redirects=False)
+    assert counter.status_code == 303
+    rows = await registration.list_registrations(event_id)
+    caller = [r for r in rows if r["email"] == "phone.caller@example.jp"]
+    assert caller and caller[0]["status"] == "waitlisted" and caller[0]["waitlist_rank"] == 1
+    again = await client.post(f"/coordinator/events/{event_id}/registrations",
+                              data={"_csrf": csrf_from(page.text), "email": "phone.caller@example.jp", "name": "電話 太郎"})
+    assert again.status_code == 409 and "既にお申し込みいただいています" in again.text
+    waiting = await client.get(f"/coordinator/events/{event_id}/registrations?status=waitlisted")
+    assert "電話 太郎" in waiting.text and "佐藤 結衣" not in waiting.text
+
+    csv_response = await client.get(f"/coordinator/events/{event_id}/registrations.csv")
+    assert csv_response.status_code == 200
+    disposition = csv_response.headers["content-disposition"]
+    assert disposition.startswith("attachment;") and 'filename="event-' in disposition
+    assert "申込者一覧" in unquote(disposition.split("filename*=UTF-8''")[1]) and "/" not in unquote(
+        disposition.split("filename*=UTF-8''")[1])
+    body = csv_response.content
+    assert body.startswith(b"\xef\xbb\xbf")
+    text = body.decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("申込番号,状態") and "質問したいこと" in text.splitlines()[0]
+    assert "'=1+1" in text  # no formula runs in Excel
+
+    xlsx = await client.get(f"/coordinator/events/{event_id}/registrations.xlsx?status=waitlisted")
+    assert xlsx.status_code == 200 and "spreadsheetml" in xlsx.headers["content-type"]
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    values = list(sheet.values)
+    assert values[0][:2] == ("申込番号", "状態") and len(values) == 2 and "電話 太郎" in values[1]
+    exported = await AuditEntry.select().where(AuditEntry.action == "staff_exported_registrations")
+    assert len(exported) == 2
+
+
+async def test_lottery_draw_and_verify_buttons(client):
+    me = await as_coordinator(client)
+    start = soon(9)
+    event_id = await schedule.create_event({
+        "title": "抽選セミナー", "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat(),
+        "capacity": 1, "allocation": "lottery", "registration_closes_at": (start - timedelta(days=1)).isoformat()}, by=me)
+    await schedule.publish_event(event_id, by=me)
+    applicants = [await student() for _ in range(3)]
+    for email in applicants:
+        assert (await registration.register(event_id, (await people.find_by_email(email))["id"]))["status"] == "applied"
+    page = await client.get(f"/coordinator/events/{event_id}")
+    assert "今すぐ抽選する" in page.text
+    drawn = await client.post(f"/coordinator/events/{event_id}/draw", data={"_csrf": csrf_from(page.text)},
+                              follow_redirects=False)
+    assert drawn.status_code == 303
+    result = await client.get(drawn.headers["location"])
+    assert "抽選を行いました" in result.text and "シード値" in result.text and "今すぐ抽選する" not in result.text
+    statuses = sorted(r["status"] for r in await registration.list_registrations(event_id))
+    assert statuses == ["confirmed", "waitlisted", "waitlisted"]
+    verified = await client.get(f"/coordinator/events/{event_id}?verify=1")
+    assert "同じ結果になります" in verified.text
+    twice = await client.post(f"/coordinator/events/{event_id}/draw", data={"_csrf": csrf_from(page.text)})
+    assert twice.status_code == 409 and "既に抽選済み" in twice.text
+
+
+async def test_checkin_search_by_kana_and_mark_attendance(client):
+    await as_coordinator(client)
+    event_id = await new_event(starts_at=soon(0, 1), capacity=5)
+    emails = [await student(name="山田 花", kana="やまだ はな"), await student(name="高橋 翔", kana="タカハシ ショウ")]
+    regs = [await registration.register(event_id, (await people.find_by_email(e))["id"]) for e in emails]
+    page = await client.get(f"/coordinator/events/{event_id}/checkin?q=たかはし")
+    assert page.status_code == 200 and "高橋 翔" in page.text and "山田 花" not in page.text
+    assert ">出席</button>" in page.text and ">欠席</button>" in page.text
+    marked = await client.post(f"/coordinator/registrations/{regs[1]['id']}/attendance",
+                               data={"_csrf": csrf_from(page.text), "status": "attended", "q": "たかはし"},
+                               follow_redirects=False)
+    assert marked.status_code == 303 and "checkin?q=" in marked.headers["location"]
+    assert (await registration.get_registration(regs[1]["id"]))["status"] == "attended"
+    after = await client.get(marked.headers["location"])
+    assert "うち出席 1名" in after.text and "記録を取り消す" in after.text
+    assert await AuditEntry.count().where(AuditEntry.action == "staff_checkin_search") >= 2
+
+    later = await new_event(starts_at=soon(3))
+    reg = await registration.register(later, (await people.find_by_email(emails[0]))["id"])
+    early = await client.post(f"/coordinator/registrations/{reg['id']}/attendance",
+                              data={"_csrf": csrf_from(page.text), "status": "attended"})
+    assert early.status_code == 409 and "出欠は開催当日から記録できます" in early.text and 'role="alert"' in early.text
+
+
+async def test_coordinator_nav_entry(client):
+    await coordinator()
+    await as_coordinator(client)
+    home = await client.get("/")
+    assert 'href="/coordinator/events"' in home.text and "イベント管理" in home.text
