@@ -94,22 +94,33 @@ def _latest(*values: object) -> datetime | None:
     return max(moments) if moments else None
 
 
+# The person's calendar: events they hold a place in (registration confirmed or attended), and events whose
+# invite they got without any registration (a host family's confirmed home visit). Four person-id arguments.
+_HELD_EVENTS = (
+    "FROM event e LEFT JOIN calendar_invite i ON i.event = e.id AND i.person = {} "
+    f"WHERE e.status IN ({_EVENT_STATES_SQL}) AND e.id IN ("
+    "SELECT r.event FROM registration r WHERE r.person = {} UNION SELECT i2.event FROM calendar_invite i2 "
+    "WHERE i2.person = {}) AND ("
+    f"EXISTS (SELECT 1 FROM registration r WHERE r.event = e.id AND r.person = {{}} AND r.status IN ({_STATES_SQL})) "
+    "OR (i.state = 'active' AND NOT EXISTS (SELECT 1 FROM registration r WHERE r.event = e.id AND r.person = {})))"
+)
+
+
 async def _fingerprint(person: dict, locale: str) -> str:
-    rows = await raw(
-        "SELECT "
-        f"COUNT(CASE WHEN r.status IN ({_STATES_SQL}) AND e.status IN ({_EVENT_STATES_SQL}) THEN 1 END) AS n, "
-        "MAX(r.updated_at) AS r_max, MAX(e.updated_at) AS e_max "
-        "FROM registration r JOIN event e ON e.id = r.event WHERE r.person = {}",
-        person["id"],
+    person_id = person["id"]
+    held = await raw(f"SELECT COUNT(*) AS n, MAX(e.updated_at) AS e_max {_HELD_EVENTS}", *[person_id] * 5)
+    # Over all the person's rows, not only the held ones: a place that ends changes its registration's time.
+    changes = await raw(
+        "SELECT (SELECT MAX(updated_at) FROM registration WHERE person = {}) AS r_max, "
+        "(SELECT MAX(updated_at) FROM calendar_invite WHERE person = {}) AS i_max",
+        person_id, person_id,
     )
-    invites = await raw("SELECT MAX(updated_at) AS i_max FROM calendar_invite WHERE person = {}", person["id"])
-    aggregate = rows[0] if rows else {"n": 0, "r_max": None, "e_max": None}
     return feed_fingerprint(
         # The base URL is in every entry's link; a move of the site must change the key too.
         name=f"{feed_name(person['name'], locale)}\0{config().base_url}",
         locale=locale,
-        event_count=int(aggregate["n"] or 0),
-        latest_change=_latest(aggregate["r_max"], aggregate["e_max"], invites[0]["i_max"] if invites else None),
+        event_count=int(held[0]["n"] or 0),
+        latest_change=_latest(held[0]["e_max"], changes[0]["r_max"], changes[0]["i_max"]),
         refresh=REFRESH,
     )
 
@@ -117,12 +128,10 @@ async def _fingerprint(person: dict, locale: str) -> str:
 async def _body(person_id: int, name: str, locale: str) -> bytes:
     rows = await raw(
         "SELECT e.id, e.kind, e.title, e.title_en, e.description, e.description_en, e.venue, e.venue_en, "
-        "e.starts_at, e.ends_at, e.status, e.updated_at, r.updated_at AS r_updated, "
-        "i.sequence AS invite_sequence, i.updated_at AS i_updated "
-        "FROM registration r JOIN event e ON e.id = r.event "
-        "LEFT JOIN calendar_invite i ON i.event = r.event AND i.person = r.person "
-        f"WHERE r.person = {{}} AND r.status IN ({_STATES_SQL}) AND e.status IN ({_EVENT_STATES_SQL})",
-        person_id,
+        "e.starts_at, e.ends_at, e.status, e.updated_at, "
+        "(SELECT MAX(r.updated_at) FROM registration r WHERE r.event = e.id AND r.person = {}) AS r_updated, "
+        f"i.sequence AS invite_sequence, i.updated_at AS i_updated {_HELD_EVENTS}",
+        *[person_id] * 6,
     )
     entries = [
         calendar_event(

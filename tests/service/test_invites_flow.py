@@ -463,3 +463,28 @@ async def test_resend_invite_sends_the_current_invite_again(db, smtp_settings, s
         await resend_invite(registration_id, actor_id=coordinator)
     with pytest.raises(NotFound):
         await resend_invite(registration_id + 999, actor_id=coordinator)
+
+
+async def test_host_family_invite_without_registration_is_in_the_feed_and_cancelled_with_the_event(
+    db, smtp_settings, smtp_server
+):
+    """Home visits: the family holds no registration, its confirmation mail asks invite_for; the visit is
+    still in the family's feed, and cancelling the event cancels the family's invite too."""
+    family = await make_person("host_family", name="鈴木家")
+    student = await make_person("student")
+    event_id = await make_event(kind="home_visit", visibility="private", title="家庭訪問（六浦）")
+    await confirm(event_id, student)
+    async with write_transaction():
+        part = await hooks.invite_for(event_id=event_id, person_id=family)
+    assert part is not None and part.method == "REQUEST"
+    token = await feeds.issue_token(family, SECRET)
+    (entry,) = parse_ics((await feeds.feed(token)).body).contents["vevent"]
+    assert entry.uid.value == event_uid("home_visit", event_id, family, config().mail_domain)
+    await deliver(smtp_settings, smtp_server)
+    async with write_transaction():
+        await Event.update({Event.status: "cancelled", Event.updated_at: utcnow()}).where(Event.id == event_id)
+        await hooks.emit("event.cancelled", event_id=event_id)
+    received = await deliver(smtp_settings, smtp_server)
+    assert sorted((rcpt[0], calendar_of(m)[0]) for rcpt, m in received) == sorted(
+        [(await _email(family), "CANCEL"), (await _email(student), "CANCEL")])
+    assert "vevent" not in parse_ics((await feeds.feed(token)).body).contents
