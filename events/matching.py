@@ -29,10 +29,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import numpy as np
 from ortools.graph.python import min_cost_flow
 from ortools.sat.python import cp_model
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
-ALGORITHM = "flow-repair-cpsat-v1"
+ALGORITHM = "flow-repair-near-v2"
 
 # Preference points of one (student, slot) pair: reaching the district matters more than one tag.
 DISTRICT_POINTS = 2
@@ -105,6 +108,8 @@ class Proposal:
     seconds: float
     seed: int
     method: str
+    # (seconds since start, proven gap) after each step: first feasible, then every improvement.
+    progress: tuple[tuple[float, float], ...] = ()
 
 
 def preference_points(request: Request, slot: Slot) -> int:
@@ -140,6 +145,7 @@ class _Instance:
     weight_pin: int
     weight_match: int
     weight_pref: int
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # edges as numpy, built once
 
 
 def _seeded_order(requests: Sequence[Request], seed: int) -> list[Request]:
@@ -288,40 +294,43 @@ def _flow(instance: _Instance, open_slots: set[int] | None = None) -> list[int]:
     if not instance.edge_student:
         return []
     source, sink = n + m, n + m + 1
-    edges = range(len(instance.edge_student))
+    edge_student, edge_slot, edge_weight = _edge_arrays(instance)
+    edges = np.arange(len(edge_student))
     if open_slots is not None:
-        edges = [
-            e for e in edges
-            if instance.edge_slot[e] in open_slots or not instance.requests[instance.edge_student[e]].is_minor
-        ]
-    lower = [2 if open_slots is not None and j in open_slots else 0 for j in range(m)]
+        minor = np.fromiter((r.is_minor for r in instance.requests), dtype=bool, count=n)
+        open_mask = np.zeros(m, dtype=bool)
+        open_mask[list(open_slots)] = True
+        edges = edges[open_mask[edge_slot] | ~minor[edge_student]]
+    lower = np.zeros(m, dtype=np.int64)
+    if open_slots is not None:
+        lower[list(open_slots)] = 2
+    capacity = np.fromiter((s.capacity for s in instance.slots), dtype=np.int64, count=m)
     network = min_cost_flow.SimpleMinCostFlow()
-    tails = [source] * n + [instance.edge_student[e] for e in edges] + [n + j for j in range(m)] + [source]
-    heads = list(range(n)) + [n + instance.edge_slot[e] for e in edges] + [sink] * m + [sink]
-    capacities = [1] * n + [1] * len(edges) + [s.capacity - lower[j] for j, s in enumerate(instance.slots)] + [n]
-    costs = [0] * n + [-instance.edge_weight[e] for e in edges] + [0] * m + [0]
+    slot_nodes = n + np.arange(m, dtype=np.int64)
+    tails = np.concatenate([np.full(n, source), edge_student[edges], slot_nodes, [source]])
+    heads = np.concatenate([np.arange(n), n + edge_slot[edges], np.full(m, sink), [sink]])
+    capacities = np.concatenate([np.ones(n + len(edges), dtype=np.int64), capacity - lower, [n]])
+    costs = np.concatenate([np.zeros(n, dtype=np.int64), -edge_weight[edges], np.zeros(m + 1, dtype=np.int64)])
     network.add_arcs_with_capacity_and_unit_cost(tails, heads, capacities, costs)
     # A lower bound l on slot->sink moves l units of demand from the sink onto the slot node.
     network.set_nodes_supplies(
-        [source, sink, *(n + j for j in range(m))], [n, -n + sum(lower), *(-b for b in lower)]
+        np.concatenate([[source, sink], slot_nodes]), np.concatenate([[n, -n + int(lower.sum())], -lower])
     )
     status = network.solve()
     if status != network.OPTIMAL:
         raise RuntimeError(f"min-cost flow failed with status {status}")
-    return [e for k, e in enumerate(edges) if network.flow(n + k) > 0]
+    flows = network.flows(np.arange(n, n + len(edges)))
+    return [int(e) for e in edges[flows > 0]]
 
 
-def _polish(instance: _Instance, chosen: list[int]) -> list[int]:
-    """Best assignment keeping the slot states of a feasible ``chosen`` (which slots host minors)."""
-    members: dict[int, int] = {}
-    with_minor: set[int] = set()
-    for e in chosen:
-        j = instance.edge_slot[e]
-        members[j] = members.get(j, 0) + 1
-        if instance.requests[instance.edge_student[e]].is_minor:
-            with_minor.add(j)
-    polished = _flow(instance, with_minor)
-    return polished if _levels(instance, polished) > _levels(instance, chosen) else chosen
+def _edge_arrays(instance: _Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if instance.arrays is None:
+        instance.arrays = (
+            np.asarray(instance.edge_student, dtype=np.int64),
+            np.asarray(instance.edge_slot, dtype=np.int64),
+            np.asarray(instance.edge_weight, dtype=np.int64),
+        )
+    return instance.arrays
 
 
 # ----------------------------------------------------------------------------------------------
@@ -396,7 +405,7 @@ def _repair(instance: _Instance, chosen: list[int]) -> list[int]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Step 3: exact CP-SAT model
+# Fallback: exact CP-SAT model over every student
 
 
 def _cpsat(
@@ -476,6 +485,204 @@ class _StopAtBound(cp_model.CpSolverSolutionCallback):
 
 
 # ----------------------------------------------------------------------------------------------
+# Step 3: exact search near the flow optimum (reduced-cost fixing)
+
+
+@dataclass
+class _Duals:
+    """Node potentials proving the relaxed flow optimal, and the reduced cost of every arc.
+
+    For any assignment, (flow bound - its weight) = sum over arcs of |reduced cost| x |change of the
+    arc's flow|, so an assignment within ``loss`` of the bound changes no arc of reduced cost > loss.
+    """
+
+    edge: np.ndarray  # reduced cost of each student->slot edge (<= 0 on chosen edges, >= 0 off them)
+    student: np.ndarray  # of source->student: <= 0 when matched in the flow, >= 0 when not
+    slot: np.ndarray  # of slot->sink: <= 0 on a full slot, >= 0 on an empty one, 0 in between
+    total: int  # of the source->sink bypass (students left out in total)
+
+
+def _duals(instance: _Instance, relaxed: list[int]) -> _Duals | None:
+    """Shortest-path potentials in the residual network of the optimal flow (vectorised Bellman-Ford).
+
+    Returns None if the complementary-slackness check fails (never expected; the caller falls back).
+    """
+    n, m = len(instance.requests), len(instance.slots)
+    edge_student, edge_slot, weight = _edge_arrays(instance)
+    used = np.zeros(len(edge_student), dtype=bool)
+    used[relaxed] = True
+    matched = np.zeros(n, dtype=bool)
+    matched[edge_student[used]] = True
+    count = np.bincount(edge_slot[used], minlength=m)
+    capacity = np.fromiter((s.capacity for s in instance.slots), dtype=np.int64, count=m)
+    big = np.int64(1 << 60)
+    # Distances from the source (potential 0): it reaches left-out students and, if anyone is matched,
+    # the sink over the bypass; the sink reaches non-empty slots, a slot its students (backward arcs).
+    to_student = np.where(matched, big, 0).astype(np.int64)
+    to_slot = np.full(m, big, dtype=np.int64)
+    to_sink = np.int64(0) if matched.any() else big
+    off = ~used
+    order = np.argsort(edge_slot[off], kind="stable")
+    off_student, off_slot, off_weight = edge_student[off][order], edge_slot[off][order], weight[off][order]
+    starts = np.flatnonzero(np.r_[True, off_slot[1:] != off_slot[:-1]]) if len(off_slot) else np.zeros(0, int)
+    reached_slots = off_slot[starts]
+    on_student, on_slot, on_weight = edge_student[used], edge_slot[used], weight[used]
+    nonempty, not_full = count > 0, count < capacity
+    for _ in range(n + m + 2):
+        new_slot = to_slot.copy()
+        new_slot[nonempty] = np.minimum(new_slot[nonempty], to_sink)
+        if len(starts):
+            via_student = np.minimum.reduceat(to_student[off_student] - off_weight, starts)
+            new_slot[reached_slots] = np.minimum(new_slot[reached_slots], via_student)
+        new_student = to_student.copy()
+        new_student[on_student] = np.minimum(new_student[on_student], new_slot[on_slot] + on_weight)
+        new_sink = min(to_sink, new_slot[not_full].min()) if not_full.any() else to_sink
+        if new_sink == to_sink and np.array_equal(new_slot, to_slot) and np.array_equal(new_student, to_student):
+            break
+        to_slot, to_student, to_sink = new_slot, new_student, new_sink
+    else:
+        return None
+    duals = _Duals(
+        edge=-weight + to_student[edge_student] - to_slot[edge_slot],
+        student=-to_student,
+        slot=to_slot - to_sink,
+        total=int(-to_sink),
+    )
+    slack_ok = (
+        (duals.edge[used] <= 0).all() and (duals.edge[off] >= 0).all()
+        and (duals.student[matched] <= 0).all() and (duals.student[~matched] >= 0).all()
+        and (duals.slot[nonempty] <= 0).all() and (duals.slot[not_full] >= 0).all()
+        and (duals.total >= 0 or matched.sum() < n) and (duals.total <= 0 or not matched.any())
+    )
+    return duals if slack_ok else None
+
+
+def _near_flow(
+    instance: _Instance,
+    relaxed: list[int],
+    duals: _Duals,
+    at_least: int,
+    at_most: int,
+    incumbent: list[int],
+    time_limit: float,
+    seed: int,
+) -> tuple[str, list[int] | None, int]:
+    """Least-loss assignment among those losing between ``at_least`` and ``at_most`` against the flow.
+
+    The loss is written with reduced costs (sparse, small coefficients: CP-SAT proves far faster than
+    with the lexicographic weights), and arcs of reduced cost > ``at_most`` keep their flow value:
+    every assignment within ``at_most`` is still there. Only components (over the free arcs) holding a
+    lone minor of the flow are searched; elsewhere the flow loses nothing. Returns (CP-SAT status name,
+    chosen edges or None, proven least loss).
+    """
+    n, m = len(instance.requests), len(instance.slots)
+    requests = instance.requests
+    edge_student, edge_slot, _ = _edge_arrays(instance)
+    relaxed_at = {instance.edge_student[e]: e for e in relaxed}
+    relaxed_set = set(relaxed)
+    count = np.bincount(edge_slot[relaxed], minlength=m) if relaxed else np.zeros(m, dtype=np.int64)
+    loss = at_most
+    slot_fixed = np.abs(duals.slot) > loss  # keeps its flow count: full, or empty
+    student_fixed = np.abs(duals.student) > loss  # keeps its flow status: matched, or left out
+    edge_free = (np.abs(duals.edge) <= loss) & ~(slot_fixed & (count == 0))[edge_slot]
+    edge_free &= ~(student_fixed & ~np.isin(np.arange(n), list(relaxed_at)))[edge_student]
+    # A student whose flow edge is fixed keeps it (and so every other edge of theirs stays off).
+    pinned_students = {instance.edge_student[e] for e in relaxed if not edge_free[e]}
+    edge_free &= ~np.isin(edge_student, list(pinned_students))
+    free_edges = np.flatnonzero(edge_free)
+
+    # Components over the free edges; only those holding a lone minor of the flow are searched.
+    members: dict[int, list[int]] = {}
+    for e in relaxed:
+        members.setdefault(instance.edge_slot[e], []).append(instance.edge_student[e])
+    deficient = [j for j, people in members.items() if len(people) == 1 and requests[people[0]].is_minor]
+    graph = coo_matrix(
+        (np.ones(len(free_edges)), (edge_student[free_edges], n + edge_slot[free_edges])), shape=(n + m, n + m)
+    )
+    _, label = connected_components(graph, directed=False)
+    searched = np.isin(label, label[[n + j for j in deficient]])
+    if abs(duals.total) > loss:  # the number matched is fixed: that couples every component
+        searched[:] = True
+    searched_edges = free_edges[searched[edge_student[free_edges]]]
+    free_students = set(edge_student[searched_edges].tolist())
+
+    model = cp_model.CpModel()
+    kept = [e for e in relaxed if instance.edge_student[e] not in free_students]
+    fixed_count = [0] * m
+    fixed_minor = [False] * m
+    for e in kept:
+        fixed_count[instance.edge_slot[e]] += 1
+        fixed_minor[instance.edge_slot[e]] |= requests[instance.edge_student[e]].is_minor
+    x = {int(e): model.new_bool_var(f"x{e}") for e in searched_edges}
+    by_student: dict[int, list[int]] = {}
+    by_slot: dict[int, list[int]] = {}
+    for e in x:
+        by_student.setdefault(instance.edge_student[e], []).append(e)
+        by_slot.setdefault(instance.edge_slot[e], []).append(e)
+    for i, options in by_student.items():
+        if student_fixed[i] and i in relaxed_at:
+            model.add_exactly_one(x[e] for e in options)
+        else:
+            model.add_at_most_one(x[e] for e in options)
+    for j, options in by_slot.items():
+        seats = sum(x[e] for e in options)
+        if slot_fixed[j]:
+            model.add(seats == int(count[j]) - fixed_count[j])
+        else:
+            model.add(seats <= instance.slots[j].capacity - fixed_count[j])
+        minor_edges = [e for e in options if requests[instance.edge_student[e]].is_minor]
+        if fixed_minor[j] and fixed_count[j] == 1:
+            model.add(seats >= 1)
+        elif minor_edges and not fixed_minor[j] and fixed_count[j] < 2:
+            used_by_minor = model.new_bool_var(f"y{j}")
+            for e in minor_edges:
+                model.add_implication(x[e], used_by_minor)
+            model.add(seats + fixed_count[j] >= 2 * used_by_minor)
+    for j in range(m):  # a lone minor among fixed students with nobody free to join: no way out
+        if j not in by_slot and fixed_minor[j] and fixed_count[j] == 1:
+            return "INFEASIBLE", None, at_most + 1
+    terms: list[tuple[cp_model.LinearExprT, int]] = []  # (deviation from the flow, |reduced cost|)
+    for e, var in x.items():
+        if duals.edge[e]:
+            terms.append((1 - var if e in relaxed_set else var, abs(int(duals.edge[e]))))
+    for i, options in by_student.items():
+        if duals.student[i] and not student_fixed[i]:
+            seated = sum(x[e] for e in options)
+            terms.append((1 - seated if i in relaxed_at else seated, abs(int(duals.student[i]))))
+    for j, options in by_slot.items():
+        if duals.slot[j] and not slot_fixed[j]:
+            seats = sum(x[e] for e in options) + fixed_count[j]
+            terms.append((int(count[j]) - seats if duals.slot[j] < 0 else seats, abs(int(duals.slot[j]))))
+    if duals.total and abs(duals.total) <= loss:
+        seated = sum(x.values()) + len(kept)
+        terms.append((len(relaxed) - seated if duals.total > 0 else seated - len(relaxed), abs(duals.total)))
+    if terms:
+        lost = sum(cost * deviation for deviation, cost in terms)
+        model.add(lost <= at_most)
+        if at_least > 0:
+            model.add(lost >= at_least)
+        model.minimize(lost)
+    elif at_least > 0:
+        return "INFEASIBLE", None, at_most + 1
+    hinted = set(incumbent)
+    for e, var in x.items():
+        model.add_hint(var, e in hinted)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
+    solver.parameters.num_workers = 1  # deterministic, and measured fastest on 2 cores
+    solver.parameters.random_seed = seed % (2**31)
+    status = solver.solve(model)
+    name = solver.status_name(status)
+    if status == cp_model.INFEASIBLE:
+        return name, None, at_most + 1
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return name, None, at_least
+    chosen = sorted(kept + [e for e, var in x.items() if solver.boolean_value(var)])
+    least = int(solver.best_objective_bound + 1 - 1e-6) if terms else 0  # ceil of the proven bound
+    return name, chosen, max(at_least, least)
+
+
+# ----------------------------------------------------------------------------------------------
 # Public API
 
 
@@ -487,33 +694,62 @@ def propose_matches(
     pinned: Collection[tuple[int, int]] = frozenset(),
     seed: int = 0,
     time_limit: float = 10.0,
+    target_gap: float = 0.0,
 ) -> Proposal:
     """Best assignment of students to slots under the hard rules; ``forbidden``/``pinned`` hold
-    (student_id, household_id) pairs. Never raises for an infeasible pin: it is reported instead."""
+    (student_id, household_id) pairs. Never raises for an infeasible pin: it is reported instead.
+
+    ``target_gap`` > 0 returns as soon as the proven gap is at most that (0.001 = 0.1 %); the default
+    keeps searching until optimality is proven or ``time_limit`` seconds have passed.
+    """
     started = time.perf_counter()
+    progress: list[tuple[float, float]] = []
     instance = _build(slots, requests, forbidden, pinned, seed)
     relaxed = _flow(instance)
+    flow_upper = upper = _weighted(instance, relaxed)
     bound = _levels(instance, relaxed)
     chosen = _repair(instance, relaxed)
     found = _levels(instance, chosen)
     method = "flow" if chosen == relaxed else "flow+repair"
-    upper = _weighted(instance, relaxed)
-    if found < bound:
-        polished = _polish(instance, chosen)
-        if polished != chosen:
-            chosen, found, method = polished, _levels(instance, polished), "flow+repair+polish"
-    remaining = time_limit - (time.perf_counter() - started)
-    if found < bound and remaining > 0:
-        # Neighbourhoods around the repairs were measured to span nearly every student: solve it all.
-        exact, weighted_bound, proven = _cpsat(instance, chosen, remaining, seed, upper=upper)
+    progress.append((time.perf_counter() - started, _gap(found, bound)))
+
+    def settled() -> bool:
+        return found >= bound or _gap(found, bound) <= target_gap
+
+    duals = _duals(instance, relaxed) if not settled() else None
+    if duals is None and not settled():
+        # Never expected (the potentials are checked): solve the exact model over every student.
+        exact, weighted_bound, proven = _cpsat(
+            instance, chosen, time_limit - (time.perf_counter() - started), seed, upper=upper
+        )
         if exact is not None and _levels(instance, exact) > found:
-            chosen, found = exact, _levels(instance, exact)
-            method = "flow+repair+cpsat"
+            chosen, found, method = exact, _levels(instance, exact), "flow+repair+cpsat"
         if proven:
             bound = found
         elif weighted_bound is not None:
             bound = min(bound, max(found, _decode_bound(instance, weighted_bound)))
-    return _proposal(instance, chosen, found, bound, time.perf_counter() - started, seed, method)
+        progress.append((time.perf_counter() - started, _gap(found, bound)))
+    least_loss, most = 0, 0  # proven: every assignment weighs at most flow_upper - least_loss
+    while duals is not None and not settled():
+        remaining = time_limit - (time.perf_counter() - started)
+        if remaining <= 0:
+            break
+        status, got, proven = _near_flow(instance, relaxed, duals, least_loss, most, chosen, remaining, seed)
+        if got is not None and _weighted(instance, got) > _weighted(instance, chosen):
+            chosen, found, method = got, _levels(instance, got), "flow+repair+near"
+        least_loss = max(least_loss, proven)
+        upper = min(upper, flow_upper - least_loss)
+        if status == "OPTIMAL":  # the best within ``most``, and nothing beyond can beat it
+            upper = _weighted(instance, chosen)
+        bound = found if _weighted(instance, chosen) >= upper else min(bound, _decode_bound(instance, upper))
+        progress.append((time.perf_counter() - started, _gap(found, bound)))
+        if status not in ("OPTIMAL", "INFEASIBLE"):
+            break  # out of time
+        # Next: about twice as far, at least one preference point, never as far as the incumbent.
+        most = min(2 * (most + 1) - 1 if most else instance.weight_pref - 1,
+                   flow_upper - _weighted(instance, chosen) - 1)
+        most = max(most, least_loss)
+    return _proposal(instance, chosen, found, bound, time.perf_counter() - started, seed, method, progress)
 
 
 def _proposal(
@@ -524,6 +760,7 @@ def _proposal(
     seconds: float,
     seed: int,
     method: str,
+    progress: list[tuple[float, float]],
 ) -> Proposal:
     assignments: dict[int, int] = {}
     members = [0] * len(instance.slots)
@@ -555,6 +792,7 @@ def _proposal(
         seconds=seconds,
         seed=seed,
         method=f"{ALGORITHM}:{method}",
+        progress=tuple(progress),
     )
 
 
