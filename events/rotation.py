@@ -256,13 +256,14 @@ def _construction(fac: np.ndarray, tables: int) -> list[np.ndarray]:
 
 @dataclass(frozen=True)
 class _CyclicDesign:
-    """A repeat-free schedule kept as a base round over Z_m x levels (+ fixed points), developed mod m.
+    """A repeat-free schedule kept as base rounds over Z_m x levels (+ fixed points), developed mod m.
 
-    Point (x, level) is person level*m + x; fixed point i is person levels*m + i. Round s seats each
-    base block shifted by s (fixed points stay), so every cross difference is met once; each
-    `orbits` entry adds one round {(x + a[level], level)} for x in Z_m. The base blocks were found
-    by an offline backtracking search over distinct differences; `_design_rounds` rebuilds the
-    rounds and the tests check that nobody meets anyone twice.
+    Point (x, level) is person level*m + x; fixed point i is person levels*m + i. `blocks` holds one
+    or more base rounds, one after the other; round s of a base round seats each of its blocks
+    shifted by s (fixed points stay), and since no difference between two levels (or within one)
+    occurs twice, nobody meets anyone twice. Each `orbits` entry adds one round
+    {(x + a[level], level)} for x in Z_m. The base rounds were found offline (backtracking and
+    CP-SAT over distinct differences); `_design_rounds` rebuilds the rounds and the tests check them.
     """
 
     m: int
@@ -272,7 +273,7 @@ class _CyclicDesign:
     orbits: tuple[tuple[int, ...], ...] = ()
 
 
-# (tables, table size) -> design; rounds = m + len(orbits), each at the person bound.
+# (tables, table size) -> design; rounds = m * base rounds + len(orbits), each at the person bound.
 _DESIGNS: dict[tuple[int, int], _CyclicDesign] = {
     (5, 3): _CyclicDesign(  # Kirkman's schoolgirls, 7 rounds
         7, 2, 1, (((1, 0), (2, 0), (2, 1)), ((3, 1), (6, 1), (5, 1)), ((5, 0), (0, 0), (4, 1)),
@@ -286,6 +287,11 @@ _DESIGNS: dict[tuple[int, int], _CyclicDesign] = {
         7, 3, 3, (((3, 1), (6, 1), (5, 1), (1, 0)), ((0, -1), (4, 1), (1, 2), (4, 0)),
                   ((0, 2), (3, 2), (2, 1), (2, 2)), ((6, 0), (2, -1), (0, 1), (6, 2)),
                   ((0, 0), (2, 0), (3, 0), (5, 2)), ((1, -1), (5, 0), (4, 2), (1, 1)))),
+    (6, 3): _CyclicDesign(  # 18 people in threes, 8 rounds: two base rounds over Z_4
+        4, 4, 2, (((3, 1), (2, 2), (0, -1)), ((1, 0), (0, 3), (1, -1)), ((0, 0), (2, 1), (3, 2)),
+                  ((2, 0), (3, 0), (0, 2)), ((1, 2), (2, 3), (3, 3)), ((0, 1), (1, 1), (1, 3)),
+                  ((0, 0), (2, 3), (0, -1)), ((0, 1), (2, 2), (1, -1)), ((3, 0), (3, 1), (3, 2)),
+                  ((0, 2), (1, 2), (0, 3)), ((1, 0), (2, 1), (1, 3)), ((2, 0), (1, 1), (3, 3)))),
     (7, 4): _CyclicDesign(  # resolvable 2-(28, 4, 1) design, 9 rounds
         7, 4, 0, (((6, 3), (1, 3), (1, 2), (0, 2)), ((1, 0), (6, 1), (3, 1), (2, 0)),
                   ((3, 2), (0, 0), (5, 2), (3, 0)), ((5, 1), (2, 3), (5, 3), (4, 1)),
@@ -302,7 +308,9 @@ def _design_rounds(design: _CyclicDesign) -> list[list[list[int]]]:
     def person(x: int, level: int, shift: int) -> int:
         return levels * m + x if level < 0 else level * m + (x + shift) % m
 
-    rounds = [[[person(x, level, s) for x, level in block] for block in design.blocks] for s in range(m)]
+    tables = (levels * m + design.fixed) // len(design.blocks[0])
+    bases = [design.blocks[i:i + tables] for i in range(0, len(design.blocks), tables)]
+    rounds = [[[person(x, level, s) for x, level in block] for block in base] for base in bases for s in range(m)]
     rounds += [[[level * m + (x + a[level]) % m for level in range(levels)] for x in range(m)]
                for a in design.orbits]
     return rounds

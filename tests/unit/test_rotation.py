@@ -134,7 +134,7 @@ def test_search_extends_past_the_construction() -> None:
     check_rules(plan, people, 8)
 
 
-@pytest.mark.parametrize(("groups", "size", "rounds"), [(5, 3, 7), (7, 3, 10), (6, 4, 7), (7, 4, 9)])
+@pytest.mark.parametrize(("groups", "size", "rounds"), [(5, 3, 7), (6, 3, 8), (7, 3, 10), (6, 4, 7), (7, 4, 9)])
 def test_stored_designs_reach_the_bound_without_repeats(groups: int, size: int, rounds: int) -> None:
     people = [Participant(i, i) for i in range(groups * size)]
     plan = plan_rotation(people, rounds, table_size=size, seed=0)
