@@ -220,3 +220,70 @@ async def test_session_settings_are_checked(db):
     assert (await sessions.get_session(session_id))["themes"] == ["a", "", ""]
     with pytest.raises(Conflict):
         await sessions.create_session(event_id, rounds=3, table_size=4)
+
+
+async def test_concurrent_plans_leave_one_consistent_seating(db):
+    import asyncio
+
+    session_id, staff = await session_with([2, 2, 2, 2, 2, 2], rounds=3, table_size=3)
+    results = await asyncio.gather(sessions.assign_tables(session_id, seed=1), sessions.assign_tables(session_id, seed=2))
+    assert sorted(r.plan_version for r in results) == [1, 2]
+    rounds = await db_rounds(session_id)
+    assert len(rounds) == 3 and all(sorted(p for t in r for p in t) == sorted(p for ids in staff.values() for p in ids)
+                                    for r in rounds)
+    winner = max(results, key=lambda r: r.plan_version)
+    assert (await sessions.get_session(session_id))["seed"] == winner.seed
+
+
+async def test_database_refuses_a_person_twice_in_one_round(db):
+    session_id, staff = await session_with([1, 1], rounds=1, table_size=2)
+    person_id = staff[next(iter(staff))][0]
+    await TableSeat.insert(TableSeat(session=session_id, round=1, table_no=1, person=person_id))
+    with pytest.raises(Exception, match="(?i)unique"):
+        await TableSeat.insert(TableSeat(session=session_id, round=1, table_no=2, person=person_id))
+    # control: another round is fine
+    await TableSeat.insert(TableSeat(session=session_id, round=2, table_no=2, person=person_id))
+
+
+async def test_a_change_while_the_solver_runs_is_not_lost(db, monkeypatch):
+    """Someone leaves while the tables are being computed: the stale plan is not stored."""
+    import asyncio
+    import threading
+
+    session_id, staff = await session_with([2, 2, 2, 2, 2, 2], rounds=2, table_size=3)
+    leaver = staff[next(iter(staff))][0]
+    solving, release = threading.Event(), threading.Event()
+    real = sessions.plan_rotation
+    calls = []
+
+    def slow_plan(*args, **kwargs):
+        calls.append(len(args[0]))
+        if len(calls) == 1:
+            solving.set()
+            release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sessions, "plan_rotation", slow_plan)
+
+    async def leave_meanwhile() -> None:
+        await asyncio.to_thread(solving.wait, 10)
+        await sessions.set_presence(session_id, leaver, "absent")
+        release.set()
+
+    summary, _ = await asyncio.gather(sessions.assign_tables(session_id, seed=3), leave_meanwhile())
+    assert calls == [12, 11] and summary.people == 11
+    assert all(leaver not in [p for t in r for p in t] for r in await db_rounds(session_id))
+
+    # Negative control: with a single attempt the same race is refused, not stored stale.
+    calls.clear()
+    solving.clear()
+    release.clear()
+
+    async def come_back_meanwhile() -> None:
+        await asyncio.to_thread(solving.wait, 10)
+        await sessions.set_presence(session_id, leaver, "arrived")
+        release.set()
+
+    with pytest.raises(Conflict):
+        await asyncio.gather(sessions.assign_tables(session_id, seed=3, attempts=1), come_back_meanwhile())
+    assert all(leaver not in [p for t in r for p in t] for r in await db_rounds(session_id))

@@ -80,7 +80,8 @@ async def load(progress: Callable[[str], None]) -> dict[str, int]:
                                                    themes_en=THEMES_EN, round_minutes=20)
     else:
         session_id = session["id"]
-    summary = await sessions.assign_tables(session_id, seed=2025)
-    progress(f"exchanges: session {session_id} planned — {summary.people} people, {summary.tables} tables, "
-             f"{summary.clash_free_rounds}/{summary.rounds} rounds without repeats (bound {summary.bound})")
+    if session is None or not session["plan_version"] or added:
+        summary = await sessions.assign_tables(session_id, seed=2025)
+        progress(f"exchanges: session {session_id} planned — {summary.people} people, {summary.tables} tables, "
+                 f"{summary.clash_free_rounds}/{summary.rounds} rounds without repeats (bound {summary.bound})")
     return {"exchange_staff": len(staff), "exchange_sessions": 1}
