@@ -286,3 +286,26 @@ def test_duplicate_ids_are_refused_and_error_is_a_value_error() -> None:
 def test_empty_session() -> None:
     assert plan_rotation([], 2, table_size=4).rounds == (((),), ((),))
     assert plan_rotation([Participant(1, 1)], 0, table_size=4).rounds == ()
+
+
+def test_facilities_as_large_as_the_table_count_are_seated_as_a_latin_square() -> None:
+    # 10 tables, two facilities of 10: each table holds one of each in every round, and their
+    # members are pinned (facility 0 member i at table i, facility 1 shifted by the round).
+    people = [Participant(i, 0 if i < 10 else 1 if i < 20 else i) for i in range(50)]
+    plan = plan_rotation(people, 6, table_size=5, seed=0, time_limit=5.0)
+    check_rules(plan, people, 10)
+    assert plan.repeat_pairs == 0
+    assert plan.clash_free_rounds == 6
+    for r, round_ in enumerate(plan.rounds):
+        for table in round_:
+            a = next(x for x in table if x < 10)
+            b = next(x for x in table if 10 <= x < 20) - 10
+            assert (a - b) % 10 == r  # table a holds facility 1's member a - r
+
+
+def test_two_full_facilities_reach_the_bound_within_time() -> None:
+    people = [Participant(i, 0 if i < 6 else 1 if i < 12 else i) for i in range(24)]
+    plan = plan_rotation(people, 5, table_size=4, seed=0, time_limit=3.0)
+    check_rules(plan, people, 6)
+    assert plan.bound == 6
+    assert plan.clash_free_rounds == 5
