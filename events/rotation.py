@@ -12,11 +12,15 @@ school staff. `plan_rotation` seats everyone for every round so that
 
 Method: an algebraic construction over the finite field GF(q) when the number of
 tables q is a prime power (people laid out as rows x q columns, one facility packed
-per row so colleagues never meet; round r seats {(i, j + r*i)} at table j), then a
-conflict-directed tabu search (swaps of two people of one round, as in Dotú & Van
-Hentenryck) that grows the repeat-free prefix one round at a time (each new round
-seeded greedily, then all rounds searched together) and finally spreads unavoidable
-repeats over the remaining rounds.
+per row so colleagues never meet; round r seats {(i, j + r*i)} at table j) or, for a
+few classic shapes where that falls short (5x3, 6x3, 7x3, 6x4, 7x4 tables x seats), a
+stored cyclic design that reaches the bound; then a conflict-directed tabu search
+(swaps of two people of one round, as in Dotú & Van Hentenryck) that grows the
+repeat-free prefix one round at a time (each new round seeded greedily, then all
+rounds searched together) and finally spreads unavoidable repeats over the remaining
+rounds. Facilities with as many members as there are tables sit one per table in every
+round; the search leaves them pinned in a Latin square (member i of the first at table
+i, member j of the next at table j + r in round r) and moves only the others.
 
 Reproducibility: the result is a function of the inputs and `seed` as long as the
 search ends by its step budget (`max_steps`); if `time_limit` cuts it first,
