@@ -3,6 +3,7 @@ one's own list and the guardian's consent page (reached from the queued mail).""
 
 from __future__ import annotations
 
+import glob
 import re
 import secrets
 from datetime import UTC, date, datetime, timedelta
@@ -269,3 +270,25 @@ async def test_guardian_refuses(client, app):
     assert mine["status"] == "cancelled"
     twice = await client.post(path, data={"decision": "give", "_csrf": csrf_from(page.text)})
     assert twice.status_code == 409 and "「同意しない」とご回答いただいています" in twice.text
+
+
+def test_every_seminar_page_string_has_an_english_entry():
+    from babel.messages.pofile import read_po
+
+    from lifedesign.areas.seminars import pages as public_pages
+    from lifedesign.areas.seminars import pages_common, pages_coordinator
+    from lifedesign.i18n import LOCALE_DIR
+    from lifedesign.rendering import environment
+
+    with (LOCALE_DIR / "en" / "LC_MESSAGES" / "seminars_pages.po").open("rb") as handle:
+        catalog = {m.id for m in read_po(handle) if m.id and m.string}
+    folder = environment().loader.searchpath[0] + "/pages/seminars"
+    wanted = set()
+    for path in glob.glob(folder + "/*.html"):
+        wanted |= set(re.findall(r'_\(\s*"([^"]*)"', open(path, encoding="utf-8").read()))
+    for table in (pages_common.STATUS_LABELS, pages_common.AUDIENCE_LABELS, pages_common.KIND_LABELS,
+                  pages_common.EVENT_STATUS_LABELS, pages_common.REFUSALS, public_pages.NOTICES,
+                  pages_coordinator.NOTICES):
+        wanted |= set(table.values())
+    assert len(wanted) > 150
+    assert sorted(wanted - catalog) == []
