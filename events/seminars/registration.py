@@ -44,6 +44,7 @@ import hashlib
 import secrets
 import sqlite3
 import unicodedata
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -52,7 +53,7 @@ from zoneinfo import ZoneInfo
 
 from events.config import config
 from events.core.tables import Person, PersonRole, StaffMembership, StudentProfile
-from events.db import is_sqlite, raw, utcnow, write_transaction
+from events.db import engine, is_sqlite, raw, read_transaction, utcnow, write_transaction
 from events.errors import Busy, Conflict, DomainError, Forbidden, Invalid, NotFound
 from events.hooks import emit, invite_for
 from events.mail import queue_mail
@@ -71,6 +72,7 @@ LIVE_STATES = ("confirmed", "waitlisted", "pending_consent", "applied", "attende
 CONSENT_TEXT_VERSION = "2025-1"
 # PostgreSQL: a lock wait beyond this answers 503 + Retry-After instead of hanging (SQLite: events.db busy timeout).
 LOCK_TIMEOUT_MS = 20_000
+SQLITE_QUEUE_TIMEOUT_S = 30.0
 
 # Negative control for the race tests ONLY: replaces the conditional seat write by a read-then-write
 # (count the seat holders, then insert), the classic oversell. Never set it outside a test.
@@ -110,11 +112,35 @@ def _map_db_error(exc: BaseException) -> BaseException | None:
     return None
 
 
+_sqlite_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def _queue_sqlite_writer() -> AsyncIterator[None]:
+    """SQLite: this process's writers queue on an asyncio lock before BEGIN IMMEDIATE. The database lock
+    still serialises processes; the queue only spares them SQLite's sleeping busy-handler (which wakes
+    waiters late and made a 200-client race crawl)."""
+    db = engine()
+    if not is_sqlite() or db.current_transaction.get() is not None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    lock = _sqlite_writers.setdefault(loop, asyncio.Lock())
+    try:
+        await asyncio.wait_for(lock.acquire(), timeout=SQLITE_QUEUE_TIMEOUT_S)
+    except TimeoutError:
+        raise Busy("混み合っています。少し待ってからもう一度お試しください。") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 @asynccontextmanager
 async def seat_transaction() -> AsyncIterator[None]:
-    """write_transaction plus a bounded lock wait on PostgreSQL and one mapping of driver errors."""
+    """write_transaction plus a bounded lock wait and one mapping of driver errors."""
     try:
-        async with write_transaction():
+        async with _queue_sqlite_writer(), write_transaction():
             if not is_sqlite():
                 await raw(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
             yield
@@ -290,7 +316,10 @@ async def _take_seat(event_id: int) -> bool:
         capacity = (await Event.select(Event.capacity).where(Event.id == event_id).first())["capacity"]
         await asyncio.sleep(_UNSAFE_DELAY_S)
         return held < capacity
-    rows = await raw("UPDATE event SET taken = taken + 1 WHERE id = {} AND taken < capacity RETURNING taken", event_id)
+    rows = await raw(
+        "UPDATE event SET taken = taken + 1 WHERE id = {} AND taken < capacity AND status = 'published' RETURNING taken",
+        event_id,
+    )
     return bool(rows)
 
 
@@ -380,25 +409,29 @@ async def register(
     scope = f"register:{event_id}:{person_id}"
     key = (idempotency_key or "").strip()[:200] or None
     by_coordinator = registered_by is not None and registered_by != person_id
+    # Reads and checks first, on a snapshot and outside the write lock: the lock is held only for the writes.
+    async with read_transaction():
+        if key and (prior := await _replay(actor, scope, key)):
+            return prior
+        event = await _event(event_id)
+        person = await _person(person_id)
+        if not person["active"]:
+            raise Forbidden("このアカウントは利用できません。", code="account_disabled")
+        _check_open(event, by_coordinator=by_coordinator)
+        if not by_coordinator:
+            await _check_audience(event, person)
+        clean = validate_answers(await questions_of(event_id), answers, strict=not by_coordinator)
+        if await Registration.exists().where(
+            (Registration.event == event_id) & (Registration.person == person_id) & (Registration.status != "cancelled")
+        ):
+            raise Conflict("このイベントには既にお申し込みいただいています。", code="already_registered")
+        minor = _is_minor(person, event)
+        if minor and not ((person.get("profile") or {}).get("guardian_email") or "").strip():
+            raise Invalid("18歳未満の方は、保護者のメールアドレスを登録してから申し込んでください。", code="guardian_missing")
     try:
         async with seat_transaction():
-            if key and (prior := await _replay(actor, scope, key)):
-                return prior
-            event = await _event(event_id)
-            person = await _person(person_id)
-            if not person["active"]:
-                raise Forbidden("このアカウントは利用できません。", code="account_disabled")
+            event = await _event(event_id)  # again, inside: it may have been cancelled or drawn meanwhile
             _check_open(event, by_coordinator=by_coordinator)
-            if not by_coordinator:
-                await _check_audience(event, person)
-            clean = validate_answers(await questions_of(event_id), answers, strict=not by_coordinator)
-            if await Registration.exists().where(
-                (Registration.event == event_id) & (Registration.person == person_id) & (Registration.status != "cancelled")
-            ):
-                raise Conflict("このイベントには既にお申し込みいただいています。", code="already_registered")
-            minor = _is_minor(person, event)
-            if minor and not ((person.get("profile") or {}).get("guardian_email") or "").strip():
-                raise Invalid("18歳未満の方は、保護者のメールアドレスを登録してから申し込んでください。", code="guardian_missing")
             queue_position = None
             if event["allocation"] == "lottery" and not event["lottery_drawn_at"]:
                 status = "applied"
@@ -414,18 +447,18 @@ async def register(
                 confirmed_at=now if status == "confirmed" else None,
             )).returning(*Registration.all_columns())
             row = rows[0]
+            rank = await _waitlist_rank(event_id, queue_position)
             if status in ("confirmed", "pending_consent"):
                 await _placed(row["id"], person, event, status, "seminar_confirmed" if status == "confirmed"
                               else "seminar_pending_consent")
             elif status == "waitlisted":
-                rank = await _waitlist_rank(event_id, queue_position)
                 await _mail_person("seminar_waitlisted", row["id"], "waitlisted", person, event, waitlist_rank=rank)
             else:
                 await _mail_person("seminar_applied", row["id"], "applied", person, event,
                                    closes=format_when({"starts_at": event["registration_closes_at"],
                                                        "ends_at": event["registration_closes_at"]},
                                                       person["locale"]).split("〜")[0].split("–")[0])
-            result = _result(row, await _waitlist_rank(event_id, queue_position))
+            result = _result(row, rank)
             if _person_created:
                 result["person_created"] = True
             if key:
@@ -619,15 +652,12 @@ async def get_registration(registration_id: int) -> dict[str, Any]:
 
 
 async def my_registration(event_id: int, person_id: int) -> dict[str, Any] | None:
-    row = await Registration.select().where(
+    rows = await Registration.select().where(
         (Registration.event == event_id) & (Registration.person == person_id)
-    ).order_by(Registration.status == "cancelled").order_by(Registration.id, ascending=False).output(load_json=True).first()
-    if row is None:
+    ).order_by(Registration.id, ascending=False).output(load_json=True)
+    if not rows:
         return None
-    live = await Registration.select().where(
-        (Registration.event == event_id) & (Registration.person == person_id) & (Registration.status != "cancelled")
-    ).output(load_json=True).first()
-    row = live or row
+    row = next((r for r in rows if r["status"] != "cancelled"), rows[0])
     result = _result(row, await _waitlist_rank(event_id, row["queue_position"]) if row["status"] == "waitlisted" else None)
     result["answers"] = row["answers"]
     consent = await GuardianConsent.select(GuardianConsent.decision, GuardianConsent.expires_at).where(

@@ -1,0 +1,55 @@
+"""200 concurrent HTTP registrations for 10 seats: exactly 10 confirmed, 190 waitlisted, no 5xx — on both engines.
+
+The negative control turns the conditional seat write into a read-then-write and shows that the same race
+oversells on PostgreSQL, so the test can fail. (SQLite runs every write transaction one at a time behind
+BEGIN IMMEDIATE, so even the unsafe path cannot oversell there; the control is PostgreSQL-only.)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from events.seminars import registration
+from events.seminars.tables import Event, Registration
+from tests.conftest import ON_POSTGRES
+from tests.http.seminars_race import people_with_tokens, race, running_server
+from tests.service.seminars_helpers import new_event
+
+CLIENTS, SEATS = 200, 10
+
+
+async def _counts(event_id: int) -> dict[str, int]:
+    rows = await Registration.select(Registration.status).where(Registration.event == event_id)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return counts
+
+
+async def test_race_never_oversells(db, settings):
+    racers = await people_with_tokens(CLIENTS)
+    rounds = 2  # repeated: a lucky interleaving must not pass by chance
+    async with running_server(settings) as base_url:
+        for _ in range(rounds):
+            event_id = await new_event(capacity=SEATS)
+            outcome = await race(base_url, f"/api/v1/events/{event_id}/registrations", [t for _, t in racers])
+            assert [s for s in outcome.statuses if s >= 500] == [], outcome.bodies[:3]
+            assert set(outcome.statuses) == {201}, {s for s in outcome.statuses}
+            answered = [b["status"] for b in outcome.bodies]
+            assert answered.count("confirmed") == SEATS and answered.count("waitlisted") == CLIENTS - SEATS
+            assert await _counts(event_id) == {"confirmed": SEATS, "waitlisted": CLIENTS - SEATS}
+            event = await Event.select(Event.taken).where(Event.id == event_id).first()
+            assert event["taken"] == SEATS
+            positions = sorted(b["queue_position"] for b in outcome.bodies if b["status"] == "waitlisted")
+            assert positions == list(range(1, CLIENTS - SEATS + 1))  # a strict order, no ties
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="SQLite serialises writers: the unsafe path cannot oversell there")
+async def test_negative_control_unsafe_check_then_insert_oversells(db, settings, monkeypatch):
+    racers = await people_with_tokens(CLIENTS)
+    monkeypatch.setattr(registration, "_UNSAFE_CHECK_THEN_INSERT", True)
+    async with running_server(settings) as base_url:
+        event_id = await new_event(capacity=SEATS)
+        outcome = await race(base_url, f"/api/v1/events/{event_id}/registrations", [t for _, t in racers])
+    confirmed = (await _counts(event_id)).get("confirmed", 0)
+    assert confirmed > SEATS, f"the unsafe path should oversell, got {confirmed} confirmed ({set(outcome.statuses)})"
