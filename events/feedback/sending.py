@@ -176,22 +176,31 @@ async def scrub_sent_links() -> int:
     return len(rows)
 
 
-_last_reorder: list[datetime] = []
-REORDER_EVERY = timedelta(hours=1)
-
-
-async def reorder_storage(now: datetime | None = None, *, force: bool = False) -> bool:
-    """PostgreSQL appends rows (and updated row versions) in time order, so the physical order of
-    feedback_answer and of answered feedback_request rows could be matched up in a dump. CLUSTER
-    rewrites answers in the order of their random key and requests in the order they were sent.
-    SQLite needs none of this: answers get a random rowid and updates stay in place."""
-    now = now or utcnow()
-    if is_sqlite() or (not force and _last_reorder and now - _last_reorder[0] < REORDER_EVERY):
-        return False
-    _last_reorder[:] = [now]
+async def reseal_anonymous_storage() -> int:
+    """PostgreSQL keeps, on every row, the id of the transaction that wrote it (xmin), and appends new
+    row versions in time order. An answer and its request's responded_at are written by one transaction,
+    so their xmin (and their place on disk) would pair them in a dump. For every survey whose answers or
+    answered requests carry more than one xmin, rewrite them all in one transaction (one xmin for all),
+    then CLUSTER: answers in the order of their random key, requests in the order they were sent.
+    SQLite keeps no such trail: answers get a random rowid and updates stay in place."""
+    if is_sqlite():
+        return 0
+    mixed = await raw(
+        "SELECT survey FROM feedback_answer WHERE person IS NULL GROUP BY survey HAVING COUNT(DISTINCT xmin::text) > 1 "
+        "UNION SELECT r.survey FROM feedback_request r JOIN survey s ON s.id = r.survey "
+        "WHERE s.anonymous AND r.responded_at IS NOT NULL GROUP BY r.survey HAVING COUNT(DISTINCT r.xmin::text) > 1"
+    )
+    surveys = sorted({row["survey"] for row in mixed})
+    if not surveys:
+        return 0
+    async with write_transaction():
+        for survey_id in surveys:
+            await raw("UPDATE feedback_answer SET answers = answers WHERE survey = {} AND person IS NULL", survey_id)
+            await raw("UPDATE feedback_request SET responded_at = responded_at WHERE survey = {} "
+                      "AND responded_at IS NOT NULL", survey_id)
     await raw("CLUSTER feedback_answer USING feedback_answer_pkey")
     await raw("CLUSTER feedback_request USING feedback_request_pkey")
-    return True
+    return len(surveys)
 
 
 async def run_feedback_jobs() -> dict[str, int]:
@@ -202,5 +211,5 @@ async def run_feedback_jobs() -> dict[str, int]:
         "reminded": await send_reminders(now),
         "scrubbed": await scrub_sent_links(),
     }
-    tally["reordered"] = int(await reorder_storage(now))
+    tally["resealed"] = await reseal_anonymous_storage()
     return tally
