@@ -95,7 +95,7 @@ def _latest(*values: object) -> datetime | None:
 
 
 # The person's calendar: events they hold a place in (registration confirmed or attended), and events whose
-# invite they got without any registration (a host family's confirmed home visit). Four person-id arguments.
+# invite they got without any registration (a host family's confirmed home visit). Five person-id arguments.
 _HELD_EVENTS = (
     "FROM event e LEFT JOIN calendar_invite i ON i.event = e.id AND i.person = {} "
     f"WHERE e.status IN ({_EVENT_STATES_SQL}) AND e.id IN ("
@@ -108,19 +108,20 @@ _HELD_EVENTS = (
 
 async def _fingerprint(person: dict, locale: str) -> str:
     person_id = person["id"]
-    held = await raw(f"SELECT COUNT(*) AS n, MAX(e.updated_at) AS e_max {_HELD_EVENTS}", *[person_id] * 5)
-    # Over all the person's rows, not only the held ones: a place that ends changes its registration's time.
-    changes = await raw(
-        "SELECT (SELECT MAX(updated_at) FROM registration WHERE person = {}) AS r_max, "
-        "(SELECT MAX(updated_at) FROM calendar_invite WHERE person = {}) AS i_max",
-        person_id, person_id,
+    # One query. The change times span all the person's rows, not only the held ones: a place that ends
+    # changes its registration's time.
+    (aggregate,) = await raw(
+        "SELECT COUNT(*) AS n, MAX(e.updated_at) AS e_max, "
+        "(SELECT MAX(updated_at) FROM registration WHERE person = {}) AS r_max, "
+        f"(SELECT MAX(updated_at) FROM calendar_invite WHERE person = {{}}) AS i_max {_HELD_EVENTS}",
+        *[person_id] * 7,
     )
     return feed_fingerprint(
         # The base URL is in every entry's link; a move of the site must change the key too.
         name=f"{feed_name(person['name'], locale)}\0{config().base_url}",
         locale=locale,
-        event_count=int(held[0]["n"] or 0),
-        latest_change=_latest(held[0]["e_max"], changes[0]["r_max"], changes[0]["i_max"]),
+        event_count=int(aggregate["n"] or 0),
+        latest_change=_latest(aggregate["e_max"], aggregate["r_max"], aggregate["i_max"]),
         refresh=REFRESH,
     )
 
