@@ -292,3 +292,19 @@ def test_every_seminar_page_string_has_an_english_entry():
         wanted |= set(table.values())
     assert len(wanted) > 150
     assert sorted(wanted - catalog) == []
+
+
+async def test_expired_consent_link_is_a_friendly_page(client):
+    from events.seminars.tables import GuardianConsent
+
+    event_id = await new_event()
+    guardian = f"parent-{secrets.token_hex(3)}@example.jp"
+    await registration.register(event_id, (await people.find_by_email(await minor_student(guardian)))["id"])
+    path = await _guardian_link(guardian)
+    english = await client.get(path + "?lang=en")
+    assert "I consent" in english.text and "I do not consent" in english.text and 'lang="en"' in english.text
+    await GuardianConsent.update({GuardianConsent.expires_at: soon(-1)}).where(GuardianConsent.id > 0)
+    page = await client.get(path)
+    assert page.status_code == 410 and "回答の期限が過ぎました" in page.text and "同意する" not in page.text
+    late = await client.post(path, data={"decision": "give", "_csrf": csrf_from(page.text)})
+    assert late.status_code == 410 and "お申込みは取り消されました" in late.text

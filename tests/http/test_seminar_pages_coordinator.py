@@ -239,3 +239,20 @@ async def test_coordinator_nav_entry(client):
     await as_coordinator(client)
     home = await client.get("/")
     assert 'href="/coordinator/events"' in home.text and "イベント管理" in home.text
+
+
+async def test_complete_after_start_and_filters(client):
+    await as_coordinator(client)
+    event_id = await new_event(title="始まったセミナー")
+    await new_event(title="別のセミナー", kind="staff_exchange", audience="facility_staff")
+    page = await client.get(f"/coordinator/events/{event_id}")
+    assert "終了にする" not in page.text  # not before the start
+    await Event.update({Event.starts_at: soon(-0.1), Event.ends_at: soon(0, 1)}).where(Event.id == event_id)
+    page = await client.get(f"/coordinator/events/{event_id}")
+    done = await client.post(f"/coordinator/events/{event_id}/complete", data={"_csrf": csrf_from(page.text)},
+                             follow_redirects=False)
+    assert done.status_code == 303 and (await schedule.get_event(event_id))["status"] == "completed"
+    found = await client.get("/coordinator/events?q=始まった")
+    assert "始まったセミナー" in found.text and "別のセミナー" not in found.text
+    exchanges = await client.get("/coordinator/events?kind=staff_exchange")
+    assert "別のセミナー" in exchanges.text and "始まったセミナー" not in exchanges.text
