@@ -102,7 +102,9 @@ async def test_closed_survey_and_unknown_link_get_friendly_pages(client, db):
     assert late.status_code == 410
     assert await FeedbackAnswer.count() == 0
     unknown = await client.get("/feedback/nope")
-    assert unknown.status_code == 404 and "見つかりません" in unknown.text
+    assert unknown.status_code == 404 and "アンケートが見つかりません" in unknown.text
+    english = await client.get("/feedback/nope?lang=en")
+    assert english.status_code == 404 and "This survey link was not found." in english.text
 
 
 async def test_coordinator_builds_a_survey_and_reads_results(client, db):

@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from events import audit
-from events.errors import DomainError, Invalid
+from events.errors import DomainError, Invalid, NotFound
 from events.feedback import answering, results, surveys
 from events.feedback.defaults import AUDIENCE_LABELS, TEMPLATES
 from events.feedback.tables import AUDIENCES
@@ -53,7 +53,14 @@ async def _form_page(request: Request, token: str, *, values: dict[str, Any] | N
 
 @get("/feedback/{token:str}", include_in_schema=False)
 async def answer_page(request: Request, token: FromPath[str]) -> Response:
-    return await _form_page(request, token)
+    try:
+        return await _form_page(request, token)
+    except NotFound:
+        _ = gettext_for(request.state.locale)
+        return page(request, "pages/message.html", status_code=404, title=_("アンケートが見つかりません"),
+                    heading=_("アンケートが見つかりません"),
+                    lines=[_("このアンケートのリンクは見つかりません。メールのリンクをもう一度ご確認ください。"),
+                           _("ご不明な点は、金沢区こども家庭支援課までお問い合わせください。")], link=None)
 
 
 @post("/feedback", include_in_schema=False)
