@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from events import matching
 from events.matching import (
     ALL_COMPATIBLE_SLOTS_FULL,
     AVOIDED_TAGS_EVERYWHERE,
@@ -230,3 +232,73 @@ def test_check_assignment_names_each_violation() -> None:
 def test_duplicate_students_are_rejected() -> None:
     with pytest.raises(ValueError):
         propose_matches([slot(1)], [request(1), request(1)])
+
+
+def crowded_round(seed: int, students: int = 40, slots: int = 16) -> tuple[list[Slot], list[Request]]:
+    """Many minors and two-place slots, so the flow leaves lone minors and the near search has work."""
+    rng = random.Random(seed)
+    slot_list = [
+        slot(j, household=j, start=rng.randrange(9, 16), length=rng.choice([1, 2]),
+             capacity=rng.choice([1, 2, 2, 3]), tags=frozenset(rng.sample(TAGS, k=rng.randrange(3))),
+             district=rng.choice(DISTRICTS))
+        for j in range(1, slots + 1)
+    ]
+    requests = []
+    for i in range(1, students + 1):
+        start = rng.randrange(8, 15)
+        requests.append(request(
+            i, minor=rng.random() < 0.5, window=(start, start + rng.randrange(2, 5)),
+            wanted=frozenset(rng.sample(TAGS, k=rng.randrange(3))),
+            districts=frozenset(rng.sample(DISTRICTS, k=rng.randrange(3))), priority=rng.choice([0, 0, 0, 1, 2]),
+        ))
+    return slot_list, requests
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_crowded_rounds_equal_the_ilp_and_are_proven(seed: int) -> None:
+    slots, requests = crowded_round(seed)
+    proposal = propose_matches(slots, requests, seed=seed)
+    assert check_assignment(slots, requests, proposal.assignments) == []
+    assert proposal.optimal and proposal.gap == 0.0
+    assert (proposal.matched_count, proposal.preference_score) == reference_optimum(slots, requests, frozenset())
+
+
+def test_crowded_rounds_do_exercise_the_near_search() -> None:
+    methods = {propose_matches(*crowded_round(seed), seed=seed).method.split(":")[1] for seed in range(12)}
+    assert "flow+repair+near" in methods  # otherwise the test above would not test the near search
+
+
+@settings(max_examples=60, deadline=None)
+@given(rounds())
+def test_loss_against_the_flow_is_the_sum_of_reduced_costs(instance: tuple) -> None:
+    slots, requests, forbidden, pinned = instance
+    built = matching._build(slots, requests, forbidden, pinned, seed=1)
+    relaxed = matching._flow(built)
+    duals = matching._duals(built, relaxed)
+    assert duals is not None
+    chosen = matching._repair(built, relaxed)
+    # Flow bound minus the weight of any assignment = its changes priced at |reduced cost|.
+    moved = set(chosen) ^ set(relaxed)
+    lost = sum(abs(int(duals.edge[e])) for e in moved)
+    seated_before = {built.edge_student[e] for e in relaxed}
+    seated_after = {built.edge_student[e] for e in chosen}
+    lost += sum(abs(int(duals.student[i])) for i in seated_before ^ seated_after)
+    for j in range(len(built.slots)):
+        before = sum(1 for e in relaxed if built.edge_slot[e] == j)
+        after = sum(1 for e in chosen if built.edge_slot[e] == j)
+        lost += abs(int(duals.slot[j])) * abs(before - after)
+    lost += abs(duals.total) * abs(len(relaxed) - len(chosen))
+    assert matching._weighted(built, relaxed) - matching._weighted(built, chosen) == lost
+
+
+def test_target_gap_returns_early_with_a_proven_gap_and_every_rule_met() -> None:
+    slots, requests = crowded_round(3, students=120, slots=45)
+    exact = propose_matches(slots, requests, seed=3)
+    early = propose_matches(slots, requests, seed=3, target_gap=0.5)
+    assert exact.optimal and exact.gap == 0.0
+    assert check_assignment(slots, requests, early.assignments) == []
+    assert early.gap <= 0.5
+    assert early.upper_bound >= (0, exact.matched_count, exact.preference_score, exact.priority_score)
+    assert len(early.progress) <= len(exact.progress)
+    times = [t for t, _ in exact.progress]
+    assert times == sorted(times) and exact.progress[-1][1] == 0.0
