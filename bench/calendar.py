@@ -93,17 +93,39 @@ def timed(function: Callable[[], object], repeats: int, inner: int = 1) -> float
 async def _http_feed(count: int, repeats: int, database_url: str | None) -> dict[str, object]:
     """The feed through the service: a person holding `count` confirmed places, served over ASGI."""
     import tempfile
+    from urllib.parse import urlsplit, urlunsplit
 
     data_dir = tempfile.mkdtemp(prefix="lifedesign-bench-")
+    scratch = ""
+    if database_url:  # a throwaway database on that server, dropped afterwards; never the one named
+        import asyncpg
+
+        scratch = f"lifedesign_bench_{os.getpid()}"
+        server = await asyncpg.connect(database_url)
+        await server.execute(f'CREATE DATABASE "{scratch}"')
+        await server.close()
+        database_url = urlunsplit(urlsplit(database_url)._replace(path=f"/{scratch}"))
     os.environ.update({
         "LIFEDESIGN_DATA_DIR": data_dir, "LIFEDESIGN_SECRET_KEY": "bench-secret-" + "x" * 40,
         "LIFEDESIGN_WORKER_IN_SERVE": "0", "PICCOLO_CONF": "lifedesign.piccolo_conf",
         "LIFEDESIGN_DATABASE_URL": database_url or f"sqlite:///{data_dir}/bench.sqlite3",
     })
+    try:
+        return await _http_feed_in(count, repeats)
+    finally:
+        if scratch:
+            import asyncpg
+
+            server = await asyncpg.connect(urlunsplit(urlsplit(database_url)._replace(path="/postgres")))
+            await server.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+            await server.close()
+
+
+async def _http_feed_in(count: int, repeats: int) -> dict[str, object]:
     from litestar.testing import AsyncTestClient
 
     from events import people
-    from events.db import raw, utcnow
+    from events.db import utcnow
     from events.invites import feeds
     from events.invites.tables import CalendarFeedToken
     from events.seminars.tables import Event, Registration
@@ -112,10 +134,8 @@ async def _http_feed(count: int, repeats: int, database_url: str | None) -> dict
     from lifedesign.settings import get_settings
 
     settings = get_settings()
-    app = create_app(settings, run_worker=False)
+    app = create_app(settings, run_worker=False, pool=True)  # as `lifedesign serve` runs
     await migrate(settings)
-    for table in ("calendar_feed_token", "calendar_invite", "registration", "event", "person"):
-        await raw(f"DELETE FROM {table}")  # a re-used PostgreSQL database starts empty too
     person = await people.create_person("bench@example.jp", "山田 太郎", roles=("student",),
                                         student=people.StudentInfo("university", "横浜市立大学", 2,
                                                                    __import__("datetime").date(2004, 5, 1)))
@@ -142,8 +162,9 @@ async def _http_feed(count: int, repeats: int, database_url: str | None) -> dict
             samples = []
             for _ in range(repeats):
                 if reset_cache:  # the data changed since the last build: the body must be rebuilt to compare
+                    # in_pool=False: the app's pool lives in the test client's event loop, not this one.
                     await CalendarFeedToken.update({CalendarFeedToken.fingerprint: ""}).where(
-                        CalendarFeedToken.person == person)
+                        CalendarFeedToken.person == person).run(in_pool=False)
                 started = time.perf_counter()
                 response = await client.get(path, headers=headers)
                 samples.append(time.perf_counter() - started)
@@ -166,7 +187,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--no-http", action="store_true", help="skip the service (database + ASGI) measurement")
-    parser.add_argument("--database-url", default=None, help="PostgreSQL for the HTTP part (default: temp SQLite)")
+    parser.add_argument("--database-url", default=None,
+                        help="a PostgreSQL server for the HTTP part; a scratch database is created and dropped on it "
+                        "(default: a temporary SQLite file)")
     arguments = parser.parse_args()
     count, repeats, inner = (100, 3, 200) if arguments.quick else (1000, 7, 2000)
 

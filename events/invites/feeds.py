@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from events.config import config
-from events.core.tables import Person
 from events.db import raw, utcnow, write_transaction
 from events.errors import NotFound
 from events.ical import build_feed, build_publish, etag_matches, feed_etag, feed_fingerprint
@@ -147,15 +146,13 @@ async def _body(person_id: int, name: str, locale: str) -> bytes:
 async def feed(raw_token: str, if_none_match: str | None = None) -> FeedResponse:
     """The feed behind a token: 304 when the client holds the current body, else the body. Unknown → NotFound."""
     token = await CalendarFeedToken.select(
-        CalendarFeedToken.id, CalendarFeedToken.person, CalendarFeedToken.fingerprint, CalendarFeedToken.etag
+        CalendarFeedToken.id, CalendarFeedToken.person, CalendarFeedToken.fingerprint, CalendarFeedToken.etag,
+        CalendarFeedToken.person.name.as_alias("name"), CalendarFeedToken.person.locale.as_alias("locale"),
+        CalendarFeedToken.person.active.as_alias("active"),
     ).where((CalendarFeedToken.token_hash == digest(raw_token)) & CalendarFeedToken.revoked_at.is_null()).first()
-    person = None
-    if token is not None:
-        person = await Person.select(Person.id, Person.name, Person.locale, Person.active).where(
-            Person.id == token["person"]
-        ).first()
-    if token is None or person is None or not person["active"]:
+    if token is None or not token["active"]:
         raise NotFound("このカレンダーのURLは使えません。", code="feed_not_found")
+    person = {"id": token["person"], "name": token["name"], "locale": token["locale"]}
     locale = person["locale"] if person["locale"] in ("ja", "en") else "ja"
     fingerprint = await _fingerprint(person, locale)
     if token["etag"] and token["fingerprint"] == fingerprint and etag_matches(if_none_match, token["etag"]):

@@ -196,3 +196,14 @@ async def test_resend_invite_api_and_form(client):
                                 data={"_csrf": csrf, "next": "//evil.example/"}, follow_redirects=False)
     assert offsite.status_code == 200 and "再送しました" in offsite.text
     assert await OutboxMessage.count().where(OutboxMessage.kind == "invite_resend") == 3
+
+
+async def test_feed_of_a_disabled_account_is_gone(client):
+    from events.invites import feeds
+
+    person = await make_person("student")
+    await confirm(await make_event(), person)
+    token = await feeds.issue_token(person, "k" * 40)
+    assert (await client.get(f"/calendar/{token}.ics")).status_code == 200
+    await Person.update({Person.active: False}).where(Person.id == person)
+    assert (await client.get(f"/calendar/{token}.ics")).status_code == 404
