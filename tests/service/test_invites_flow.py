@@ -297,7 +297,12 @@ async def test_register_reschedule_cancel_feed_and_interop(db, smtp_settings, sm
     assert "vevent" not in parse_ics((await feeds.feed(token)).body).contents
 
     # ical.js reads the same instants from everything the flow produced.
-    parsed = ical_js({"invite": invite, "update": update, "cancel": cancel, "feed": second.body}, tmp_path)
+    download = await feeds.public_download(event_id)
+    assert only_vevent(download).uid.value == event_uid("seminar", event_id, None, config().mail_domain)
+    parsed = ical_js({"invite": invite, "update": update, "cancel": cancel, "feed": second.body,
+                      "download": download}, tmp_path)
+    assert parsed["download"]["method"] == "PUBLISH"
+    assert [(e["start_utc"], e["attendees"]) for e in parsed["download"]["events"]] == [(js_utc(moved), [])]
     assert parsed["invite"]["method"] == "REQUEST"
     assert [e["start_utc"] for e in parsed["invite"]["events"]] == [js_utc(starts)]
     assert [e["start_utc"] for e in parsed["update"]["events"]] == [js_utc(moved)]
