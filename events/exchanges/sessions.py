@@ -21,7 +21,7 @@ from typing import Any
 
 from events.config import config
 from events.core.tables import Facility, Person, StaffMembership
-from events.db import for_update, raw, utcnow, write_transaction
+from events.db import for_update, raw, read_transaction, utcnow, write_transaction
 from events.errors import Conflict, Invalid, NotFound
 from events.exchanges.tables import PRESENCE_STATES, ExchangePresence, ExchangeSession, TableSeat
 from events.mail import queue_mail
@@ -160,6 +160,11 @@ async def _locked_session(session_id: int) -> dict[str, Any]:
 
 async def participants(session_id: int) -> list[dict[str, Any]]:
     """Everyone with a confirmed (or attended) place: id, name, kana, facility, presence."""
+    async with read_transaction():
+        return await _participants(session_id)
+
+
+async def _participants(session_id: int) -> list[dict[str, Any]]:
     session = await get_session(session_id)
     rows = await Registration.select(
         Registration.person.id.as_alias("id"), Registration.person.name.as_alias("name"),
@@ -318,7 +323,7 @@ async def assign_tables(session_id: int, seed: int | None = None, *, time_limit:
                           for a, b in combinations(sorted(table), 2) if (a, b) in prior)
         async with write_transaction():
             current = await _locked_session(session_id)
-            still = [p for p in await participants(session_id) if p["presence"] != "absent"]
+            still = [p for p in await _participants(session_id) if p["presence"] != "absent"]
             if (current["plan_version"], current["current_round"], current["rounds"]) != (
                     session["plan_version"], held, session["rounds"]) or [p["id"] for p in still] != ids:
                 continue  # something changed while the solver ran: plan again from the new state
@@ -371,6 +376,11 @@ def theme_of(session: dict[str, Any], round_no: int, locale: str = "ja") -> str:
 
 async def seating(session_id: int) -> list[dict[str, Any]]:
     """Rounds -> tables -> people (name, kana, facility) of the current plan."""
+    async with read_transaction():  # one snapshot (and one connection) for the three reads
+        return await _seating(session_id)
+
+
+async def _seating(session_id: int) -> list[dict[str, Any]]:
     session = await get_session(session_id)
     rows = await TableSeat.select(
         TableSeat.round, TableSeat.table_no, TableSeat.person.id.as_alias("person_id"),
@@ -395,8 +405,12 @@ async def seating(session_id: int) -> list[dict[str, Any]]:
 
 async def seats_of(session_id: int, person_id: int) -> list[dict[str, Any]]:
     """One person's table in every round, with the theme and who else sits there."""
+    return _seats_in(await seating(session_id), person_id)
+
+
+def _seats_in(rounds: list[dict[str, Any]], person_id: int) -> list[dict[str, Any]]:
     result = []
-    for r in await seating(session_id):
+    for r in rounds:
         mine = next((t for t in r["tables"] if any(p["id"] == person_id for p in t["people"])), None)
         result.append({
             "round": r["round"], "theme": r["theme"], "theme_en": r["theme_en"],
@@ -449,13 +463,14 @@ async def send_table_mail(session_id: int) -> int:
     session = await get_session(session_id)
     if not session["plan_version"]:
         raise Conflict("先に席を決めてください。", code="not_planned")
-    seated = {p["id"] for r in await seating(session_id) for t in r["tables"] for p in t["people"]}
+    plan = await seating(session_id)
+    seated = {p["id"] for r in plan for t in r["tables"] for p in t["people"]}
     people = await Person.select(Person.id, Person.email, Person.name, Person.locale).where(
         Person.id.is_in(list(seated) or [-1]) & (Person.active == True))  # noqa: E712
     queued = 0
     async with write_transaction():
         for person in people:
-            seats = await seats_of(session_id, person["id"])
+            seats = _seats_in(plan, person["id"])
             locale = person["locale"] if person["locale"] in ("ja", "en") else "ja"
             fingerprint = hashlib.sha256(json.dumps([s["table"] for s in seats]).encode()).hexdigest()[:16]
             title = session["event_title_en"] if locale == "en" and session["event_title_en"] else session["event_title"]

@@ -6,6 +6,7 @@ import re
 
 from events.audit import recent
 from events.core.tables import Facility
+from events.db import write_transaction
 from events.exchanges import sessions
 from events.exchanges.tables import TableSeat
 from tests.conftest import csrf_from, login, make_person
@@ -53,9 +54,10 @@ async def test_coordinator_creates_plans_prints_and_mails(client):
     from tests.service.test_exchanges_planning import staff_of
 
     staff = await staff_of([2, 2, 2, 1, 1, 1])
-    for ids in staff.values():
-        for person_id in ids:
-            await register(event_id, person_id)
+    async with write_transaction():
+        for ids in staff.values():
+            for person_id in ids:
+                await register(event_id, person_id)
     page = await client.get(f"/exchanges/{session_id}")
     assert page.status_code == 200 and "若手の育成" in page.text and "まだ席を決めていません" in page.text
     planned = await client.post(f"/exchanges/{session_id}/plan", data={"_csrf": csrf_from(page.text), "seed": "42"})

@@ -10,6 +10,7 @@ import pytest
 
 from events import people
 from events.core.tables import Person
+from events.db import write_transaction
 from events.errors import Conflict, Invalid
 from events.exchanges import sessions
 from events.exchanges.tables import ExchangeSession, TableSeat
@@ -41,13 +42,14 @@ async def register(event_id: int, person_id: int, status: str = "confirmed") -> 
 async def staff_of(facility_sizes: list[int], prefix: str = "f") -> dict[int, list[int]]:
     """Facilities with that many staff each: {facility_id: [person ids]}."""
     result: dict[int, list[int]] = {}
-    for f, size in enumerate(facility_sizes):
-        facility_id = await people.create_facility(f"{prefix}保育園{f}", "nursery", "六浦")
-        result[facility_id] = [
-            await people.create_person(f"{prefix}{f}-{i}@example.jp", f"職員 {prefix}{f}-{i}", roles=("facility_staff",),
-                                       facility_id=facility_id)
-            for i in range(size)
-        ]
+    async with write_transaction():  # one commit: the disk's fsync dominates these tests otherwise
+        for f, size in enumerate(facility_sizes):
+            facility_id = await people.create_facility(f"{prefix}保育園{f}", "nursery", "六浦")
+            result[facility_id] = [
+                await people.create_person(f"{prefix}{f}-{i}@example.jp", f"職員 {prefix}{f}-{i}",
+                                           roles=("facility_staff",), facility_id=facility_id)
+                for i in range(size)
+            ]
     return result
 
 
@@ -55,9 +57,10 @@ async def session_with(facility_sizes: list[int], *, rounds: int = 3, table_size
                        days: int = 14, themes=("保育の楽しさ", "保護者対応", "若手の育成")) -> tuple[int, dict[int, list[int]]]:
     event_id = await exchange_event(days=days)
     staff = await staff_of(facility_sizes, prefix)
-    for ids in staff.values():
-        for person_id in ids:
-            await register(event_id, person_id)
+    async with write_transaction():
+        for ids in staff.values():
+            for person_id in ids:
+                await register(event_id, person_id)
     session_id = await sessions.create_session(event_id, rounds=rounds, table_size=table_size, themes=list(themes))
     return session_id, staff
 
@@ -160,9 +163,10 @@ async def test_later_session_prefers_pairs_who_never_met(db):
     first_id, staff = await session_with([1] * 16, rounds=1, table_size=4, days=1)
     await sessions.assign_tables(first_id, seed=5)
     event_id = await exchange_event("第2回 交流会", days=30)
-    for ids in staff.values():
-        for person_id in ids:
-            await register(event_id, person_id)
+    async with write_transaction():
+        for ids in staff.values():
+            for person_id in ids:
+                await register(event_id, person_id)
     second_id = await sessions.create_session(event_id, rounds=1, table_size=4)
     prior = await sessions.prior_meetings(second_id, [p for ids in staff.values() for p in ids])
     assert len(prior) == 4 * 6  # four tables of four in the first session
