@@ -13,13 +13,23 @@ from typing import Any
 from events import hooks
 from events.config import config
 from events.core.tables import Person
-from events.db import raw, utcnow, write_transaction
+from events.db import is_sqlite, raw, utcnow, write_transaction
 from events.errors import Conflict, Invalid, NotFound
 from events.mail import queue_mail
 from events.seminars.tables import Event, Registration
 from events.visits.tables import LIVE_MATCH_STATES, VisitMatch, VisitRound, VisitSlot
 
 SIDES = ("student", "family")
+
+
+async def lock_slots(where: str, arg: int) -> None:
+    """PostgreSQL row locks, always slots before matches (SQLite's BEGIN IMMEDIATE already serialises writers).
+
+    Both answers to one match, or answers to two matches of one slot, must not interleave: each would
+    see the other still pending, and two Events could be created for one slot.
+    """
+    if not is_sqlite():
+        await raw(f"SELECT id FROM visit_slot WHERE {where} ORDER BY id FOR UPDATE", arg)
 
 
 async def _match_context(match_id: int) -> dict[str, Any]:
@@ -82,6 +92,7 @@ async def respond(match_id: int, person_id: int, *, side: str, accept: bool) -> 
     if side not in SIDES:
         raise Invalid("回答者の種別が正しくありません。", code="invalid_side")
     async with write_transaction():
+        await lock_slots("id = (SELECT slot FROM visit_match WHERE id = {})", match_id)
         row = await _match_context(match_id)
         owner = row["student"] if side == "student" else row["family_person"]
         if owner != person_id or row["status"] not in (*LIVE_MATCH_STATES, "declined"):

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from events import audit, matching
-from events.db import utcnow, write_transaction
+from events.db import is_sqlite, raw, utcnow, write_transaction
 from events.errors import Conflict, Invalid, NotFound
 from events.visits import confirmations
 from events.visits.requests import consent_decisions, windows_of
@@ -165,6 +165,7 @@ async def run_matching(round_id: int, coordinator_id: int, *, seed: int | None =
     request_by_student = {r.student_id: r for r in data.requests}
     now = utcnow()
     async with write_transaction():
+        await _lock_round(round_id)
         if (await solver_input(round_id)).digest != data.digest:
             raise Conflict("計算中に応募や枠が変わりました。もう一度マッチングを実行してください。",
                            code="input_changed")
@@ -193,6 +194,12 @@ async def run_matching(round_id: int, coordinator_id: int, *, seed: int | None =
                                                         "matched": result.matched_count,
                                                         "requests": len(data.requests), "optimal": result.optimal})
     return proposal_id
+
+
+async def _lock_round(round_id: int) -> None:
+    """Runs and confirmations of one round go one at a time (PostgreSQL; SQLite writers already queue)."""
+    if not is_sqlite():
+        await raw("SELECT id FROM visit_round WHERE id = {} FOR UPDATE", round_id)
 
 
 def _honoured_pins(pinned: set[tuple[int, int]], result: matching.Proposal) -> set[tuple[int, int]]:
@@ -285,6 +292,9 @@ async def confirm_proposal(proposal_id: int, coordinator_id: int) -> dict[str, i
         proposal = await VisitProposal.select().where(VisitProposal.id == proposal_id).first()
         if proposal is None:
             raise NotFound("その提案は見つかりません。", code="proposal_not_found")
+        await _lock_round(proposal["round"])
+        await confirmations.lock_slots("round = {}", proposal["round"])
+        proposal = await VisitProposal.select().where(VisitProposal.id == proposal_id).first()  # after the lock
         if proposal["status"] != "draft" or await latest_proposal_id(proposal["round"]) != proposal_id:
             raise Conflict("この提案は最新ではありません。最新の提案を確認してください。", code="proposal_not_latest")
         data = await solver_input(proposal["round"])

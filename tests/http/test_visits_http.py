@@ -261,3 +261,23 @@ async def test_guards(browser, db):
         # a family's own slots only
         assert (await family.get(f"/api/v1/visits/rounds/{round_id}/slots")).json() == []
         assert re.search(r"家庭訪問の管理", (await coord.get("/visits/admin")).text)
+        # English on request, from the area's catalog
+        english = await student.get("/visits/my?lang=en")
+        assert '<html lang="en">' in english.text and "My visits" in english.text and "訪問予定" not in english.text
+        english_admin = await coord.get(f"/visits/admin/rounds/{round_id}?lang=en")
+        assert "Run the matching" in english_admin.text
+
+
+async def test_demo_loader_is_idempotent(db):
+    from events.visits.tables import Household, VisitRequest, VisitRound, VisitSlot
+    from lifedesign.demo import load_demo
+
+    first = await load_demo(lambda message: None)
+    assert first["visit_slots_created"] >= 7 and first["visit_requests"] == 4
+    again = await load_demo(lambda message: None)
+    assert again["visit_slots_created"] == 0
+    assert await VisitRound.count() == 1 and await Household.count() == 5
+    assert await VisitRequest.count().where(VisitRequest.status == "active") == 4
+    districts = {h["district"] for h in await Household.select(Household.district)}
+    assert {"能見台", "六浦", "金沢文庫"} <= districts
+    assert await VisitSlot.count() == first["visit_slots_created"]

@@ -74,6 +74,10 @@ def _tokyo(day: str, clock: str, field: str) -> datetime:
         raise Invalid("日付と時刻を正しく入力してください。", code="invalid_datetime", field=field) from None
 
 
+def _page(request: Request, template: str, *, title: str, **context: Any) -> Response:
+    return page(request, template, title=gettext_for(request.state.locale)(title), **context)
+
+
 def _error(request: Request, exc: DomainError) -> str:
     return gettext_for(request.state.locale)(exc.message)
 
@@ -87,7 +91,7 @@ async def _student_page(request: Request, *, notice: str = "", error: str = "", 
     mine = await requests.requests_of_student(person["id"])
     for row in mine:
         row["window_lines"] = requests.describe_windows(requests.windows_of(row), request.state.locale)
-    return page(request, "pages/visits/student.html", status_code=status, title="家庭訪問", rounds=open_rounds,
+    return _page(request, "pages/visits/student.html", status_code=status, title="家庭訪問", rounds=open_rounds,
                 requests=mine, notice=notice, error=error, **_common())
 
 
@@ -102,7 +106,7 @@ async def visits_home(request: Request, notice: FromQuery[str] = "") -> Response
 async def _request_form(request: Request, round_id: int, *, form: dict[str, Any] | None = None, error: str = "",
                         status: int = 200) -> Response:
     round_row = await rounds.get_round(round_id)
-    return page(request, "pages/visits/request_form.html", status_code=status, title="家庭訪問の申込",
+    return _page(request, "pages/visits/request_form.html", status_code=status, title="家庭訪問の申込",
                 round=round_row, form=form or {"windows": [], "districts": [], "wanted": [], "avoided": [],
                                                 "note": ""},
                 error=error, accepting=rounds.accepting_requests(round_row), **_common())
@@ -151,7 +155,7 @@ async def _household_page(request: Request, *, notice: str = "", error: str = ""
                           status: int = 200) -> Response:
     person_id = request.state.person["id"]
     household = await households.household_of(person_id)
-    return page(request, "pages/visits/household.html", status_code=status, title="家庭のプロフィール",
+    return _page(request, "pages/visits/household.html", status_code=status, title="家庭のプロフィール",
                 household=household, form=form or household or {}, address=await households.own_address(person_id),
                 notice=notice, error=error, **_common())
 
@@ -198,7 +202,7 @@ async def household_address_save(request: Request) -> Response:
 
 async def _slots_page(request: Request, *, notice: str = "", error: str = "", status: int = 200) -> Response:
     person_id = request.state.person["id"]
-    return page(request, "pages/visits/slots.html", status_code=status, title="訪問の受け入れ枠",
+    return _page(request, "pages/visits/slots.html", status_code=status, title="訪問の受け入れ枠",
                 household=await households.household_of(person_id),
                 rounds=await rounds.list_rounds(open_only=True), slots=await rounds.slots_of_person(person_id),
                 notice=notice, error=error, **_common())
@@ -256,7 +260,7 @@ async def _my_page(request: Request, *, notice: str = "", error: str = "", statu
             visit["contact"] = (await households.read_student_contact(visit["student"], viewer_id=person["id"],
                                                                       client=client)
                                 if visit["visit_confirmed"] else None)
-    return page(request, "pages/visits/my.html", status_code=status, title="訪問予定", visits=visits,
+    return _page(request, "pages/visits/my.html", status_code=status, title="訪問予定", visits=visits,
                 is_student=is_student, notice=notice, error=error, **_common())
 
 
@@ -288,7 +292,7 @@ async def match_answer(request: Request, match_id: FromPath[int]) -> Response:
 async def consent_page(request: Request, token: FromPath[str]) -> Response:
     request.state.personal = True
     info = await requests.consent_info(token)
-    return page(request, "pages/visits/consent.html", status_code=200 if info else 404, title="保護者の方の同意",
+    return _page(request, "pages/visits/consent.html", status_code=200 if info else 404, title="保護者の方の同意",
                 info=info, token=token, done="", error="")
 
 
@@ -303,7 +307,7 @@ async def consent_decide(request: Request, token: FromPath[str]) -> Response:
     except DomainError as exc:
         error = _error(request, exc)
     info = await requests.consent_info(token)
-    return page(request, "pages/visits/consent.html", status_code=200 if not error else 400,
+    return _page(request, "pages/visits/consent.html", status_code=200 if not error else 400,
                 title="保護者の方の同意", info=info, token=token, done=done, error=error)
 
 
@@ -315,7 +319,7 @@ async def _admin_page(request: Request, *, notice: str = "", error: str = "", st
     await audit.record("staff_viewed_households", actor_id=request.state.person["id"], subject_type="visit_household",
                        detail={"count": len(found)}, client=client_of(request))
     today = date.today()
-    return page(request, "pages/visits/admin.html", status_code=status, title="家庭訪問の管理",
+    return _page(request, "pages/visits/admin.html", status_code=status, title="家庭訪問の管理",
                 rounds=await rounds.list_rounds(), households=found, today=today,
                 vetted=lambda h: households.vetting_valid(h, today), notice=notice, error=error, **_common())
 
@@ -344,7 +348,7 @@ async def _household_admin_page(request: Request, household_id: int, *, notice: 
     household = await households.get_household(household_id)
     address = await households.read_address(household_id, viewer_id=request.state.person["id"],
                                             client=client_of(request))
-    return page(request, "pages/visits/admin_household.html", status_code=status, title=household["display_name"],
+    return _page(request, "pages/visits/admin_household.html", status_code=status, title=household["display_name"],
                 household=household, address=address, notice=notice, error=error, today=date.today(),
                 **_common())
 
@@ -382,7 +386,7 @@ async def _round_admin_page(request: Request, round_id: int, *, notice: str = ""
                        subject_id=round_id, detail={"count": len(round_requests)}, client=client_of(request))
     proposal_id = await proposals.latest_proposal_id(round_id)
     review = await proposals.proposal_view(proposal_id) if proposal_id else None
-    return page(request, "pages/visits/admin_round.html", status_code=status, title=round_row["name"],
+    return _page(request, "pages/visits/admin_round.html", status_code=status, title=round_row["name"],
                 round=round_row, slots=await rounds.slots_of_round(round_id), requests=round_requests,
                 review=review, rules=await proposals.rules_of_round(round_id),
                 households=await households.list_households(),
