@@ -201,3 +201,11 @@ async def test_home_page_links_staff_to_their_table(client):
     await login(client, email)
     home = await client.get("/")
     assert f"/exchanges/{session_id}/my-table" in home.text
+
+
+async def test_openapi_lists_the_exchange_api(client):
+    schema = (await client.get("/schema/openapi.json")).json()
+    for path in ("/api/v1/exchanges", "/api/v1/exchanges/{session_id}/plan", "/api/v1/exchanges/{session_id}/replan",
+                 "/api/v1/exchanges/{session_id}/seats", "/api/v1/exchanges/{session_id}/my-seats",
+                 "/api/v1/exchanges/import/{what}", "/api/v1/exchanges/met"):
+        assert path in schema["paths"], path

@@ -291,3 +291,21 @@ async def test_a_change_while_the_solver_runs_is_not_lost(db, monkeypatch):
     with pytest.raises(Conflict):
         await asyncio.gather(sessions.assign_tables(session_id, seed=3, attempts=1), come_back_meanwhile())
     assert all(leaver not in [p for t in r for p in t] for r in await db_rounds(session_id))
+
+
+async def test_english_speakers_get_the_table_mail_in_english(db):
+    session_id, staff = await session_with([1, 1, 1, 1], rounds=2, table_size=2,
+                                           themes=("保育の楽しさ", "保護者対応"))
+    await sessions.update_session(session_id, rounds=2, table_size=2, themes=["保育の楽しさ", "保護者対応"],
+                                  themes_en=["The joy of childcare", ""])
+    person_id = staff[next(iter(staff))][0]
+    await people.set_locale(person_id, "en")
+    await sessions.assign_tables(session_id, seed=1)
+    await sessions.send_table_mail(session_id)
+    email = (await Person.select(Person.email).where(Person.id == person_id).first())["email"]
+    [mail] = await outbox_mails("exchange_tables", email)
+    body = mail_text(mail)
+    seats = await sessions.seats_of(session_id, person_id)
+    assert mail["Subject"].startswith("Your tables at Nursery staff exchange")
+    assert f"Round 1 (The joy of childcare): table {seats[0]['table']}" in body
+    assert f"Round 2 (保護者対応): table {seats[1]['table']}" in body  # no English theme: the Japanese one
