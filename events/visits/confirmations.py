@@ -186,8 +186,10 @@ async def sync_slot_visit(slot_id: int) -> None:
                              person_id=m["student"])
             newly_confirmed.append(m["id"])
     if event_id is not None and not target:
-        await Event.update({Event.status: "cancelled", Event.updated_at: now}).where(
-            (Event.id == event_id) & (Event.status == "published"))
+        stopped = await Event.update({Event.status: "cancelled", Event.updated_at: now}).where(
+            (Event.id == event_id) & (Event.status == "published")).returning(Event.id)
+        if stopped:  # the host family's invite is cancelled by the invites area
+            await hooks.emit("event.cancelled", event_id=event_id)
     for match_id in newly_confirmed:
         await _tell_confirmed(match_id, event_id)
 
@@ -206,20 +208,26 @@ async def _create_event(slot: dict[str, Any], now: Any) -> int:
 
 
 async def _tell_confirmed(match_id: int, event_id: int) -> None:
+    """Both sides are told, each mail carrying its calendar invite (the host family gets one too)."""
     row = await _match_context(match_id)
     context = _common(row)
+    student_invite = await hooks.invite_for(event_id=event_id, person_id=row["student"])
     await queue_mail("visit_confirmed", to_email=row["student_email"], to_name=row["student_name"],
                      locale=row["student_locale"], context={**context, "side": "student"},
-                     key=f"visit-confirmed:{match_id}:{event_id}:student:{row['registration']}")
-    # The host family holds no registration; the invites area may still give it a calendar part.
-    try:
-        calendar = await hooks.invite_for(event_id=event_id, person_id=row["family_person"])
-    except Exception:  # noqa: BLE001 - an invite is a courtesy; the confirmation mail must still go
-        calendar = None
+                     key=f"visit-confirmed:{match_id}:{event_id}:student:{row['registration']}",
+                     calendar=student_invite)
+    family_invite = await hooks.invite_for(event_id=event_id, person_id=row["family_person"])
     await queue_mail("visit_confirmed", to_email=row["family_email"], to_name=row["family_name"],
                      locale=row["family_locale"],
                      context={**context, "side": "family", "student_name": row["student_name"]},
-                     key=f"visit-confirmed:{match_id}:{event_id}:family:{row['registration']}", calendar=calendar)
+                     key=f"visit-confirmed:{match_id}:{event_id}:family:{row['registration']}", calendar=family_invite)
+
+
+async def host_of_event(event_id: int) -> list[int]:
+    """The host family of a confirmed home visit (for follow-up surveys and calendars); [] for other events."""
+    rows = await VisitSlot.select(VisitSlot.household.person.as_alias("person")).where(
+        (VisitSlot.event == event_id) & VisitSlot.event.status.is_in(["published", "completed"]))
+    return [row["person"] for row in rows]
 
 
 # ------------------------------------------------------------------------- what each side sees

@@ -37,6 +37,13 @@ def browser(app):
     return open_client
 
 
+def calendar_method(message) -> str:
+    for part in message.walk():
+        if part.get_content_type() == "text/calendar":
+            return part.get_param("method") or ""
+    return ""
+
+
 async def csrf(client, path: str = "/profile") -> str:
     return csrf_from((await client.get(path)).text)
 
@@ -206,7 +213,12 @@ async def test_signup_to_confirmed_visit_with_decline_and_rematch(browser, db):
         assert (await minor.get(f"/api/v1/visits/matches/{minor_match['id']}/address")).status_code == 200
         # mails: offers, confirmations, the decline notice to the family and the coordinator
         assert len(await outbox_mails("visit_declined")) == 2
-        assert await outbox_mails("visit_confirmed", "yui@example.jp")
+        # each confirmation carries a calendar invite: the students' and the host family's
+        for address in ("yui@example.jp", "yamada@example.jp"):
+            confirmations = await outbox_mails("visit_confirmed", address)
+            assert confirmations and all(calendar_method(m) == "REQUEST" for m in confirmations)
+        # while the minor's visit was off, the family's invite was cancelled (by the invites area)
+        assert [calendar_method(m) for m in await outbox_mails("invite_cancel", "yamada@example.jp")] == ["CANCEL"]
 
 
 async def test_guards(browser, db):

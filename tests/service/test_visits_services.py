@@ -138,6 +138,7 @@ async def test_full_flow_decline_and_rematch(db, emitted):
     assert await Registration.count().where(Registration.status == "confirmed") == 2
     assert [name for name, _ in emitted] == ["registration.confirmed", "registration.confirmed"]
     assert len(await outbox_mails("visit_confirmed")) == 4
+    assert await confirmations.host_of_event(event["id"]) == [fam1]  # for the host family's survey
 
     address = await households.read_address(house1, viewer_id=young, client="127.0.0.1")
     assert address["address"].startswith("横浜市金沢区能見台")
@@ -157,6 +158,7 @@ async def test_full_flow_decline_and_rematch(db, emitted):
     await confirmations.respond(companion_match["id"], companion, side="student", accept=False)
     event = await Event.select().first()
     assert event["taken"] == 0 and event["status"] == "cancelled"
+    assert await confirmations.host_of_event(event["id"]) == []
     assert [name for name, _ in emitted][-2:] == ["registration.cancelled", "registration.cancelled"]
     assert all(p["was_confirmed"] for n, p in emitted if n == "registration.cancelled")
     assert len(await outbox_mails("visit_declined")) == 2  # family and coordinator
