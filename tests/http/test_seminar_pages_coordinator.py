@@ -256,3 +256,24 @@ async def test_complete_after_start_and_filters(client):
     assert "始まったセミナー" in found.text and "別のセミナー" not in found.text
     exchanges = await client.get("/coordinator/events?kind=staff_exchange")
     assert "別のセミナー" in exchanges.text and "始まったセミナー" not in exchanges.text
+
+
+async def test_editing_only_the_capacity_mails_nobody_but_a_new_venue_mails_everyone(client):
+    await as_coordinator(client)
+    event_id = await new_event(starts_at=soon(6).replace(second=37), capacity=2)  # stored with seconds
+    attendee = await student()
+    await registration.register(event_id, (await people.find_by_email(attendee))["id"])
+    edit = await client.get(f"/coordinator/events/{event_id}/edit")
+    form = {name: value for name, value in re.findall(r'<input id="[^"]+" (?:type="[^"]+" )?name="([^"]+)" value="([^"]*)"',
+                                                      edit.text)}
+    form.update(_csrf=csrf_from(edit.text), kind="seminar", audience="students", allocation="first_come",
+                description="", description_en="", q_count="0", capacity="5", action="save")
+    saved = await client.post(f"/coordinator/events/{event_id}/edit", data=form, follow_redirects=False)
+    assert saved.status_code == 303
+    event = await schedule.get_event(event_id)
+    assert event["capacity"] == 5 and event["starts_at"].second == 37
+    assert await outbox_mails("seminar_changed", attendee) == []
+    form.update(venue="金沢区役所 5階")
+    await client.post(f"/coordinator/events/{event_id}/edit", data=form, follow_redirects=False)
+    assert (await schedule.get_event(event_id))["venue"] == "金沢区役所 5階"
+    assert len(await outbox_mails("seminar_changed", attendee)) == 1

@@ -166,9 +166,13 @@ async def event_update(request: Request, event_id: FromPath[int]) -> Response:
     values = _values_from_post(form)
     if form.get("action") == "add_question":
         return _form_page(request, event=event, values=values)
-    changes = _fields_from_form(form)
+    shown = _form_values(event)
+    # Send only what the coordinator changed on the form: the form shows minutes, so re-sending an untouched
+    # time stored with seconds would count as a change and mail everyone registered.
+    changes = {key: value for key, value in _fields_from_form(form).items()
+               if str(form.get(key, "")) != str(shown.get(key) or "")}
     questions = _questions_for_service(values["questions"])
-    current = _questions_for_service(_form_values(event)["questions"])
+    current = _questions_for_service(shown["questions"])
     if questions != current:  # questions are locked once people registered; send them only when changed
         changes["questions"] = questions
     try:
