@@ -234,6 +234,7 @@ async def test_guardian_consents_from_the_mailed_link(client, app):
     assert response.headers["location"].endswith("notice=pending_consent")
     shown = await client.get(response.headers["location"])
     assert "保護者の方にメールをお送りしました" in shown.text and "保護者の同意待ち" in shown.text
+    assert "保護者の方の回答期限" in shown.text
 
     path = await _guardian_link(guardian)
     async with AsyncTestClient(app=app, base_url="http://127.0.0.1:8000") as guardian_client:  # no account
