@@ -184,6 +184,15 @@ async def test_registrations_page_counter_registration_exports_and_audit(client)
     exported = await AuditEntry.select().where(AuditEntry.action == "staff_exported_registrations")
     assert len(exported) == 2
 
+    # a coordinator cancels the minor's place from the list; the caller on the waiting list moves up
+    minor_reg = [r for r in rows if r["name"] == "佐藤 結衣"][0]
+    cancelled = await client.post(f"/registrations/{minor_reg['id']}/cancel", follow_redirects=False, data={
+        "_csrf": csrf_from(page.text), "next": f"/coordinator/events/{event_id}/registrations"})
+    assert cancelled.status_code == 303 and cancelled.headers["location"].endswith("/registrations")
+    statuses = {r["name"]: r["status"] for r in await registration.list_registrations(event_id)}
+    assert statuses == {"佐藤 結衣": "cancelled", "電話 太郎": "confirmed"}
+    assert await AuditEntry.count().where(AuditEntry.action == "staff_cancelled_registration") == 1
+
 
 async def test_lottery_draw_and_verify_buttons(client):
     me = await as_coordinator(client)
