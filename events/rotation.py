@@ -458,7 +458,7 @@ def _tabu_search(board: _Board, rng: random.Random, step_limit: int, deadline: f
     while steps < step_limit:
         if best_cost // weight == 0 and (stop_at_zero_repeats or best_cost == 0):
             break
-        if steps % 8 == 0 and time.perf_counter() > deadline:
+        if time.perf_counter() > deadline:
             break
         steps += 1
         meet = board.meet
@@ -746,7 +746,7 @@ def plan_rotation(
             tail = _Board(fac, sizes, board.meet.copy(), prior, weight)
             for _ in range(remaining - len(planned)):
                 tail.add_round(_greedy_round(tail, rng))
-            run(tail, max(0, max_steps - sum(steps_used)), start + 0.93 * time_limit, False, 5)
+            run(tail, max(0, max_steps - sum(steps_used)), start + 0.9 * time_limit, False, 5)
             planned.extend(s.copy() for s in tail.seats)
         searched = any(steps_used)
         if base and len(base) >= len(planned) and not searched:
