@@ -295,3 +295,26 @@ async def test_validation(db):
     second = await requests.submit_request(student, round_id, requests.RequestInput(windows=[(day(3, 8), day(3, 12))]))
     assert first == second
     assert await VisitMatch.count() == 0
+
+
+async def test_left_out_before_comes_first(db):
+    coordinator = await make_person("coordinator")
+    earlier = await open_round(coordinator)
+    left_out = await make_person("student")
+    newcomer = await make_person("student")
+    await requests.submit_request(left_out, earlier, requests.RequestInput(windows=[(day(2, 9), day(2, 12))]))
+    await rounds.set_round_status(coordinator, earlier, "closed")
+    later = await rounds.create_round(coordinator, name="2026年 秋の家庭訪問", requests_open_at=utcnow() - timedelta(hours=1),
+                                      requests_close_at=utcnow() + timedelta(days=7))
+    fam, _ = await family("富岡")
+    await rounds.offer_slot(fam, later, starts_at=day(9, 10), ends_at=day(9, 12), capacity=1)
+    for student in (left_out, newcomer):
+        await requests.submit_request(student, later, requests.RequestInput(windows=[(day(9, 9), day(9, 13))]))
+    data = await proposals.solver_input(later)
+    assert {r.student_id: r.priority for r in data.requests} == {left_out: 1, newcomer: 0}
+    winners = set()
+    for seed in range(6):
+        view = await proposals.proposal_view(await proposals.run_matching(later, coordinator, seed=seed))
+        winners |= {m["student"] for m in view["matches"]}
+        assert view["proposal"]["seed"] == seed
+    assert winners == {left_out}
