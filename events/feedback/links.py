@@ -14,8 +14,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Callable
 
 _secret: list[bytes] = []
+_secret_source: list[Callable[[], str]] = []
 
 
 def configure_secret(secret: str) -> None:
@@ -24,7 +26,14 @@ def configure_secret(secret: str) -> None:
     _secret[:] = [hashlib.sha256(b"lifedesign-feedback:" + secret.encode()).digest()]
 
 
+def configure_secret_source(source: Callable[[], str]) -> None:
+    """Read the secret on first use, not at import (a bad setting must not break importing the app)."""
+    _secret_source[:] = [source]
+
+
 def _key() -> bytes:
+    if not _secret and _secret_source:
+        configure_secret(_secret_source[0]())
     if not _secret:
         raise RuntimeError("feedback links need a secret: call events.feedback.links.configure_secret() first")
     return _secret[0]

@@ -8,7 +8,7 @@ from lifedesign.areas.feedback.pages import PAGE_ROUTES
 from lifedesign.settings import get_settings
 
 # Personal survey links are derived from the server's secret (never stored in the database).
-links.configure_secret(get_settings().secret_key)
+links.configure_secret_source(lambda: get_settings().secret_key)
 
 ROUTES: list = [*PAGE_ROUTES, *API_ROUTES]
 COMMANDS: list = []
