@@ -392,3 +392,32 @@ async def test_demo_puts_one_survey_on_each_seminar_series(db):
     (survey,) = await surveys.list_surveys()
     assert survey["series"] == "令和8年度 金沢若者ライフデザイン講座" and survey["anonymous"]
     assert survey["closes_at"] > utcnow() + timedelta(days=20)
+
+
+async def test_links_travel_over_smtp_then_leave_the_database(db, settings, smtp_server):
+    import dataclasses
+
+    from lifedesign.settings import SmtpSettings
+    from lifedesign.worker import deliver_once
+    from tests.conftest import parse_mail
+
+    event = await make_event()
+    english = await make_person("student", "emma@example.jp", name="Emma Clark", locale="en")
+    (japanese,) = await students(1)
+    await register(event, english, "confirmed")
+    await register(event, japanese, "confirmed")
+    await seminar_survey(event)
+    assert (await sending.run_feedback_jobs())["requested"] == 2
+    smtp = dataclasses.replace(settings, smtp=SmtpSettings(host="127.0.0.1", port=smtp_server.port, security="none"))
+    assert (await deliver_once(smtp))["sent"] == 2
+    received = {parse_mail(raw_bytes)["To"].addresses[0].addr_spec: parse_mail(raw_bytes)
+                for _, _, raw_bytes in smtp_server.messages}
+    assert "Please tell us how it went" in received["emma@example.jp"]["Subject"]
+    assert "アンケートへのご協力のお願い" in received["s0@example.jp"]["Subject"]
+    token = token_of(received["emma@example.jp"])
+    assert (await answering.open_form(token)).locale == "en"
+    # The next worker pass erases the sent bytes; the link still works for its holder.
+    assert (await sending.run_feedback_jobs())["scrubbed"] == 2
+    stored = await raw("SELECT message, status FROM outbox_message WHERE kind = 'feedback_request'")
+    assert [bytes(r["message"]) for r in stored] == [b"", b""] and {r["status"] for r in stored} == {"sent"}
+    assert (await answering.open_form(token)).open
