@@ -290,23 +290,26 @@ def _gap(found: tuple[int, ...], bound: tuple[int, ...]) -> float:
 # Step 1: min-cost flow without the lone-minor rule (exact upper bound)
 
 
-def _flow(instance: _Instance, open_slots: set[int] | None = None) -> list[int]:
+def _flow(
+    instance: _Instance, open_slots: set[int] | None = None, allowed: np.ndarray | None = None
+) -> list[int]:
     """Chosen edges of a lexicographically best assignment ignoring the lone-minor rule.
 
     With ``open_slots`` the rule is imposed by fixing each slot's state instead: minors only in the
     open slots, and every open slot holds at least two students (a lower bound on its arc).
+    ``allowed`` (edge indexes) restricts the candidate pairs. Returns [] if no flow meets the bounds.
     """
     n, m = len(instance.requests), len(instance.slots)
     if not instance.edge_student:
         return []
     source, sink = n + m, n + m + 1
     edge_student, edge_slot, edge_weight = _edge_arrays(instance)
-    edges = np.arange(len(edge_student))
+    edges = np.arange(len(edge_student)) if allowed is None else allowed
     if open_slots is not None:
         minor = np.fromiter((r.is_minor for r in instance.requests), dtype=bool, count=n)
         open_mask = np.zeros(m, dtype=bool)
         open_mask[list(open_slots)] = True
-        edges = edges[open_mask[edge_slot] | ~minor[edge_student]]
+        edges = edges[open_mask[edge_slot[edges]] | ~minor[edge_student[edges]]]
     lower = np.zeros(m, dtype=np.int64)
     if open_slots is not None:
         lower[list(open_slots)] = 2
@@ -323,6 +326,8 @@ def _flow(instance: _Instance, open_slots: set[int] | None = None) -> list[int]:
         np.concatenate([[source, sink], slot_nodes]), np.concatenate([[n, -n + int(lower.sum())], -lower])
     )
     status = network.solve()
+    if status == network.INFEASIBLE and open_slots is not None:
+        return []
     if status != network.OPTIMAL:
         raise RuntimeError(f"min-cost flow failed with status {status}")
     flows = network.flows(np.arange(n, n + len(edges)))
@@ -563,6 +568,15 @@ def _duals(instance: _Instance, relaxed: list[int]) -> _Duals | None:
     return duals if slack_ok else None
 
 
+def _polish(instance: _Instance, chosen: list[int], duals: _Duals, loss: int) -> list[int]:
+    """Best assignment keeping the slot states of a feasible ``chosen`` (which slots host minors),
+    over the pairs of reduced cost <= ``loss`` (all that can improve on a solution losing more)."""
+    open_slots = {instance.edge_slot[e] for e in chosen if instance.requests[instance.edge_student[e]].is_minor}
+    kept = np.union1d(np.flatnonzero(np.abs(duals.edge) <= loss), np.asarray(chosen, dtype=np.int64))
+    polished = _flow(instance, open_slots, kept)
+    return polished if polished and _weighted(instance, polished) > _weighted(instance, chosen) else chosen
+
+
 def _near_flow(
     instance: _Instance,
     relaxed: list[int],
@@ -742,6 +756,11 @@ def propose_matches(
         return found >= bound or _gap(found, bound) <= target_gap
 
     duals = _duals(instance, relaxed) if not settled() else None
+    if duals is not None:
+        polished = _polish(instance, chosen, duals, upper - _weighted(instance, chosen) - 1)
+        if _weighted(instance, polished) > _weighted(instance, chosen):
+            chosen, found, method = polished, _levels(instance, polished), "flow+repair+polish"
+            progress.append((time.perf_counter() - started, _gap(found, bound)))
     if duals is None and not settled():
         # Never expected (the potentials are checked): solve the exact model over every student.
         exact, weighted_bound, proven = _cpsat(
@@ -754,7 +773,9 @@ def propose_matches(
         elif weighted_bound is not None:
             bound = min(bound, max(found, _decode_bound(instance, weighted_bound)))
         progress.append((time.perf_counter() - started, _gap(found, bound)))
-    least_loss, most = 0, 0  # proven: every assignment weighs at most flow_upper - least_loss
+    # First stage: no preference point lost (measured: as fast as the zero-loss face alone).
+    # Proven: every assignment weighs at most flow_upper - least_loss. Searched next: losses up to most.
+    least_loss, most = 0, min(instance.weight_pref - 1, flow_upper - _weighted(instance, chosen) - 1)
     while duals is not None and not settled():
         remaining = time_limit - (time.perf_counter() - started)
         if remaining <= 0:
@@ -762,7 +783,7 @@ def propose_matches(
         # First the students next to a lone minor only: quick to search, and often enough (no proof).
         _, got, _ = _near_flow(instance, relaxed, duals, least_loss, most, chosen, remaining / 3, seed, reach=1)
         if got is not None and _weighted(instance, got) > _weighted(instance, chosen):
-            chosen, found, method = got, _levels(instance, got), "flow+repair+near"
+            chosen, found, method = got, _levels(instance, got), f"{method}+near"
             if _weighted(instance, chosen) >= flow_upper - least_loss:
                 bound = found
                 progress.append((time.perf_counter() - started, 0.0))
@@ -772,7 +793,7 @@ def propose_matches(
             break
         status, got, proven = _near_flow(instance, relaxed, duals, least_loss, most, chosen, remaining, seed)
         if got is not None and _weighted(instance, got) > _weighted(instance, chosen):
-            chosen, found, method = got, _levels(instance, got), "flow+repair+near"
+            chosen, found, method = got, _levels(instance, got), f"{method}+near"
         least_loss = max(least_loss, proven)
         upper = min(upper, flow_upper - least_loss)
         if status == "OPTIMAL":  # the best within ``most``, and nothing beyond can beat it
@@ -781,8 +802,8 @@ def propose_matches(
         progress.append((time.perf_counter() - started, _gap(found, bound)))
         if status not in ("OPTIMAL", "INFEASIBLE"):
             break  # out of time
-        # Next: about twice as far, at least one preference point, never as far as the incumbent.
-        most = min(2 * (most + 1) - 1 if most else instance.weight_pref - 1,
+        # Next: twice as far, in whole preference points, never as far as the incumbent.
+        most = min(2 * (most + 1) - 1,
                    flow_upper - _weighted(instance, chosen) - 1)
         most = max(most, least_loss)
     return _proposal(instance, chosen, found, bound, time.perf_counter() - started, seed, method, progress)
