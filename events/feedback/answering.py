@@ -189,3 +189,22 @@ async def _insert_anonymous(key: str, survey_id: int, event_id: int | None, answ
         )
     else:
         await FeedbackAnswer.insert(FeedbackAnswer(id=key, survey=survey_id, event=event_id, answers=answers))
+
+
+async def pending_for(person_id: int, *, locale: str = "ja") -> list[dict[str, Any]]:
+    """Open surveys this person has been asked and not yet answered, with their personal link path."""
+    rows = await FeedbackRequest.select(
+        FeedbackRequest.nonce, FeedbackRequest.survey.title.as_alias("title"),
+        FeedbackRequest.survey.title_en.as_alias("title_en"), FeedbackRequest.survey.status.as_alias("status"),
+        FeedbackRequest.survey.closes_at.as_alias("closes_at"), FeedbackRequest.event.title.as_alias("event_title"),
+        FeedbackRequest.event.title_en.as_alias("event_title_en"),
+    ).where((FeedbackRequest.person == person_id) & FeedbackRequest.responded_at.is_null()).order_by(
+        FeedbackRequest.id, ascending=False).limit(20)
+    english = locale == "en"
+    now = utcnow()
+    return [{
+        "title": row["title_en"] if english and row["title_en"] else row["title"],
+        "event_title": (row["event_title_en"] if english and row["event_title_en"] else row["event_title"]) or "",
+        "closes_at": row["closes_at"],
+        "path": f"/feedback/{links.link_token(row['nonce'])}",
+    } for row in rows if row["status"] == "open" and (row["closes_at"] is None or row["closes_at"] > now)]

@@ -209,3 +209,13 @@ async def test_api_builds_surveys_and_reports_bad_input_as_json(client, db):
     assert question.status_code == 422 and question.json()["code"] == "choice_needs_options"
     closed = await client.post(f"/api/v1/feedback/surveys/{body['id']}/close", headers=headers)
     assert closed.status_code == 201 and closed.json() == {"status": "closed"}
+
+
+async def test_home_page_lists_unanswered_surveys_with_their_link(client, db):
+    survey_id, tokens = await _asked(1)
+    await login(client, "s0@example.jp")
+    home = await client.get("/")
+    assert "回答をお待ちしているアンケート" in home.text and f'href="/feedback/{tokens["s0@example.jp"]}"' in home.text
+    page = await client.get(f"/feedback/{tokens['s0@example.jp']}")
+    await client.post("/feedback", data=_answer_form(page.text))
+    assert "回答をお待ちしているアンケート" not in (await client.get("/")).text

@@ -17,13 +17,24 @@ from events.feedback.defaults import AUDIENCE_LABELS, TEMPLATES
 from events.feedback.tables import AUDIENCES
 from events.seminars.tables import Event
 from lifedesign.i18n import gettext_for
-from lifedesign.rendering import form_data, page, register_nav
+from lifedesign.rendering import HOME_SECTIONS, form_data, page, register_nav, render_fragment
 from lifedesign.security import COORDINATOR, LANG_COOKIE, client_of
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 KIND_LABELS = {"scale": "5段階", "single": "単一選択", "multi": "複数選択", "text": "自由記述"}
 
 register_nav("/coordinator/feedback", "アンケート", ("coordinator", "admin"))
+
+
+async def pending_surveys_section(request: Request) -> str:
+    """On the home page: the surveys this person has not answered yet, each with its personal link."""
+    person = request.state.person
+    items = await answering.pending_for(person["id"], locale=request.state.locale) if person else []
+    return render_fragment(request, "pages/feedback/_home.html", items=items) if items else ""
+
+
+if pending_surveys_section not in HOME_SECTIONS:
+    HOME_SECTIONS.append(pending_surveys_section)
 
 
 # ---------------------------------------------------------------- answering (personal link, no login)
