@@ -132,6 +132,11 @@ async def test_register_with_answers_refusals_and_replay(client):
     assert mine["answers"] == {str(questions[0]["id"]): "両立の工夫", str(questions[1]["id"]): "2年",
                                str(questions[2]["id"]): ["仕事", "地域"], str(questions[3]["id"]): True}
 
+    mailed = [u for u in links_in((await outbox_mails("seminar_confirmed", email))[0]) if f"/{event_id}" in u]
+    assert mailed, "the confirmation mail links to the event"
+    followed = await client.get(urlsplit(mailed[0]).path)  # /seminars/<id> redirects to /events/<id>
+    assert followed.status_code == 200 and "進路セミナー" in followed.text and "参加確定" in followed.text
+
     replay = await register_via_page(client, event_id, answers, idem="key-1")  # a resent form
     assert replay.status_code == 303
     again = await register_via_page(client, event_id, answers)
