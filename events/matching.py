@@ -15,9 +15,15 @@ Method (chosen by measurement, see ``bench/matching.py``):
 1. a min-cost flow (OR-Tools) solves the problem without the lone-minor rule — an exact upper bound;
 2. a repair pass removes the few lone minors by the best single move (move the minor, pull a
    companion in, or drop the minor) — a feasible incumbent; equal to the bound ⇒ proven optimal;
-3. otherwise CP-SAT solves the exact model (hinted with the incumbent; a slot-level boolean
-   "used by a minor" implies at least two students) until optimal or the time limit; the reported
-   gap is then proven against the better of the two bounds.
+3. potentials of the flow (Bellman-Ford on its residual network) price every change against the
+   bound: an assignment loses exactly the sum of |reduced cost| over the arcs it changes. So the
+   search for anything better than an incumbent losing L may fix every arc of reduced cost >= L;
+4. a polish re-solves the flow with the incumbent's slot states fixed (which slots host minors);
+5. CP-SAT then searches, in stages of growing loss (below one preference point, two, four ...), only
+   the components of the free arcs that hold a lone minor of the flow, with the loss written over
+   reduced costs (sparse, small coefficients); each stage ends with the best assignment in it or a
+   proof that every assignment loses more — both proven bounds. Students next to a lone minor are
+   searched alone first (quick, often enough). ``target_gap`` stops as soon as the gap allows.
 """
 
 from __future__ import annotations
