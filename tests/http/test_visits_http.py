@@ -116,6 +116,8 @@ async def test_signup_to_confirmed_visit_with_decline_and_rematch(browser, db):
             "_csrf": minor_token, "window_date": [day.isoformat(), ""], "window_start": ["09:00", "09:00"],
             "window_end": ["17:00", "18:00"], "district": ["能見台"], "wanted": ["infant"]}, follow_redirects=False)
         assert asked.status_code == 303, asked.text
+        prefilled = await minor.get(f"/visits/rounds/{round_id}/request")
+        assert f'value="{day.isoformat()}"' in prefilled.text and 'value="17:00"' in prefilled.text
         window = {"starts_at": f"{day.isoformat()}T09:00:00+09:00", "ends_at": f"{day.isoformat()}T17:00:00+09:00"}
         for client, email in ((adult_b, "b@univ.example.jp"), (adult_c, "c@univ.example.jp")):
             await make_person("student", email)

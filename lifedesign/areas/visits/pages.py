@@ -114,7 +114,18 @@ async def _request_form(request: Request, round_id: int, *, form: dict[str, Any]
 
 @get("/visits/rounds/{round_id:int}/request", guards=[STUDENT], include_in_schema=False)
 async def request_form(request: Request, round_id: FromPath[int]) -> Response:
-    return await _request_form(request, round_id)
+    """The form, filled in with the student's current request in this round, if any."""
+    current = next((r for r in await requests.requests_of_student(request.state.person["id"])
+                    if r["round"] == round_id and r["status"] == "active"), None)
+    form = None
+    if current:
+        windows = [(s.astimezone(TOKYO), e.astimezone(TOKYO)) for s, e in requests.windows_of(current)]
+        # the form has one day per row; a several-day window (possible through the API) is not shown
+        form = {"windows": [(s.date().isoformat(), f"{s:%H:%M}", f"{e:%H:%M}") for s, e in windows
+                            if s.date() == e.date()],
+                "districts": current["districts"], "wanted": current["wanted_tags"],
+                "avoided": current["avoided_tags"], "note": current["note"]}
+    return await _request_form(request, round_id, form=form)
 
 
 @post("/visits/rounds/{round_id:int}/request", guards=[STUDENT], include_in_schema=False)
