@@ -115,11 +115,17 @@ async def db(migrated):
     yield engine()
 
 
-@pytest.fixture
-async def app(db, settings):
+@pytest.fixture(scope="session")
+def shared_app(settings):
+    """Building the app takes a second or more; it keeps no state between requests, so build it once."""
     from lifedesign.app import create_app
 
     return create_app(settings, run_worker=False)
+
+
+@pytest.fixture
+async def app(db, shared_app):
+    return shared_app
 
 
 @pytest.fixture
