@@ -528,3 +528,15 @@ async def sessions_of(person_id: int) -> list[dict[str, Any]]:
     events = {r["event"] for r in await Registration.select(Registration.event).where(
         (Registration.person == person_id) & Registration.status.is_in(list(SEATED_STATES)))}
     return [s for s in await list_sessions() if s["event"] in events and s["event_status"] != "cancelled"]
+
+
+def plan_gaps(session: dict[str, Any], people: list[dict[str, Any]], rounds: list[dict[str, Any]]) -> dict[str, list]:
+    """Who the plan misses (registered, not absent, without a seat in a coming round) and who it seats
+    though no longer registered or marked absent: either means the coming rounds should be re-planned."""
+    coming = [r for r in rounds if r["round"] > session["current_round"]]
+    seated = {p["id"]: p for r in coming for t in r["tables"] for p in t["people"]}
+    expected = {p["id"]: p for p in people if p["presence"] != "absent"}
+    return {
+        "unseated": [p for pid, p in expected.items() if pid not in seated] if coming and session["plan_version"] else [],
+        "departed": [p for pid, p in seated.items() if pid not in expected],
+    }

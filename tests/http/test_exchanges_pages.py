@@ -209,3 +209,20 @@ async def test_openapi_lists_the_exchange_api(client):
                  "/api/v1/exchanges/{session_id}/seats", "/api/v1/exchanges/{session_id}/my-seats",
                  "/api/v1/exchanges/import/{what}", "/api/v1/exchanges/met"):
         assert path in schema["paths"], path
+
+
+async def test_session_page_asks_for_a_replan_when_participants_change(client):
+    await coordinator(client)
+    session_id, staff = await session_with([2, 2, 2], rounds=2, table_size=3)
+    await sessions.assign_tables(session_id, seed=1)
+    page = await client.get(f"/exchanges/{session_id}")
+    assert "決め直してください" not in page.text
+    leaver = staff[next(iter(staff))][0]
+    await sessions.set_presence(session_id, leaver, "absent")
+    newcomer = await make_person("facility_staff", "newcomer@example.jp", name="新人 さん")
+    await register((await sessions.get_session(session_id))["event"], newcomer)
+    page = await client.get(f"/exchanges/{session_id}")
+    assert "決め直してください" in page.text and "新人 さん" in page.text.split("席のない方")[1]
+    await client.post(f"/exchanges/{session_id}/plan", data={"_csrf": csrf_from(page.text)})
+    page = await client.get(f"/exchanges/{session_id}")
+    assert "決め直してください" not in page.text

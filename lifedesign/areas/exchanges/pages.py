@@ -83,9 +83,11 @@ async def exchanges_create(request: Request) -> Response:
 async def _session_page(request: Request, session_id: int, *, notice: str = "", error: str = "",
                         status: int = 200) -> Response:
     session = await sessions.get_session(session_id)
+    participants = await sessions.participants(session_id)
+    seating = await sessions.seating(session_id)
     return page(
         request, "pages/exchanges/session.html", status_code=status, title=session["event_title"], session=session,
-        participants=await sessions.participants(session_id), seating=await sessions.seating(session_id),
+        participants=participants, seating=seating, gaps=sessions.plan_gaps(session, participants, seating),
         presence_labels=PRESENCE_LABELS, notice=notice, error=error,
     )
 
