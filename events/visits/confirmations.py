@@ -32,8 +32,8 @@ async def lock_slots(where: str, arg: int) -> None:
         await raw(f"SELECT id FROM visit_slot WHERE {where} ORDER BY id FOR UPDATE", arg)
 
 
-async def _match_context(match_id: int) -> dict[str, Any]:
-    row = await VisitMatch.select(
+def _context_columns() -> tuple:
+    return (
         VisitMatch.all_columns(),
         VisitMatch.student.name.as_alias("student_name"), VisitMatch.student.email.as_alias("student_email"),
         VisitMatch.student.locale.as_alias("student_locale"),
@@ -46,7 +46,11 @@ async def _match_context(match_id: int) -> dict[str, Any]:
         VisitMatch.slot.starts_at.as_alias("starts_at"), VisitMatch.slot.ends_at.as_alias("ends_at"),
         VisitMatch.slot.event.as_alias("event_id"), VisitMatch.request.is_minor.as_alias("is_minor"),
         VisitMatch.round.name.as_alias("round_name"), VisitMatch.round.created_by.as_alias("coordinator"),
-    ).where(VisitMatch.id == match_id).first()
+    )
+
+
+async def _match_context(match_id: int) -> dict[str, Any]:
+    row = await VisitMatch.select(*_context_columns()).where(VisitMatch.id == match_id).first()
     if row is None:
         raise NotFound("その訪問は見つかりません。", code="match_not_found")
     return row
@@ -59,11 +63,11 @@ def _common(row: dict[str, Any]) -> dict[str, Any]:
 
 async def tell_offers(proposal_id: int) -> None:
     """Mail each newly offered student, and each host family once, asking them to confirm or decline."""
-    rows = await VisitMatch.select(VisitMatch.id).where(
-        (VisitMatch.proposal == proposal_id) & (VisitMatch.status == "confirmed_by_coordinator"))
+    rows = await VisitMatch.select(*_context_columns()).where(
+        (VisitMatch.proposal == proposal_id) & (VisitMatch.status == "confirmed_by_coordinator")).order_by(
+        VisitMatch.id)
     by_family: dict[int, list[dict[str, Any]]] = {}
-    for match in rows:
-        row = await _match_context(match["id"])
+    for row in rows:
         await queue_mail("visit_offer", to_email=row["student_email"], to_name=row["student_name"],
                          locale=row["student_locale"], context={**_common(row), "side": "student"},
                          key=f"visit-offer:{row['id']}:student")

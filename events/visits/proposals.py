@@ -182,13 +182,14 @@ async def run_matching(round_id: int, coordinator_id: int, *, seed: int | None =
             input_digest=data.digest, created_by=coordinator_id, created_at=now,
         )).returning(VisitProposal.id)
         proposal_id = row[0]["id"]
-        for student, slot_id in result.assignments.items():
-            slot = slot_by_id[slot_id]
-            await VisitMatch.insert(VisitMatch(
-                proposal=proposal_id, round=round_id, slot=slot_id, request=data.request_ids[student],
-                student=student, household=slot.household_id, status="proposed",
-                preference_points=matching.preference_points(request_by_student[student], slot), created_at=now,
-            ))
+        rows = [VisitMatch(
+            proposal=proposal_id, round=round_id, slot=slot_id, request=data.request_ids[student], student=student,
+            household=slot_by_id[slot_id].household_id, status="proposed",
+            preference_points=matching.preference_points(request_by_student[student], slot_by_id[slot_id]),
+            created_at=now,
+        ) for student, slot_id in result.assignments.items()]
+        for start in range(0, len(rows), 200):  # one statement per batch, not per match
+            await VisitMatch.insert(*rows[start:start + 200])
         await audit.record("visit_matching_run", actor_id=coordinator_id, subject_type="visit_round",
                            subject_id=round_id, detail={"proposal": proposal_id, "seed": seed,
                                                         "matched": result.matched_count,
@@ -320,15 +321,15 @@ async def confirm_proposal(proposal_id: int, coordinator_id: int) -> dict[str, i
                 await confirmations.tell_cancelled(current["id"], reason="rematch")
                 touched_slots.add(current["slot"])
                 cancelled += 1
-        offered = 0
-        for row in rows:
-            current = live.get(row["student"])
-            if current and current["slot"] == row["slot"]:
-                await VisitMatch.update({VisitMatch.status: "superseded"}).where(VisitMatch.id == row["id"])
-                continue
+        kept = {row["id"] for row in rows
+                if live.get(row["student"]) and live[row["student"]]["slot"] == row["slot"]}
+        new = [row["id"] for row in rows if row["id"] not in kept]
+        if kept:
+            await VisitMatch.update({VisitMatch.status: "superseded"}).where(VisitMatch.id.is_in(sorted(kept)))
+        if new:
             await VisitMatch.update({VisitMatch.status: "confirmed_by_coordinator", VisitMatch.offered_at: now}).where(
-                VisitMatch.id == row["id"])
-            offered += 1
+                VisitMatch.id.is_in(new))
+        offered = len(new)
         await confirmations.tell_offers(proposal_id)
         for slot_id in sorted(touched_slots):
             await confirmations.sync_slot_visit(slot_id)
