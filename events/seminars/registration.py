@@ -263,7 +263,8 @@ async def _mail_person(name: str, registration_id: int, status_key: str, person:
     part = await invite_for(event_id=event["id"], person_id=person["id"]) if calendar else None
     await queue_mail(
         name, to_email=person["email"], to_name=person["name"], locale=person["locale"],
-        context={**event_context(event, person["locale"]), "registration_id": registration_id, **extra},
+        context={**event_context(event, person["locale"]), "registration_id": registration_id,
+                 "has_invite": part is not None, **extra},
         key=f"seminar:{registration_id}:{status_key}", calendar=part,
     )
 
