@@ -213,6 +213,10 @@ async def test_signup_to_confirmed_visit_with_decline_and_rematch(browser, db):
         await api(family, "POST", f"/api/v1/visits/matches/{new_match['id']}/confirm", token)
         assert (await Event.select(Event.taken).first())["taken"] == 2
         assert (await minor.get(f"/api/v1/visits/matches/{minor_match['id']}/address")).status_code == 200
+        after = await coord.get(f"/visits/admin/rounds/{round_id}")
+        assert after.status_code == 200 and "固定（前回から継続）" in after.text
+        family_page = await family.get("/visits/my")
+        assert "c@univ.example.jp" in family_page.text or "b@univ.example.jp" in family_page.text
         # mails: offers, confirmations, the decline notice to the family and the coordinator
         assert len(await outbox_mails("visit_declined")) == 2
         # each confirmation carries a calendar invite: the students' and the host family's
