@@ -127,3 +127,15 @@ async def test_staff_from_xlsx_with_english_headers(db):
     yui = await people.find_by_email("yui@example.jp")
     assert yui["locale"] == "en"
     assert await people.find_by_email("hana@example.jp") is not None
+
+
+async def test_large_staff_file_is_imported_in_batches_with_progress(db):
+    await import_facilities(FACILITIES.encode(), "f.csv")
+    rows = "".join(f"職員 {i},,s{i}@example.jp,並木保育園,保育士\n" for i in range(320))
+    seen: list[tuple[int, int]] = []
+    report = await import_staff(("氏名,ふりがな,メールアドレス,施設名,職種\n" + rows).encode(), "s.csv",
+                                progress=lambda d, t: seen.append((d, t)))
+    assert report.ok and report.created == 320
+    assert seen == [(150, 320), (300, 320), (320, 320)]
+    assert await Person.count() == 320 and await StaffMembership.count() == 320
+    assert await PersonRole.count() == 320
