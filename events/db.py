@@ -29,10 +29,20 @@ def sqlite_path(database_url: str) -> str:
     return database_url.removeprefix("sqlite:///") if database_url.startswith("sqlite:///") else database_url
 
 
+class TunedSQLiteEngine(SQLiteEngine):
+    """`synchronous=NORMAL` is per connection (safe with WAL: a crash loses at most the last commits, never
+    consistency), and Piccolo opens a connection per transaction, so set it on each."""
+
+    async def get_connection(self):  # type: ignore[override]
+        connection = await super().get_connection()
+        await connection.execute("PRAGMA synchronous = NORMAL")
+        return connection
+
+
 def make_engine(database_url: str) -> Engine:
     if database_url.startswith("postgres"):
         return PostgresEngine(config={"dsn": database_url})
-    return SQLiteEngine(path=sqlite_path(database_url), timeout=SQLITE_BUSY_TIMEOUT_S)
+    return TunedSQLiteEngine(path=sqlite_path(database_url), timeout=SQLITE_BUSY_TIMEOUT_S)
 
 
 def engine() -> Engine:

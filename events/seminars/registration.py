@@ -34,7 +34,7 @@ to the person (keys `seminar:<registration id>:<new status>`), guardians get the
 Signals: "registration.confirmed" whenever a place becomes confirmed, "registration.cancelled" whenever a
 place or application ends (see events.hooks).
 
-Links: the public page of an event is `/seminars/<id>`, the guardian's consent page `/consent/<token>`.
+Links: the public page of an event is `/events/<id>` (`/seminars/<id>` redirects there), the guardian's consent page `/consent/<token>`.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def event_context(event: Mapping[str, Any], locale: str = "ja") -> dict[str, Any
         "title": (event.get("title_en") if english else "") or event["title"],
         "venue": (event.get("venue_en") if english else "") or event["venue"],
         "when": format_when(event, locale),
-        "event_url": f"{config().base_url}/seminars/{event['id']}",
+        "event_url": f"{config().base_url}/events/{event['id']}",
         "cancel_cutoff_hours": event.get("cancel_cutoff_hours", 24),
     }
 
