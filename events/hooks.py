@@ -49,6 +49,10 @@ def set_invite_provider(provider: InviteProvider) -> None:
     _invite_provider[:] = [provider]
 
 
+def invites_installed() -> bool:
+    return bool(_invite_provider)
+
+
 async def invite_for(*, event_id: int, person_id: int, method: str = "REQUEST") -> Any:
     """A CalendarPart for this person's place in this event, or None when no invites area is installed."""
     if not _invite_provider:

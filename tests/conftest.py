@@ -85,6 +85,9 @@ async def migrated(settings):
 
     configure_domain(settings)
     await migrate(settings)
+    from lifedesign import areas
+
+    areas.load()  # as in production: every area's hooks (invites, feedback …) are wired before any test runs
     return True
 
 

@@ -55,7 +55,7 @@ from events.config import config
 from events.core.tables import Person, PersonRole, StaffMembership, StudentProfile
 from events.db import engine, is_sqlite, raw, read_transaction, utcnow, write_transaction
 from events.errors import Busy, Conflict, DomainError, Forbidden, Invalid, NotFound
-from events.hooks import emit, invite_for
+from events.hooks import emit, invite_for, invites_installed
 from events.mail import queue_mail
 from events.people import age_on
 from events.seminars.schedule import aware, questions_of, validate_answers
@@ -259,8 +259,9 @@ async def _waitlist_rank(event_id: int, queue_position: int | None) -> int | Non
 
 
 async def _mail_person(name: str, registration_id: int, status_key: str, person: Mapping[str, Any],
-                       event: Mapping[str, Any], *, calendar: bool = False, **extra: Any) -> None:
-    part = await invite_for(event_id=event["id"], person_id=person["id"]) if calendar else None
+                       event: Mapping[str, Any], *, calendar: str | None = None, **extra: Any) -> None:
+    """`calendar` is the iTIP method the mail carries (REQUEST for a new place, CANCEL for an ended one)."""
+    part = await invite_for(event_id=event["id"], person_id=person["id"], method=calendar) if calendar else None
     await queue_mail(
         name, to_email=person["email"], to_name=person["name"], locale=person["locale"],
         context={**event_context(event, person["locale"]), "registration_id": registration_id,
@@ -298,7 +299,7 @@ async def _placed(registration_id: int, person: Mapping[str, Any], event: Mappin
                   mail: str) -> None:
     """After a place became `status` (confirmed or pending_consent): the one mail, the consent request, the signal."""
     if status == "confirmed":
-        await _mail_person(mail, registration_id, "confirmed", person, event, calendar=True, needs_consent=False)
+        await _mail_person(mail, registration_id, "confirmed", person, event, calendar="REQUEST", needs_consent=False)
         await emit("registration.confirmed", registration_id=registration_id, event_id=event["id"], person_id=person["id"])
     else:
         await _mail_person(mail, registration_id, "pending_consent", person, event, needs_consent=True)
@@ -516,7 +517,8 @@ async def _end_place(row: Mapping[str, Any], *, mail: str | None, reason: str = 
             (GuardianConsent.registration == row["id"]) & (GuardianConsent.decision == "pending")
         )
     if mail:
-        await _mail_person(mail, row["id"], "cancelled", person, event, previous_status=old, reason=reason, **extra)
+        await _mail_person(mail, row["id"], "cancelled", person, event, previous_status=old, reason=reason,
+                           calendar="CANCEL" if old == "confirmed" else None, **extra)
     await emit("registration.cancelled", registration_id=row["id"], event_id=row["event"], person_id=row["person"],
                was_confirmed=old == "confirmed")
     if old in SEAT_HOLDING_STATES:
@@ -575,7 +577,8 @@ async def cancel_all_for_event(event_id: int, *, reason: str, by: int | None) ->
                 (GuardianConsent.registration == row["id"]) & (GuardianConsent.decision == "pending")
             )
             person = await _person(row["person"])
-            await _mail_person("seminar_event_cancelled", row["id"], "cancelled", person, event, reason=reason)
+            await _mail_person("seminar_event_cancelled", row["id"], "cancelled", person, event, reason=reason,
+                               calendar="CANCEL" if row["status"] == "confirmed" else None)
             await emit("registration.cancelled", registration_id=row["id"], event_id=event_id,
                        person_id=row["person"], was_confirmed=row["status"] == "confirmed")
             count += 1
@@ -584,10 +587,15 @@ async def cancel_all_for_event(event_id: int, *, reason: str, by: int | None) ->
 
 
 async def announce_change(event_id: int, fields: list[str], *, before: Mapping[str, Any]) -> int:
-    """One 'event changed' mail to every live registration (called inside update_event's transaction)."""
+    """One 'event changed' mail to every live registration (called inside update_event's transaction).
+
+    Confirmed places get the updated calendar invite instead (the invites area's event.changed mail says
+    what changed), so nobody receives two mails for one change.
+    """
     event = await _event(event_id)
+    states = [s for s in LIVE_STATES if not (s == "confirmed" and invites_installed())]
     rows = await Registration.select(Registration.id, Registration.person).where(
-        (Registration.event == event_id) & Registration.status.is_in(list(LIVE_STATES))
+        (Registration.event == event_id) & Registration.status.is_in(states)
     )
     for row in rows:
         person = await _person(row["person"])
@@ -610,7 +618,7 @@ async def confirm_pending(registration_id: int) -> dict[str, Any] | None:
         return None
     event = await _event(updated["event"])
     person = await _person(updated["person"])
-    await _mail_person("seminar_consent_outcome", registration_id, "confirmed", person, event, calendar=True,
+    await _mail_person("seminar_consent_outcome", registration_id, "confirmed", person, event, calendar="REQUEST",
                        decision="given")
     await emit("registration.confirmed", registration_id=registration_id, event_id=event["id"], person_id=person["id"])
     return updated

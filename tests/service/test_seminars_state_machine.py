@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from hypothesis import HealthCheck, settings
+from hypothesis import Phase, HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
@@ -75,7 +75,8 @@ class RegistrationMachine(RuleBasedStateMachine):
 
     async def _mails(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for row in await OutboxMessage.select(OutboxMessage.recipient):
+        # the registration's own mails; calendar reminders and invite updates belong to the invites area
+        for row in await OutboxMessage.select(OutboxMessage.recipient).where(OutboxMessage.kind.like("seminar_%")):
             counts[row["recipient"]] = counts.get(row["recipient"], 0) + 1
         return counts
 
@@ -192,5 +193,7 @@ async def test_registration_state_machine(db):
     await asyncio.to_thread(
         run_state_machine_as_test, RegistrationMachine,
         settings=settings(max_examples=30, stateful_step_count=15, deadline=None,
-                          suppress_health_check=list(HealthCheck)),
+                          suppress_health_check=list(HealthCheck),
+                          # a failure is reported as found: shrinking a database-backed machine can take many minutes
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate]),
     )
