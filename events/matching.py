@@ -38,8 +38,6 @@ from datetime import date, datetime
 import numpy as np
 from ortools.graph.python import min_cost_flow
 from ortools.sat.python import cp_model
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 ALGORITHM = "flow-repair-near-v2"
 
@@ -574,6 +572,23 @@ def _duals(instance: _Instance, relaxed: list[int]) -> _Duals | None:
     return duals if slack_ok else None
 
 
+def _components(nodes: int, tails: np.ndarray, heads: np.ndarray) -> np.ndarray:
+    """Connected-component label of every node (union-find with path halving; numpy-only runtime)."""
+    parent = list(range(nodes))
+
+    def root(v: int) -> int:
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    for u, v in zip(tails.tolist(), heads.tolist(), strict=True):
+        ru, rv = root(u), root(v)
+        if ru != rv:
+            parent[ru] = rv
+    return np.fromiter((root(v) for v in range(nodes)), dtype=np.int64, count=nodes)
+
+
 def _polish(instance: _Instance, chosen: list[int], duals: _Duals, loss: int) -> list[int]:
     """Best assignment keeping the slot states of a feasible ``chosen`` (which slots host minors),
     over the pairs of reduced cost <= ``loss`` (all that can improve on a solution losing more)."""
@@ -623,10 +638,7 @@ def _near_flow(
     for e in relaxed:
         members.setdefault(instance.edge_slot[e], []).append(instance.edge_student[e])
     deficient = [j for j, people in members.items() if len(people) == 1 and requests[people[0]].is_minor]
-    graph = coo_matrix(
-        (np.ones(len(free_edges)), (edge_student[free_edges], n + edge_slot[free_edges])), shape=(n + m, n + m)
-    )
-    _, label = connected_components(graph, directed=False)
+    label = _components(n + m, edge_student[free_edges], n + edge_slot[free_edges])
     searched = np.isin(label, label[[n + j for j in deficient]])
     if abs(duals.total) > loss:  # the number matched is fixed: that couples every component
         searched[:] = True
