@@ -252,7 +252,7 @@ def smtp_server():
 
 
 @pytest.fixture
-def live_server(db, settings):
+def live_server(db, shared_app):
     """The app served by uvicorn on 127.0.0.1 in a background thread; yields its base URL."""
     import socket
     import threading
@@ -260,12 +260,10 @@ def live_server(db, settings):
 
     import uvicorn
 
-    from lifedesign.app import create_app
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, run_worker=False), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(shared_app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

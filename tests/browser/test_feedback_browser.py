@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from pathlib import Path
-
 import pytest
 
 from events.feedback import sending, surveys
@@ -14,42 +9,10 @@ from events.feedback.tables import FeedbackAnswer, FeedbackRequest
 from tests.conftest import make_person
 from tests.service.test_feedback_service import make_event, register, tokens_by_recipient
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed"),
-]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+pytestmark = pytest.mark.browser  # fixtures live_server and browser (Debian chromium) come from tests/conftest.py
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def live_server(app):
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-async def test_student_answers_on_a_phone(db, live_server):
-    from playwright.async_api import async_playwright
-
+async def test_student_answers_on_a_phone(db, live_server, browser):
     event = await make_event(series="2026ライフデザイン講座")
     student = await make_person("student", "yui@example.jp", name="佐藤 結衣")
     await register(event, student, "confirmed")
@@ -57,46 +20,42 @@ async def test_student_answers_on_a_phone(db, live_server):
     await sending.run_feedback_jobs()
     token = (await tokens_by_recipient())["yui@example.jp"]
 
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": 375, "height": 740}, device_scale_factor=2,
-                                                is_mobile=True, has_touch=True, locale="ja-JP")
-            page = await context.new_page()
-            await page.goto(f"{live_server}/feedback/{token}")
-            await page.get_by_role("heading", level=1).wait_for()
-            assert await page.locator("html").get_attribute("lang") == "ja"
-            assert await page.get_by_text("このアンケートは無記名です。").is_visible()
-            # Nothing is wider than the phone's screen.
-            assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    context = await browser.new_context(viewport={"width": 375, "height": 740}, device_scale_factor=2,
+                                        is_mobile=True, has_touch=True, locale="ja-JP")
+    page = await context.new_page()
+    await page.goto(f"{live_server}/feedback/{token}")
+    await page.get_by_role("heading", level=1).wait_for()
+    assert await page.locator("html").get_attribute("lang") == "ja"
+    assert await page.get_by_text("このアンケートは無記名です。").is_visible()
+    # Nothing is wider than the phone's screen.
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
-            # Sending with nothing chosen shows the problems, with links to the questions.
-            await page.get_by_role("button", name="回答を送信する").click()
-            alert = page.get_by_role("alert")
-            await alert.wait_for()
-            assert "この講座は、仕事と家庭の両立について考えるきっかけになりましたか" in await alert.inner_text()
+    # Sending with nothing chosen shows the problems, with links to the questions.
+    await page.get_by_role("button", name="回答を送信する").click()
+    alert = page.get_by_role("alert")
+    await alert.wait_for()
+    assert "この講座は、仕事と家庭の両立について考えるきっかけになりましたか" in await alert.inner_text()
 
-            # The first scale by keyboard: focus its first option, arrow to 4, as a radio group works.
-            first = page.get_by_role("group", name="この講座は、仕事と家庭の両立について考えるきっかけになりましたか")
-            await first.get_by_role("radio").first.focus()
-            for _ in range(3):
-                await page.keyboard.press("ArrowDown")
-            assert await first.get_by_role("radio", name="4 ややそう思う").is_checked()
-            # The rest by tapping the labels.
-            groups = page.get_by_role("group")
-            count = await groups.count()
-            for index in range(1, count):
-                await groups.nth(index).locator("label.choice").first.tap()
-            await page.get_by_label("感想や、今後取り上げてほしいテーマがあればお書きください").fill("育休の話が参考になりました。")
-            await page.get_by_role("button", name="回答を送信する").click()
-            await page.get_by_role("heading", name="ご回答ありがとうございました").wait_for()
+    # The first scale by keyboard: focus its first option, arrow to 4, as a radio group works.
+    first = page.get_by_role("group", name="この講座は、仕事と家庭の両立について考えるきっかけになりましたか")
+    await first.get_by_role("radio").first.focus()
+    for _ in range(3):
+        await page.keyboard.press("ArrowDown")
+    assert await first.get_by_role("radio", name="4 ややそう思う").is_checked()
+    # The rest by tapping the labels.
+    groups = page.get_by_role("group")
+    count = await groups.count()
+    for index in range(1, count):
+        await groups.nth(index).locator("label.choice").first.tap()
+    await page.get_by_label("感想や、今後取り上げてほしいテーマがあればお書きください").fill("育休の話が参考になりました。")
+    await page.get_by_role("button", name="回答を送信する").click()
+    await page.get_by_role("heading", name="ご回答ありがとうございました").wait_for()
 
-            # Coming back by the same link shows the answers, ready to be changed.
-            await page.goto(f"{live_server}/feedback/{token}")
-            assert await first.get_by_role("radio", name="4 ややそう思う").is_checked()
-            assert await page.get_by_role("button", name="回答を更新する").is_visible()
-        finally:
-            await browser.close()
+    # Coming back by the same link shows the answers, ready to be changed.
+    await page.goto(f"{live_server}/feedback/{token}")
+    assert await first.get_by_role("radio", name="4 ややそう思う").is_checked()
+    assert await page.get_by_role("button", name="回答を更新する").is_visible()
+    await context.close()
 
     answers = await FeedbackAnswer.select().output(load_json=True)
     assert len(answers) == 1 and answers[0]["person"] is None

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,42 +14,10 @@ from events.visits.tables import VisitConsent
 from tests.conftest import links_in, make_person, outbox_mails
 from tests.service.test_visits_services import day, open_round
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed"),
-]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+pytestmark = pytest.mark.browser  # fixtures live_server and browser (Debian chromium) come from tests/conftest.py
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def live_server(app):
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-async def test_guardian_consents_on_a_phone_by_keyboard(db, live_server):
-    from playwright.async_api import async_playwright
-
+async def test_guardian_consents_on_a_phone_by_keyboard(db, live_server, browser):
     coordinator = await make_person("coordinator")
     round_id = await open_round(coordinator)
     born = utcnow().date().replace(year=utcnow().year - 16) - timedelta(days=1)
@@ -64,26 +28,22 @@ async def test_guardian_consents_on_a_phone_by_keyboard(db, live_server):
     mail = (await outbox_mails("visit_consent_request", "mother@example.jp"))[0]
     path = urlsplit([u for u in links_in(mail) if "/visits/consent/" in u][0]).path
 
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": 375, "height": 740}, device_scale_factor=2,
-                                                is_mobile=True, has_touch=True, locale="ja-JP")
-            page = await context.new_page()
-            await page.goto(f"{live_server}{path}")
-            await page.get_by_role("heading", level=1).wait_for()
-            assert await page.locator("html").get_attribute("lang") == "ja"
-            text = await page.locator("main").inner_text()
-            assert "佐藤 結衣" in text and "六浦、能見台" in text
-            assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-            # keyboard only: focus the consent button and press Enter
-            consent = page.get_by_role("button", name="同意する", exact=True)
-            await consent.focus()
-            await page.keyboard.press("Enter")
-            await page.get_by_role("status").wait_for()
-            assert "同意をいただきました" in await page.get_by_role("status").inner_text()
-            assert await page.get_by_role("button", name="同意する", exact=True).count() == 0
-        finally:
-            await browser.close()
+    context = await browser.new_context(viewport={"width": 375, "height": 740}, device_scale_factor=2,
+                                        is_mobile=True, has_touch=True, locale="ja-JP")
+    page = await context.new_page()
+    await page.goto(f"{live_server}{path}")
+    await page.get_by_role("heading", level=1).wait_for()
+    assert await page.locator("html").get_attribute("lang") == "ja"
+    text = await page.locator("main").inner_text()
+    assert "佐藤 結衣" in text and "六浦、能見台" in text
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    # keyboard only: focus the consent button and press Enter
+    consent = page.get_by_role("button", name="同意する", exact=True)
+    await consent.focus()
+    await page.keyboard.press("Enter")
+    await page.get_by_role("status").wait_for()
+    assert "同意をいただきました" in await page.get_by_role("status").inner_text()
+    assert await page.get_by_role("button", name="同意する", exact=True).count() == 0
+    await context.close()
     decision = await VisitConsent.select(VisitConsent.decision, VisitConsent.decided_from).first()
     assert decision["decision"] == "given" and decision["decided_from"] == "127.0.0.1"
