@@ -14,16 +14,6 @@ from events.exchanges import importing, sessions
 from lifedesign.security import COORDINATOR, LOGGED_IN, client_of
 
 
-class SessionIn(msgspec.Struct):
-    event_id: int
-    rounds: int
-    table_size: int | None = None
-    tables: int | None = None
-    themes: list[str] = []
-    themes_en: list[str] = []
-    round_minutes: int = 20
-
-
 class SessionUpdate(msgspec.Struct):
     rounds: int
     table_size: int | None = None
@@ -31,6 +21,10 @@ class SessionUpdate(msgspec.Struct):
     themes: list[str] = []
     themes_en: list[str] = []
     round_minutes: int = 20
+
+
+class SessionIn(SessionUpdate, kw_only=True):
+    event_id: int
 
 
 class PlanIn(msgspec.Struct):
