@@ -46,10 +46,10 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _setup(clients: int, seats: int, rounds: int) -> tuple[list[str], list[int]]:
-    from events.auth import digest
     from events.core.tables import ApiToken, Person, PersonRole
     from events.db import utcnow, write_transaction
     from events.seminars import schedule
+    from events.tokens import digest
     from lifedesign.app import configure_domain
     from lifedesign.migrate import migrate
     from lifedesign.settings import get_settings

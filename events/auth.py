@@ -6,7 +6,6 @@ cannot be used to log in.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,13 +18,11 @@ from events.db import utcnow, write_transaction
 from events.errors import Invalid, NotFound, RateLimited
 from events.mail import queue_mail
 from events.people import normalize_email
+from events.tokens import digest
 
 LOGIN_LIMIT_PER_ADDRESS = (5, timedelta(minutes=15))
 LOGIN_LIMIT_PER_CLIENT = (20, timedelta(minutes=15))
 
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _safe_next(path: str) -> str:

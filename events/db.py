@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 from piccolo.engine import engine_finder
@@ -19,6 +18,7 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.querystring import QueryString
 
+from events.clock import now as utcnow  # noqa: F401 - the domain's one clock, re-exported
 from events.errors import Busy
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -105,6 +105,3 @@ async def raw(sql: str, *args: Any) -> list[dict[str, Any]]:
     rows = await engine().run_querystring(QueryString(sql, *args))
     return [dict(row) for row in rows or []]
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

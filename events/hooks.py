@@ -8,7 +8,6 @@ Signals (payload keys):
 - "registration.cancelled"  registration_id, event_id, person_id, was_confirmed
 - "event.changed"           event_id, fields (set of changed field names: starts_at, ends_at, venue, title …)
 - "event.cancelled"         event_id
-- "event.completed"         event_id
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+
+from events.timefmt import TOKYO
 
 __all__ = [
     "CalendarEvent",
@@ -28,7 +29,6 @@ __all__ = [
     "etag_matches",
 ]
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 PRODID = "-//Kanazawa Ward Yokohama//lifedesign//JA"
 # Bump when the rendering changes, so fingerprints cached with old bodies stop matching.
 FEED_FORMAT_VERSION = 1

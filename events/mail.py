@@ -17,7 +17,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from events import outbox
+from events import outbox, timefmt
 from events.config import config
 from events.db import utcnow
 from events.mime import CalendarPart, build_message, make_message_id
@@ -34,14 +34,8 @@ def _environment(templates_dir: str) -> Environment:
         trim_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["jst"] = format_jst
+    env.filters["jst"] = lambda value, fmt="%Y年%m月%d日 %H:%M": timefmt.short(value, fmt)
     return env
-
-
-def format_jst(value: datetime, fmt: str = "%Y年%m月%d日 %H:%M") -> str:
-    from zoneinfo import ZoneInfo
-
-    return value.astimezone(ZoneInfo("Asia/Tokyo")).strftime(fmt)
 
 
 def _linkify(text: str) -> Markup:

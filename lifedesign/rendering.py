@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 from litestar import Request, Response
 from litestar.enums import MediaType
 
+from events import timefmt
 from events.config import config
 from lifedesign.i18n import gettext_for
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 NAV: list[dict[str, Any]] = []  # areas append {"href", "label", "roles"} at import time
 
 
 def register_nav(href: str, label: str, roles: tuple[str, ...]) -> None:
     NAV.append({"href": href, "label": label, "roles": roles})
-
-
-def jst(value: datetime | None, fmt: str = "%Y/%m/%d %H:%M") -> str:
-    if value is None:
-        return ""
-    return value.astimezone(TOKYO).strftime(fmt)
-
-
-WEEKDAYS_JA = "月火水木金土日"
-
-
-def jst_long(value: datetime | None, locale: str = "ja") -> str:
-    if value is None:
-        return ""
-    local = value.astimezone(TOKYO)
-    if locale == "en":
-        return local.strftime("%a %d %b %Y, %H:%M")
-    return f"{local.year}年{local.month}月{local.day}日（{WEEKDAYS_JA[local.weekday()]}）{local:%H:%M}"
 
 
 @lru_cache(maxsize=1)
@@ -49,8 +29,8 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["jst"] = jst
-    env.filters["jst_long"] = jst_long
+    env.filters["jst"] = timefmt.short
+    env.filters["jst_long"] = timefmt.long
     return env
 
 

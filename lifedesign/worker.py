@@ -16,12 +16,6 @@ log = logging.getLogger("lifedesign.worker")
 
 # Areas register periodic jobs here (lottery draws at window close, consent expiry, survey sending …).
 PERIODIC_JOBS: list[Callable[[], Awaitable[object]]] = []
-_wake = asyncio.Event()
-
-
-def wake() -> None:
-    """Called after a transaction that queued mail, so the in-process worker sends it at once."""
-    _wake.set()
 
 
 def make_transport(settings: Settings) -> Transport:
@@ -75,8 +69,7 @@ async def run_forever(stop: asyncio.Event, *, interval: float = 2.0) -> None:
                 continue  # there may be more due right away
         except Exception:
             log.exception("worker pass failed; trying again shortly")
-        _wake.clear()
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(_wake.wait())]
-        await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waiters:
-            waiter.cancel()
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except TimeoutError:
+            pass

@@ -16,6 +16,8 @@ import hashlib
 import hmac
 from collections.abc import Callable
 
+from events.tokens import digest
+
 _secret: list[bytes] = []
 _secret_source: list[Callable[[], str]] = []
 
@@ -44,8 +46,7 @@ def link_token(nonce: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+token_hash = digest  # the one digest of secret links (events.tokens)
 
 
 def answer_id(token: str, survey_id: int) -> str:

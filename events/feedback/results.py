@@ -13,6 +13,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+from events import timefmt
 from events.errors import Conflict
 from events.feedback.surveys import get_survey
 from events.feedback.tables import FeedbackAnswer, FeedbackRequest
@@ -156,15 +157,9 @@ async def export_table(survey_id: int, *, event_id: int | None = None) -> tuple[
         if not survey["anonymous"]:
             updated = answer["updated_at"]
             identity = [answer["person_name"], answer["person_email"],
-                        updated.astimezone(_tokyo()).strftime("%Y/%m/%d %H:%M") if updated else ""]
+                        timefmt.short(updated)]
         rows.append([_cell(v) for v in [number, event, *identity, *(values.get(q["id"]) for q in questions)]])
     return header, rows
-
-
-def _tokyo():
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo("Asia/Tokyo")
 
 
 def to_csv(header: list[str], rows: list[list[str]]) -> bytes:

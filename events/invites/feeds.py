@@ -28,14 +28,12 @@ from events.invites.invites import (
     event_row,
 )
 from events.invites.tables import CalendarFeedToken
+from events.tokens import digest
 
 REFRESH = timedelta(hours=1)
 _STATES_SQL = ", ".join(f"'{s}'" for s in CALENDAR_STATES)
 _EVENT_STATES_SQL = ", ".join(f"'{s}'" for s in LIVE_EVENT_STATES)
 
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def derive_token(secret_key: str, nonce: str) -> str:

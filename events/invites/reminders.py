@@ -8,7 +8,6 @@ the idempotency key also carries the invite SEQUENCE and the start time, so a re
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -28,10 +27,7 @@ from events.invites.invites import (
 from events.invites.tables import CalendarInvite, ReminderOptOutToken
 from events.mail import queue_mail
 from events.seminars.tables import Registration
-
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+from events.tokens import digest
 
 
 def group_key(event_id: int, person_id: int) -> str:

@@ -15,12 +15,11 @@ from __future__ import annotations
 import csv
 import io
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from events.seminars.registration import list_registrations
 from events.seminars.schedule import questions_of
+from events.timefmt import TOKYO
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 STATUS_JA = {
     "confirmed": "参加確定", "waitlisted": "キャンセル待ち", "pending_consent": "保護者同意待ち", "applied": "抽選申込",
     "cancelled": "取消", "attended": "出席", "no_show": "欠席",

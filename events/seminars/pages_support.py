@@ -12,12 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from events.errors import DomainError
 from events.seminars import registration
-
-TOKYO = ZoneInfo("Asia/Tokyo")
+from events.timefmt import TOKYO
 
 
 async def eligibility(event: Mapping[str, Any], person_id: int) -> dict[str, str] | None:

@@ -49,8 +49,8 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from events import timefmt
 from events.config import config
 from events.core.tables import Person, PersonRole, StaffMembership, StudentProfile
 from events.db import engine, is_sqlite, raw, read_transaction, utcnow, write_transaction
@@ -66,8 +66,8 @@ from events.seminars.tables import (
     IdempotentRequest,
     Registration,
 )
+from events.timefmt import TOKYO
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 LIVE_STATES = ("confirmed", "waitlisted", "pending_consent", "applied", "attended", "no_show")
 CONSENT_TEXT_VERSION = "2025-1"
 # PostgreSQL: a lock wait beyond this answers 503 + Retry-After instead of hanging (SQLite: events.db busy timeout).
@@ -79,7 +79,6 @@ SQLITE_QUEUE_TIMEOUT_S = 30.0
 _UNSAFE_CHECK_THEN_INSERT = False
 _UNSAFE_DELAY_S = 0.005
 
-WEEKDAYS_JA = "月火水木金土日"
 
 
 class _Duplicate(Exception):
@@ -221,25 +220,13 @@ def _check_open(event: Mapping[str, Any], *, by_coordinator: bool) -> None:
         raise Conflict("申込受付は締め切りました。", code="registration_closed")
 
 
-def format_when(event: Mapping[str, Any], locale: str = "ja") -> str:
-    start, end = event["starts_at"].astimezone(TOKYO), event["ends_at"].astimezone(TOKYO)
-    same_day = start.date() == end.date()
-    if locale == "en":
-        text = f"{start:%a %d %b %Y, %H:%M}–" + (f"{end:%H:%M}" if same_day else f"{end:%a %d %b %Y, %H:%M}")
-        return text + " (Japan time)"
-    day = f"{start.year}年{start.month}月{start.day}日（{WEEKDAYS_JA[start.weekday()]}）"
-    if same_day:
-        return f"{day}{start:%H:%M}〜{end:%H:%M}"
-    return f"{day}{start:%H:%M}〜{end.year}年{end.month}月{end.day}日（{WEEKDAYS_JA[end.weekday()]}）{end:%H:%M}"
-
-
 def event_context(event: Mapping[str, Any], locale: str = "ja") -> dict[str, Any]:
     english = locale == "en"
     return {
         "event_id": event["id"],
         "title": (event.get("title_en") if english else "") or event["title"],
         "venue": (event.get("venue_en") if english else "") or event["venue"],
-        "when": format_when(event, locale),
+        "when": timefmt.event_when(event, locale),
         "event_url": f"{config().base_url}/events/{event['id']}",
         "cancel_cutoff_hours": event.get("cancel_cutoff_hours", 24),
     }
@@ -290,7 +277,7 @@ async def _request_consent(registration_id: int, person: Mapping[str, Any], even
     await queue_mail(
         "seminar_consent_request", to_email=guardian_email, to_name=profile.get("guardian_name") or "", locale="ja",
         context={**context, "student_name": person["name"], "link": f"{config().base_url}/consent/{token}",
-                 "expires": format_when({"starts_at": expires, "ends_at": expires}, "ja").split("〜")[0]},
+                 "expires": timefmt.long(expires)},
         key=f"seminar:{registration_id}:guardian:request",
     )
 
@@ -457,9 +444,7 @@ async def register(
                 await _mail_person("seminar_waitlisted", row["id"], "waitlisted", person, event, waitlist_rank=rank)
             else:
                 await _mail_person("seminar_applied", row["id"], "applied", person, event,
-                                   closes=format_when({"starts_at": event["registration_closes_at"],
-                                                       "ends_at": event["registration_closes_at"]},
-                                                      person["locale"]).split("〜")[0].split("–")[0])
+                                   closes=timefmt.long(event["registration_closes_at"], person["locale"]))
             result = _result(row, rank)
             if _person_created:
                 result["person_created"] = True

@@ -438,7 +438,6 @@ async def complete_event(event_id: int, *, by: int | None) -> dict[str, Any]:
         if event["starts_at"] > utcnow():
             raise Conflict("開始前のイベントは終了にできません。", code="event_not_started")
         await Event.update({Event.status: "completed", Event.updated_at: utcnow()}).where(Event.id == event_id)
-        await emit("event.completed", event_id=event_id)
     return await get_event(event_id)
 
 

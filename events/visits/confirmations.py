@@ -17,7 +17,7 @@ from events.db import is_sqlite, raw, utcnow, write_transaction
 from events.errors import Conflict, Invalid, NotFound
 from events.mail import queue_mail
 from events.seminars.tables import Event, Registration
-from events.visits.tables import LIVE_MATCH_STATES, VisitMatch, VisitRound, VisitSlot
+from events.visits.tables import LIVE_MATCH_STATES, VisitMatch, VisitSlot
 
 SIDES = ("student", "family")
 
@@ -266,11 +266,6 @@ async def matches_of_family(person_id: int) -> list[dict[str, Any]]:
     for row in rows:
         row["visit_confirmed"] = row["registration_status"] == "confirmed" and row["status"] == "accepted"
     return rows
-
-
-async def round_name(round_id: int) -> str:
-    row = await VisitRound.select(VisitRound.name).where(VisitRound.id == round_id).first()
-    return row["name"] if row else ""
 
 
 async def match_of(match_id: int, person_id: int, *, side: str) -> dict[str, Any]:

@@ -11,14 +11,14 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from events import people
+from events import people, timefmt
 from events.config import config
 from events.core.tables import WARD_AREAS, Person, StudentProfile
 from events.db import utcnow, write_transaction
 from events.errors import Conflict, Forbidden, Invalid, NotFound
 from events.mail import queue_mail
+from events.timefmt import TOKYO
 from events.visits.rounds import accepting_requests, get_round
 from events.visits.tables import (
     HOUSEHOLD_TAGS,
@@ -28,7 +28,6 @@ from events.visits.tables import (
     VisitRequest,
 )
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 CONSENT_TEXT_VERSION = "visit-consent-2026-1"
 MAX_WINDOWS = 20
 MAX_WINDOW = timedelta(days=14)
@@ -81,17 +80,7 @@ def windows_of(row: dict[str, Any]) -> list[tuple[datetime, datetime]]:
 
 
 def describe_windows(windows: list[tuple[datetime, datetime]], locale: str = "ja") -> list[str]:
-    lines = []
-    for start, end in windows:
-        s, e = start.astimezone(TOKYO), end.astimezone(TOKYO)
-        same_day = s.date() == e.date()
-        if locale == "en":
-            lines.append(f"{s:%a %d %b %Y %H:%M}–{e:%H:%M}" if same_day else f"{s:%d %b %Y %H:%M} – {e:%d %b %Y %H:%M}")
-        else:
-            wd = "月火水木金土日"
-            head = f"{s.year}年{s.month}月{s.day}日（{wd[s.weekday()]}）{s:%H:%M}"
-            lines.append(f"{head}〜{e:%H:%M}" if same_day else f"{head}〜{e.month}月{e.day}日 {e:%H:%M}")
-    return lines
+    return [timefmt.span(start, end, locale) for start, end in windows]
 
 
 async def submit_request(student_id: int, round_id: int, data: RequestInput) -> int:

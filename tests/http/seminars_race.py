@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from events.auth import digest
 from events.core.tables import ApiToken, Person, PersonRole
 from events.db import utcnow, write_transaction
+from events.tokens import digest
 
 
 def free_port() -> int:

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from events import audit
+from events import audit, timefmt
+from events.db import utcnow
 from events.errors import DomainError, Invalid, NotFound
 from events.feedback import answering, results, surveys
 from events.feedback.defaults import AUDIENCE_LABELS, TEMPLATES
 from events.feedback.tables import AUDIENCES
 from events.seminars.tables import Event
+from events.timefmt import TOKYO
 from lifedesign.i18n import gettext_for
 from lifedesign.rendering import HOME_SECTIONS, form_data, page, register_nav, render_fragment
 from lifedesign.security import COORDINATOR, LANG_COOKIE, client_of
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 KIND_LABELS = {"scale": "5段階", "single": "単一選択", "multi": "複数選択", "text": "自由記述"}
 
 register_nav("/coordinator/feedback", "アンケート", ("coordinator", "admin"))
@@ -255,7 +255,7 @@ async def survey_print(request: Request, survey_id: FromPath[int], event: FromQu
     event_title = next((e["title"] for e in outcome["events"] if e["event"] == outcome["event_id"]), "")
     return page(request, "pages/feedback/print.html", title=outcome["survey"]["title"], r=outcome,
                 audiences=AUDIENCE_LABELS, event_title=event_title,
-                printed_at=datetime.now(TOKYO).strftime("%Y年%m月%d日"))
+                printed_at=timefmt.short(utcnow(), "%Y年%m月%d日"))
 
 
 async def _export(request: Request, survey_id: int, event: str | None, fmt: str) -> Response:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from events import people
+from events import people, timefmt
+from events.db import utcnow
 from events.errors import DomainError
 from events.seminars import registration, schedule
 from events.seminars.tables import Event
+from events.timefmt import TOKYO
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 SEMINAR_TITLE = "ライフデザインセミナー ～仕事と子育て、わたしの未来～"
 DESCRIPTION = (
     "高校生・大学生のみなさんを対象に、職業だけではなく、仕事と家庭の両立について考えるきっかけとなる"
@@ -27,7 +27,7 @@ QUESTIONS = [
 
 
 def _at(days: int, hour: int, minute: int = 0) -> datetime:
-    day = datetime.now(TOKYO).date() + timedelta(days=days)
+    day = timefmt.tokyo_date(utcnow()) + timedelta(days=days)
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=TOKYO)
 
 

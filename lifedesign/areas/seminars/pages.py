@@ -13,7 +13,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from events import audit
+from events import audit, timefmt
 from events.db import utcnow
 from events.errors import DomainError, NotFound
 from events.seminars import consent, registration, schedule
@@ -187,7 +187,7 @@ async def my_registrations(request: Request, notice: FromQuery[str] = "") -> Res
     now = utcnow()
     rows = await registration.registrations_of_person(request.state.person["id"])
     for row in rows:
-        row["when"] = registration.format_when(row, locale)
+        row["when"] = timefmt.event_when(row, locale)
         row["upcoming"] = row["ends_at"] > now
     upcoming = [r for r in rows if r["upcoming"]]
     past = [r for r in rows if not r["upcoming"]][::-1]
@@ -204,7 +204,7 @@ async def home_section(request: Request) -> str:
     rows = [r for r in await registration.registrations_of_person(person["id"])
             if r["status"] in LIVE and r["ends_at"] > now]
     for row in rows:
-        row["when"] = registration.format_when(row, request.state.locale)
+        row["when"] = timefmt.event_when(row, request.state.locale)
     return render_fragment(request, "pages/seminars/_home.html", rows=rows, **LABELS)
 
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from litestar import Request
 
-from events.seminars.registration import format_when
+from events import timefmt
 
 STATUS_LABELS = {
     "confirmed": "参加確定",
@@ -68,7 +68,7 @@ def localized(event: dict[str, Any], locale: str) -> dict[str, Any]:
         "display_title": (event.get("title_en") if english else "") or event["title"],
         "display_venue": (event.get("venue_en") if english else "") or event.get("venue") or "",
         "display_description": (event.get("description_en") if english else "") or event.get("description") or "",
-        "when": format_when(event, locale),
+        "when": timefmt.event_when(event, locale),
     }
 
 

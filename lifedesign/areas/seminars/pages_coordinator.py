@@ -9,24 +9,23 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from events import audit
+from events import audit, timefmt
 from events.db import utcnow
 from events.errors import DomainError
 from events.seminars import draws, exports, registration, schedule
 from events.seminars.pages_support import calendar_grid, calendar_range, tokyo_bounds
 from events.seminars.tables import REGISTRATION_STATES
+from events.timefmt import TOKYO
 from lifedesign.areas.seminars.pages_common import LABELS, REFUSALS, attachment, localized
 from lifedesign.i18n import gettext_for
 from lifedesign.rendering import form_data, page
 from lifedesign.security import COORDINATOR, client_of
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 FIELD_LABELS = {
     "title": "タイトル", "title_en": "タイトル（英語）", "description": "説明", "description_en": "説明（英語）",
     "venue": "会場", "venue_en": "会場（英語）", "starts_at": "開始日時", "ends_at": "終了日時", "capacity": "定員",
@@ -253,7 +252,7 @@ async def event_admin(request: Request, event_id: FromPath[int], notice: FromQue
     event = localized(await schedule.get_event(event_id), request.state.locale)
     overlaps = await schedule.overlapping_events(event["venue"], event["starts_at"], event["ends_at"], exclude_id=event_id)
     for other in overlaps:
-        other["when"] = registration.format_when(other, request.state.locale)
+        other["when"] = timefmt.event_when(other, request.state.locale)
     record = await draws.lottery_record(event_id)
     if record:
         record["drawn_at"] = schedule.aware(record["drawn_at"])

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from events import people
 from events.db import utcnow
 from events.errors import Conflict, DomainError
+from events.timefmt import TOKYO
 from events.visits import households, requests, rounds
 from events.visits.tables import VisitRound, VisitSlot
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 COORDINATOR = "coordinator@kanazawa-ward.example.jp"
 
 # (e-mail, name, display name, district, children's ages, tags, pets, address, vetted, slots: (day, start, end, cap))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
@@ -18,13 +17,13 @@ from litestar.response import Redirect
 from events import audit
 from events.core.tables import WARD_AREAS
 from events.errors import DomainError, Invalid
+from events.timefmt import TOKYO
 from events.visits import confirmations, households, proposals, requests, rounds
 from events.visits.tables import HOUSEHOLD_TAGS, LANGUAGES
 from lifedesign.i18n import gettext_for
 from lifedesign.rendering import form_data, form_list, page, register_nav
 from lifedesign.security import COORDINATOR, client_of, requires
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 STUDENT = requires("student")
 FAMILY = requires("host_family")
 STUDENT_OR_FAMILY = requires("student", "host_family")
