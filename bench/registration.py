@@ -50,7 +50,7 @@ async def _setup(clients: int, seats: int, rounds: int) -> tuple[list[str], list
     from events.db import utcnow, write_transaction
     from events.seminars import schedule
     from events.tokens import digest
-    from lifedesign.app import configure_domain
+    from lifedesign.bootstrap import configure_domain
     from lifedesign.migrate import migrate
     from lifedesign.settings import get_settings
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from events import audit
+from events.access import Actor
 from events.config import config
 from events.core.tables import ApiToken, LoginToken, Person, RateLimitHit, WebSession
 from events.db import utcnow, write_transaction
@@ -105,7 +106,8 @@ async def consume_login(raw_token: str, *, client: str) -> NewSession:
         if person is None or not person["active"]:
             raise Invalid("このアカウントは利用できません。", code="account_disabled", status=403)
         session = await create_session(person["id"], next_path=rows[0]["next_path"])
-        await audit.record("login", actor_id=person["id"], subject_type="person", subject_id=person["id"], client=client)
+        await audit.record(Actor(person["id"], frozenset(), client), "login", subject_type="person",
+                           subject_id=person["id"])
     return session
 
 

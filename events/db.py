@@ -7,9 +7,13 @@ transaction; services that must serialise take a row lock (`FOR UPDATE`) late, t
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 from piccolo.engine import engine_finder
@@ -22,6 +26,8 @@ from events.clock import now as utcnow  # noqa: F401 - the domain's one clock, r
 from events.errors import Busy
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# PostgreSQL: a lock wait beyond this answers 503 + Retry-After instead of hanging.
+LOCK_TIMEOUT_MS = 20_000
 
 
 def sqlite_path(database_url: str) -> str:
@@ -66,21 +72,92 @@ def prepare_sqlite(path: str) -> None:
         con.close()
 
 
+_sqlite_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+_writing: ContextVar[bool] = ContextVar("lifedesign_writing", default=False)
+
+
+def in_write_transaction() -> bool:
+    """True inside `write_transaction()` (the ledger and the audit log refuse to run anywhere else)."""
+    return _writing.get() and engine().current_transaction.get() is not None
+
+
+@asynccontextmanager
+async def _queue_sqlite_writer() -> AsyncIterator[None]:
+    """SQLite: this process's writers queue on an asyncio lock before BEGIN IMMEDIATE. The database lock
+    still serialises processes; the queue only spares them SQLite's sleeping busy-handler (which wakes
+    waiters late and made a 200-client race crawl)."""
+    loop = asyncio.get_running_loop()
+    lock = _sqlite_writers.setdefault(loop, asyncio.Lock())
+    try:
+        await asyncio.wait_for(lock.acquire(), timeout=SQLITE_BUSY_TIMEOUT_S)
+    except TimeoutError:
+        raise Busy("混み合っています。少し待ってからもう一度お試しください。") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """The database stayed locked (or a lock wait was cut short): the caller may retry."""
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc)
+        return "locked" in text or "busy" in text
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, asyncpg.exceptions.LockNotAvailableError | asyncpg.exceptions.DeadlockDetectedError
+                      | asyncpg.exceptions.SerializationError | asyncpg.exceptions.TooManyConnectionsError)
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "UNIQUE" in str(exc)
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, asyncpg.exceptions.UniqueViolationError)
+
+
+def is_check_violation(exc: BaseException, name: str) -> bool:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return name in str(exc)
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, asyncpg.exceptions.CheckViolationError) and name in str(exc)
+
+
 @asynccontextmanager
 async def write_transaction() -> AsyncIterator[Any]:
-    """Every service that writes runs inside this; nested calls join the outer transaction."""
+    """Every service that writes runs inside this; nested calls join the outer transaction.
+
+    SQLite: writers of this process queue, then `BEGIN IMMEDIATE`. PostgreSQL: a lock wait beyond
+    LOCK_TIMEOUT_MS ends the transaction. Either way a lock held too long answers Busy (503 + Retry-After),
+    never 500.
+    """
     db = engine()
+    if db.current_transaction.get() is not None:  # join the outer transaction (a read one stays a read one)
+        yield db.current_transaction.get()
+        return
+    token = _writing.set(True)
     try:
         if isinstance(db, SQLiteEngine):
-            async with db.transaction(transaction_type=TransactionType.immediate) as tx:
+            async with _queue_sqlite_writer(), db.transaction(transaction_type=TransactionType.immediate) as tx:
                 yield tx
         else:
             async with db.transaction() as tx:
+                await db.run_querystring(QueryString(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"))
                 yield tx
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise Busy("the database is busy; please retry") from exc
+    except Exception as exc:
+        if is_lock_error(exc):
+            raise Busy("混み合っています。少し待ってからもう一度お試しください。") from exc
         raise
+    finally:
+        _writing.reset(token)
 
 
 @asynccontextmanager
@@ -93,6 +170,13 @@ async def read_transaction() -> AsyncIterator[Any]:
     else:
         async with db.transaction() as tx:
             yield tx
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """Timestamps as aware UTC datetimes (a driver may hand back naive ones)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def for_update() -> str:

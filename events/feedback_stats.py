@@ -1,8 +1,22 @@
-"""Feedback survey aggregation: counts, means and medians per question, with small-group suppression.
+"""Feedback survey aggregation: counts, means and medians per question, and which of them may be shown.
 
-Pure: takes questions and answers as plain data, returns plain data. No figure is shown for fewer than
-``min_group`` respondents, and a group that is large enough is also withheld when showing it would let a
-reader recover a small group's answers by subtracting it from the total (complementary suppression).
+Pure: takes questions and answers as plain data, returns plain data.
+
+The rule. A *group* is the respondents of one event (answers pooled from events too small to keep count as
+one group); a *scope* is the whole survey or one group. With the threshold ``min_group``
+(DEFAULT_MIN_GROUP = 5 for anonymous surveys; 1, i.e. none, for named ones), :func:`decide_release` decides
+once per survey which scopes may show figures, and every reader (the results page with and without an
+event filter, the series view, the printable summary, the API, the exports) shows those and no others. A
+group is shown only if it has at least ``min_group`` respondents and every question it answered has at
+least ``min_group`` answers; the whole survey shows a question only if the survey has at least
+``min_group`` respondents and the question 0 or at least ``min_group`` answers. Every shown figure is thus
+a sum over whole groups, so the only sets of people whose figures any sums and differences of shown
+figures give are unions of shown groups, with or without *the rest* (the whole survey minus every shown
+group); the rest is kept at 0 or at least ``min_group`` people for each question, by withholding further
+groups (first the one with the fewest answers to the question at fault) until it is, so no derivable set
+is ever smaller than ``min_group``. How many people answered (not what) is not withheld: the office knows
+whom it asked and who replied. And no threshold hides what everyone in a shown scope has in common: if
+all 30 chose 5, so did each of them.
 """
 
 from __future__ import annotations
@@ -85,15 +99,111 @@ class GroupSummary:
 
 @dataclass(frozen=True)
 class Suppressed:
-    """A group whose figures are withheld; ``reason`` is "small_group" or "complementary"."""
+    """A group whose figures are withheld; ``reason`` is "small_group" (it has fewer than min_group
+    respondents, or answers to some question) or "complementary" (showing it would let the rest be computed)."""
 
     group: str
     reason: str
 
 
 @dataclass(frozen=True)
+class GroupSizes:
+    """How many people a group has, and how many of them gave a usable answer to each question."""
+
+    respondents: int
+    answers: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Release:
+    """Which scopes may show figures, decided once per survey by :func:`decide_release` (see the module doc).
+
+    ``survey``: the whole survey may be shown at all; ``questions``: the questions whose survey-wide
+    figures may be shown; ``groups``: the groups shown (for every question); ``withheld``: every other
+    group, with its reason.
+    """
+
+    min_group: int
+    survey: bool
+    questions: frozenset[int]
+    groups: frozenset[str]
+    withheld: Mapping[str, str]
+
+    def shows(self, scope: str | None = None, question_id: int | None = None) -> bool:
+        """May ``scope`` (None: the whole survey; else a group) show its figures (for ``question_id``)?
+
+        A shown group has 0 or at least min_group answers to every question, so it shows them all.
+        """
+        if scope is None:
+            return self.survey and (question_id is None or question_id in self.questions)
+        return scope in self.groups
+
+    def reason(self, scope: str | None) -> str:
+        """Why a scope is withheld ("" when it is shown); a group without answers is "small_group"."""
+        if self.shows(scope):
+            return ""
+        return "small_group" if scope is None else self.withheld.get(scope, "small_group")
+
+
+def decide_release(
+    sizes: Mapping[str, GroupSizes], question_ids: Sequence[int], *, min_group: int = DEFAULT_MIN_GROUP
+) -> Release:
+    """The scopes that may be shown, given each group's sizes (see the module doc for the rule and why)."""
+    if min_group < 1:
+        raise ValueError(f"min_group must be at least 1, got {min_group}")
+
+    def size(group: str, question_id: int | None) -> int:
+        return sizes[group].respondents if question_id is None else sizes[group].answers.get(question_id, 0)
+
+    def safe(count: int) -> bool:
+        return count == 0 or count >= min_group
+
+    total = {dim: sum(size(group, dim) for group in sizes) for dim in (None, *question_ids)}
+    if total[None] < min_group:
+        return Release(min_group, False, frozenset(), frozenset(), {group: "small_group" for group in sizes})
+    questions = frozenset(q for q in question_ids if safe(total[q]))
+    withheld = {
+        group: "small_group"
+        for group in sizes
+        if sizes[group].respondents < min_group or not all(safe(size(group, q)) for q in question_ids)
+    }
+    shown = set(sizes) - set(withheld)
+    # "The rest" (whole survey minus the shown groups) is readable by subtraction, per question.
+    dimensions: tuple[int | None, ...] = (None, *sorted(questions))
+    while True:
+        at_fault = [dim for dim in dimensions if not safe(total[dim] - sum(size(g, dim) for g in shown))]
+        if not at_fault:
+            break
+        dim = at_fault[0]
+        # A shown group with answers to it exists: with none, the rest would be the (safe) total.
+        group = min((g for g in shown if size(g, dim) > 0), key=lambda g: (size(g, dim), size(g, None), g))
+        shown.remove(group)
+        withheld[group] = "complementary"
+    return Release(min_group, True, questions, frozenset(shown), dict(sorted(withheld.items())))
+
+
+def group_sizes(questions: Sequence[QuestionSpec], answers: Sequence[AnswerRow]) -> dict[str, GroupSizes]:
+    """Each group's respondents and usable answers per question (as :func:`summarise_question` counts them)."""
+    by_group: dict[str, list[AnswerRow]] = {}
+    for answer in answers:
+        by_group.setdefault(answer.group, []).append(answer)
+    return {
+        group: GroupSizes(len(rows), {q.id: summarise_question(q, rows).respondents for q in questions})
+        for group, rows in sorted(by_group.items())
+    }
+
+
+def release_for(
+    questions: Sequence[QuestionSpec], answers: Sequence[AnswerRow], *, min_group: int = DEFAULT_MIN_GROUP
+) -> Release:
+    """:func:`decide_release` for these answers: the one decision every reader of a survey uses."""
+    return decide_release(group_sizes(questions, answers), [q.id for q in questions], min_group=min_group)
+
+
+@dataclass(frozen=True)
 class SurveySummary:
-    """The whole survey; when ``suppressed`` only ``respondents`` (and the rate) is shown."""
+    """One scope of a survey (``scope`` None: the whole survey). When ``suppressed`` only ``respondents``
+    (and the rate) is shown; ``groups`` lists every group of the survey, shown or withheld."""
 
     invited: int
     respondents: int
@@ -102,6 +212,8 @@ class SurveySummary:
     groups: Mapping[str, GroupSummary | Suppressed]
     suppressed: bool = False
     min_group: int = DEFAULT_MIN_GROUP
+    scope: str | None = None
+    release: Release | None = None
 
 
 def summarise(
@@ -111,10 +223,15 @@ def summarise(
     invited: int,
     group_by: bool = True,
     min_group: int = DEFAULT_MIN_GROUP,
+    scope: str | None = None,
+    release: Release | None = None,
 ) -> SurveySummary:
-    """Aggregate ``answers`` per question, overall and (if ``group_by``) per group, suppressing small groups.
+    """Figures per question for ``scope`` (None: the whole survey; else one group) and, if ``group_by``,
+    per group, showing only what ``release`` allows (by default :func:`release_for` the answers).
 
-    Free-text answers keep the order given, so pass answers in submission order, not sorted by group.
+    ``answers`` are always all the survey's answers: the release is decided on all of them, whichever
+    scope is read. ``invited`` counts those asked within the scope. Free-text answers keep the order
+    given, so pass answers in submission order, not sorted by group.
     """
     if min_group < 1:
         raise ValueError(f"min_group must be at least 1, got {min_group}")
@@ -125,36 +242,37 @@ def summarise(
     keys = [answer.respondent_key for answer in answers]
     if len(set(keys)) != len(keys):
         raise ValueError("each respondent may appear only once")
-    respondents = len(answers)
+    release = release or release_for(questions, answers, min_group=min_group)
+    scoped = [answer for answer in answers if scope is None or answer.group == scope]
+    respondents = len(scoped)
     if respondents > invited:
         raise ValueError(f"{respondents} respondents but only {invited} invited")
-    response_rate = respondents / invited if invited else 0.0
 
-    if respondents < min_group:
-        # Too few answers overall: only the count is shown, and no group can be shown either.
-        groups: dict[str, GroupSummary | Suppressed] = {}
-        if group_by:
-            groups = {group: Suppressed(group, "small_group") for group in sorted({a.group for a in answers})}
-        return SurveySummary(
-            invited=invited,
-            respondents=respondents,
-            response_rate=response_rate,
-            questions=tuple(_withheld(question) for question in questions),
-            groups=groups,
-            suppressed=True,
-            min_group=min_group,
-        )
-
-    totals = tuple(summarise_question(question, answers) for question in questions)
-    groups = _group_summaries(questions, answers, min_group) if group_by else {}
+    figures = tuple(
+        summarise_question(question, scoped) if release.shows(scope, question.id) else _withheld(question)
+        for question in questions
+    )
+    groups: dict[str, GroupSummary | Suppressed] = {}
+    if group_by:
+        by_group: dict[str, list[AnswerRow]] = {}
+        for answer in answers:
+            by_group.setdefault(answer.group, []).append(answer)
+        for group in sorted(by_group):
+            if release.shows(group):
+                rows = by_group[group]
+                groups[group] = GroupSummary(group, len(rows), tuple(summarise_question(q, rows) for q in questions))
+            else:
+                groups[group] = Suppressed(group, release.reason(group))
     return SurveySummary(
         invited=invited,
         respondents=respondents,
-        response_rate=response_rate,
-        questions=totals,
+        response_rate=respondents / invited if invited else 0.0,
+        questions=figures,
         groups=groups,
-        suppressed=False,
-        min_group=min_group,
+        suppressed=not release.shows(scope),
+        min_group=release.min_group,
+        scope=scope,
+        release=release,
     )
 
 
@@ -170,33 +288,56 @@ def summarise_question(question: QuestionSpec, answers: Sequence[AnswerRow]) -> 
     return _summarise_text(question, raw_values)
 
 
-def _group_summaries(
-    questions: Sequence[QuestionSpec], answers: Sequence[AnswerRow], min_group: int
-) -> dict[str, GroupSummary | Suppressed]:
-    by_group: dict[str, list[AnswerRow]] = {}
-    for answer in answers:
-        by_group.setdefault(answer.group, []).append(answer)
-    reasons = {group: "small_group" for group, rows in by_group.items() if len(rows) < min_group}
-    # The total minus the shown groups must not isolate fewer than min_group people.
-    withheld = sum(len(by_group[group]) for group in reasons)
-    shown = sorted((len(rows), group) for group, rows in by_group.items() if group not in reasons)
-    while 0 < withheld < min_group and shown:
-        size, group = shown.pop(0)
-        reasons[group] = "complementary"
-        withheld += size
+@dataclass(frozen=True)
+class ExportRow:
+    """One respondent in an answer export: ``group`` is the group the row may name (None: a withheld group,
+    not named), ``values`` the usable answers to the questions whose column is filled."""
 
-    result: dict[str, GroupSummary | Suppressed] = {}
-    for group in sorted(by_group):
-        if group in reasons:
-            result[group] = Suppressed(group, reasons[group])
-        else:
-            rows = by_group[group]
-            result[group] = GroupSummary(
-                group=group,
-                respondents=len(rows),
-                questions=tuple(summarise_question(question, rows) for question in questions),
-            )
-    return result
+    respondent_key: str
+    group: str | None
+    values: Mapping[int, Any]
+
+
+@dataclass(frozen=True)
+class AnswerExport:
+    """The rows of an answer export; ``filled`` are the questions whose column carries answers."""
+
+    filled: tuple[int, ...]
+    rows: tuple[ExportRow, ...]
+
+
+def export_answers(
+    questions: Sequence[QuestionSpec], answers: Sequence[AnswerRow], release: Release, *, scope: str | None = None
+) -> AnswerExport:
+    """The answers of ``scope`` as an export lists them under ``release``: a row names its group only if
+    the group is shown, and a question withheld for the scope is left blank, so an export gives away no
+    more than the pages. (Refusing an export of a withheld scope is the caller's rule.)"""
+    filled = tuple(q.id for q in questions if release.shows(scope, q.id))
+    by_id = {q.id: q for q in questions}
+    rows = []
+    for answer in answers:
+        if scope is not None and answer.group != scope:
+            continue
+        values = {}
+        for question_id in filled:
+            value = usable_answer(by_id[question_id], answer.values.get(question_id))
+            if value is not None:
+                values[question_id] = value
+        rows.append(ExportRow(answer.respondent_key, answer.group if release.shows(answer.group) else None, values))
+    return AnswerExport(filled, tuple(rows))
+
+
+def usable_answer(question: QuestionSpec, value: Any) -> Any:
+    """The part of a stored answer that the figures count (None when nothing of it fits the question)."""
+    if question.kind == "scale":
+        return value if _is_scale_value(value) else None
+    if question.kind == "single":
+        return value if isinstance(value, str) and value in question.options else None
+    if question.kind == "multi":
+        if not isinstance(value, (tuple, list, frozenset, set)) or not all(isinstance(v, str) for v in value):
+            return None
+        return tuple(option for option in question.options if option in value) or None
+    return (value.strip() or None) if isinstance(value, str) else None
 
 
 def _withheld(question: QuestionSpec) -> QuestionSummary:

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from events.core.tables import OutboxMessage
+from events import access, audit
+from events.access import Actor
+from events.core.tables import OUTBOX_STATES, OutboxMessage
 from events.db import is_sqlite, raw, utcnow, write_transaction
-from events.errors import Conflict, NotFound
+from events.errors import Conflict, Invalid, NotFound
 
 MAX_ATTEMPTS = 8
 STUCK_AFTER = timedelta(minutes=10)
@@ -134,7 +136,8 @@ async def requeue_stuck(*, older_than: timedelta = STUCK_AFTER, now: datetime | 
     return len(rows)
 
 
-async def retry_failed(message_id: int) -> None:
+async def retry_failed(message_id: int, *, actor: Actor) -> None:
+    access.require_staff(actor)
     async with write_transaction():
         row = await OutboxMessage.select(OutboxMessage.status).where(OutboxMessage.id == message_id).first()
         if row is None:
@@ -144,6 +147,7 @@ async def retry_failed(message_id: int) -> None:
         await OutboxMessage.update(
             {OutboxMessage.status: "queued", OutboxMessage.due_at: utcnow(), OutboxMessage.attempts: 0}
         ).where(OutboxMessage.id == message_id)
+        await audit.record(actor, "outbox_retry", subject_type="outbox_message", subject_id=message_id)
 
 
 async def counts() -> dict[str, int]:
@@ -151,6 +155,19 @@ async def counts() -> dict[str, int]:
     result = {state: 0 for state in ("queued", "inflight", "awaiting_retry", "sent", "failed", "withdrawn")}
     result.update({row["status"]: row["n"] for row in rows})
     return result
+
+
+async def view(actor: Actor, *, status: str | None = None, limit: int = 100) -> dict[str, Any]:
+    """The coordinators' outbox page: counts and the latest messages with their recipients (audited)."""
+    access.require_staff(actor)
+    if status and status not in OUTBOX_STATES:
+        raise Invalid("状態の指定が正しくありません。", code="invalid_status", field="status")
+
+    async def read() -> dict[str, Any]:
+        return {"counts": await counts(), "messages": await listing(status, limit=min(max(limit, 1), 500))}
+
+    return await audit.viewed(actor, "staff_viewed_outbox", read, subject_type="outbox",
+                              detail=lambda found: {"status": status, "count": len(found["messages"])})
 
 
 async def listing(status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from events import access, audit
+from events.access import Actor
+from events.consent import is_minor
 from events.core.tables import (
     FACILITY_KINDS,
     ROLES,
@@ -32,11 +36,6 @@ def normalize_email(raw: object) -> str:
     return email
 
 
-def age_on(birth_date: date, day: date) -> int:
-    years = day.year - birth_date.year
-    return years - ((day.month, day.day) < (birth_date.month, birth_date.day))
-
-
 @dataclass(frozen=True)
 class StudentInfo:
     school_level: str  # high_school | university
@@ -54,7 +53,7 @@ class StudentInfo:
         if not date(1900, 1, 1) < self.birth_date < today:
             raise Invalid("生年月日が正しくありません。", code="invalid_birth_date", field="birth_date")
         guardian = self.guardian_email.strip()
-        if age_on(self.birth_date, today) < 18 and not guardian:
+        if is_minor(self.birth_date, today) and not guardian:
             raise Invalid(
                 "18歳未満の方は保護者のメールアドレスが必要です。", code="guardian_required", field="guardian_email"
             )
@@ -66,6 +65,23 @@ class StudentInfo:
             guardian_email=normalize_email(guardian) if guardian else "",
             guardian_name=self.guardian_name.strip(),
         )
+
+
+def student_info_from(fields: Mapping[str, Any]) -> StudentInfo:
+    """A student profile from a form or a JSON body (birth_date as YYYY-MM-DD); validated later."""
+    try:
+        birth = date.fromisoformat(str(fields.get("birth_date") or "").strip())
+    except ValueError:
+        raise Invalid("生年月日を入力してください（例: 2009-04-01）。", code="invalid_birth_date", field="birth_date") from None
+    try:
+        grade = int(fields.get("grade") or 1)
+    except (TypeError, ValueError):
+        raise Invalid("学年は数字で入力してください。", code="invalid_grade", field="grade") from None
+    return StudentInfo(
+        school_level=str(fields.get("school_level") or ""), school_name=str(fields.get("school_name") or ""),
+        grade=grade, birth_date=birth, guardian_email=str(fields.get("guardian_email") or ""),
+        guardian_name=str(fields.get("guardian_name") or ""),
+    )
 
 
 def _clean_name(name: object, field: str = "name") -> str:
@@ -161,6 +177,17 @@ async def ensure_person(email: str, name: str) -> tuple[int, bool]:
         return await create_person(email, name), True
 
 
+async def add_student_profile(person_id: int, student: StudentInfo) -> None:
+    """A person first known without one (e.g. registered at the counter) becomes a student."""
+    student = student.validated(utcnow().date())
+    async with write_transaction():
+        if await StudentProfile.exists().where(StudentProfile.person == person_id):
+            raise Conflict("この方の学生情報は既に登録されています。", code="student_profile_exists")
+        await StudentProfile.insert(StudentProfile(person=person_id, **student.__dict__))
+        if not await PersonRole.exists().where((PersonRole.person == person_id) & (PersonRole.role == "student")):
+            await PersonRole.insert(PersonRole(person=person_id, role="student"))
+
+
 async def grant_role(person_id: int, role: str) -> None:
     if role not in ROLES:
         raise Invalid(f"不明な役割です: {role}", code="invalid_role", field="role")
@@ -184,8 +211,20 @@ async def update_profile(person_id: int, *, name: str, kana: str, reminders: boo
         await Person.update(values).where(Person.id == person_id)
 
 
-async def set_active(person_id: int, active: bool) -> None:
-    """Disabling an account ends all its sessions on the server at once."""
+async def add_account(actor: Actor, email: str, name: str, *, roles: tuple[str, ...], kana: str = "",
+                      locale: str = "ja") -> int:
+    """An admin (or the CLI) creates any account, coordinators and admins included (audited)."""
+    access.require_admin(actor)
+    async with write_transaction():
+        person_id = await create_person(email, name, kana=kana, locale=locale, roles=roles)
+        await audit.record(actor, "admin_user_added", subject_type="person", subject_id=person_id,
+                           detail={"roles": list(roles)})
+    return person_id
+
+
+async def set_active(actor: Actor, person_id: int, active: bool) -> None:
+    """Disabling an account ends all its sessions on the server at once (audited)."""
+    access.require_admin(actor)
     async with write_transaction():
         await get_person(person_id)
         await Person.update({Person.active: active}).where(Person.id == person_id)
@@ -193,10 +232,20 @@ async def set_active(person_id: int, active: bool) -> None:
             await WebSession.update({WebSession.ended_at: utcnow()}).where(
                 (WebSession.person == person_id) & WebSession.ended_at.is_null()
             )
+        await audit.record(actor, "admin_user_enabled" if active else "admin_user_disabled", subject_type="person",
+                           subject_id=person_id)
 
 
 async def student_profile(person_id: int) -> dict[str, Any] | None:
     return await StudentProfile.select().where(StudentProfile.person == person_id).first()
+
+
+async def view_people(actor: Actor, *, role: str | None = None, query: str = "", limit: int = 200) -> list[dict[str, Any]]:
+    """Accounts with their e-mail addresses, for staff (audited)."""
+    access.require_staff(actor)
+    return await audit.viewed(actor, "staff_viewed_people", lambda: list_people(role=role, query=query, limit=limit),
+                              subject_type="people", detail=lambda found: {"role": role, "q": query[:100],
+                                                                           "count": len(found)})
 
 
 async def list_people(*, role: str | None = None, query: str = "", limit: int = 200) -> list[dict[str, Any]]:

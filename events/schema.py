@@ -29,3 +29,12 @@ async def add_check(table: str, name: str, condition: str) -> None:
 
 async def add_index(table: str, name: str, columns: list[str]) -> None:
     await engine().run_ddl(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)})")
+
+
+async def drop_check(table: str, name: str) -> None:
+    """Undo add_check (to widen a condition: drop, then add the new one)."""
+    if is_sqlite():
+        for op in ("insert", "update"):
+            await engine().run_ddl(f"DROP TRIGGER IF EXISTS {name}_{op}")
+    else:
+        await engine().run_ddl(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}")

@@ -11,27 +11,15 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
-from events.config import configure
 from events.db import engine
 from lifedesign import areas, worker
+from lifedesign.bootstrap import configure_domain
 from lifedesign.errors import EXCEPTION_HANDLERS
-from lifedesign.routes import account, admin, api_core
+from lifedesign.routes import account, admin, api_core, consent
 from lifedesign.security import IdentifyMiddleware, security_headers
 from lifedesign.settings import Settings, get_settings
 
-ROUTE_MODULES = [account, admin, api_core]
-
-
-def configure_domain(settings: Settings) -> None:
-    configure(
-        base_url=settings.base_url,
-        mail_from=settings.mail_from,
-        mail_from_name=settings.mail_from_name,
-        consent_expiry_hours=settings.consent_expiry_hours,
-        reminder_days_before=settings.reminder_days_before,
-        reminder_hour=settings.reminder_hour,
-        survey_delay_hours=settings.survey_delay_hours,
-    )
+ROUTE_MODULES = [account, admin, api_core, consent]
 
 
 def create_app(
@@ -62,8 +50,8 @@ def create_app(
             if pool and db.engine_type == "postgres":
                 await db.close_connection_pool()
 
-    area_modules = areas.load()
-    worker.PERIODIC_JOBS[:] = [job for area in area_modules for job in area.JOBS]
+    area_modules = areas.INSTALLED
+    worker.PERIODIC_JOBS[:] = worker.jobs_of(area_modules)
     route_handlers = [handler for module in [*ROUTE_MODULES, *area_modules] for handler in module.ROUTES]
     return Litestar(
         route_handlers=route_handlers,

@@ -9,22 +9,13 @@ import signal
 import sys
 
 from events.errors import DomainError
+from lifedesign.bootstrap import prepare
 from lifedesign.settings import SettingsError, get_settings
 
 
 def _fail(message: str, code: int = 1) -> int:
     print(f"lifedesign: error: {message}", file=sys.stderr)
     return code
-
-
-async def _prepare(*, migrate: bool = True) -> None:
-    from lifedesign.app import configure_domain
-    from lifedesign.migrate import migrate as apply_migrations
-
-    settings = get_settings()
-    configure_domain(settings)
-    if migrate:
-        await apply_migrations(settings)
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
@@ -52,8 +43,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def cmd_worker(args: argparse.Namespace) -> int:
     from lifedesign import areas, worker
 
-    await _prepare()
-    worker.PERIODIC_JOBS[:] = [job for area in areas.load() for job in area.JOBS]
+    await prepare()
+    worker.PERIODIC_JOBS[:] = worker.jobs_of(areas.INSTALLED)
     if args.once:
         await worker.run_jobs()
         tally = await worker.deliver_once()
@@ -68,12 +59,12 @@ async def cmd_worker(args: argparse.Namespace) -> int:
 
 
 async def cmd_users_add(args: argparse.Namespace) -> int:
-    from events import audit, people
+    from events import people
+    from events.access import Actor
 
-    await _prepare()
-    person_id = await people.create_person(args.email, args.name, kana=args.kana or "", locale=args.locale,
-                                           roles=tuple(args.role))
-    await audit.record("cli_user_added", subject_type="person", subject_id=person_id, detail={"roles": args.role})
+    await prepare()
+    person_id = await people.add_account(Actor.system("cli"), args.email, args.name, kana=args.kana or "",
+                                         locale=args.locale, roles=tuple(args.role))
     print(person_id)
     return 0
 
@@ -81,7 +72,7 @@ async def cmd_users_add(args: argparse.Namespace) -> int:
 async def cmd_token_create(args: argparse.Namespace) -> int:
     from events import auth, people
 
-    await _prepare()
+    await prepare()
     person = await people.find_by_email(args.email.strip().lower())
     if person is None:
         return _fail(f"no account with e-mail {args.email}")
@@ -92,7 +83,7 @@ async def cmd_token_create(args: argparse.Namespace) -> int:
 async def cmd_demo(args: argparse.Namespace) -> int:
     from lifedesign.demo import load_demo
 
-    await _prepare()
+    await prepare()
     await load_demo(progress=lambda line: print(line, flush=True))
     return 0
 
@@ -129,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(handler=cmd_token_create)
     from lifedesign import areas
 
-    for area in areas.load():
+    for area in areas.INSTALLED:
         for add_commands in area.COMMANDS:
             add_commands(sub)
     return parser

@@ -7,6 +7,7 @@ from datetime import date
 
 from events import people
 from events.errors import Conflict
+from lifedesign import areas
 
 FACILITIES = [
     ("金沢さくら保育園", "nursery", "金沢文庫"),
@@ -55,8 +56,9 @@ async def load_demo(progress: Callable[[str], None] = print) -> dict[str, int]:
         except Conflict:
             pass
         progress(f"people: {index}/{len(PEOPLE)}")
-    from lifedesign.demo_areas import load_area_demos
-
-    extra = await load_area_demos(progress)
+    extra: dict[str, int] = {}
+    for area in areas.INSTALLED:  # each area adds its own demo data through its DEMO loader
+        if area.DEMO is not None:
+            extra.update(await area.DEMO(progress))
     progress("demo data loaded — log in as coordinator@kanazawa-ward.example.jp (the login mail is in var/mail/)")
     return {"facilities": len(facility_ids), "people_created": created, **extra}

@@ -16,6 +16,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from events import audit, auth, people
+from events.access import Actor
 from events.errors import Forbidden
 from lifedesign.settings import get_settings
 
@@ -33,6 +34,11 @@ def session_cookie_name() -> str:
 
 def client_of(request: ASGIConnection) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def actor_of(request: ASGIConnection) -> Actor:
+    """Who is asking, as the domain's services take it (person and roles, and the client address)."""
+    return Actor.of(getattr(request.state, "person", None), client_of(request))
 
 
 def cookie_options() -> dict[str, Any]:
@@ -96,7 +102,7 @@ async def _check_csrf(request: Request) -> None:
         form = await request.form()
         sent = str(form.get("_csrf", ""))
     if not sent or not secrets.compare_digest(sent, request.state.csrf_token):
-        await audit.record("csrf_refused", subject_type="path", subject_id=request.url.path, client=client_of(request))
+        await audit.refused(actor_of(request), "csrf_refused", path=request.url.path)
         raise Forbidden("フォームの有効期限が切れました。ページを再読み込みしてもう一度お試しください。", code="csrf_failed")
 
 
@@ -126,14 +132,8 @@ def requires(*roles: str):
         if "coordinator" in allowed:
             allowed.add("admin")
         if not held & allowed and "*" not in allowed:
-            await audit.record(
-                "authorization_refused",
-                actor_id=person["id"],
-                subject_type="path",
-                subject_id=connection.url.path,
-                detail={"needs": sorted(roles)},
-                client=client_of(connection),
-            )
+            await audit.refused(actor_of(connection), "authorization_refused", path=connection.url.path,
+                                detail={"needs": sorted(roles)})
             raise PermissionDeniedException("この操作を行う権限がありません。")
 
     guard.roles = roles  # type: ignore[attr-defined]

@@ -8,14 +8,20 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 
-from events import outbox
+from events import consent, outbox
 from lifedesign.settings import Settings, get_settings
 from lifedesign.transport import FileTransport, SmtpTransport, Transport
 
 log = logging.getLogger("lifedesign.worker")
 
-# Areas register periodic jobs here (lottery draws at window close, consent expiry, survey sending …).
-PERIODIC_JOBS: list[Callable[[], Awaitable[object]]] = []
+Job = Callable[[], Awaitable[object]]
+# The kernel's own jobs, then each installed area's (lottery draws at window close, vetting, surveys …).
+KERNEL_JOBS: list[Job] = [consent.expire_due]  # guardian consent requests past their time
+PERIODIC_JOBS: list[Job] = []
+
+
+def jobs_of(area_modules: list) -> list[Job]:
+    return [*KERNEL_JOBS, *(job for area in area_modules for job in area.JOBS)]
 
 
 def make_transport(settings: Settings) -> Transport:

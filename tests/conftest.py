@@ -8,6 +8,7 @@ The environment is set here, before any lifedesign module is imported (settings 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import os
@@ -80,14 +81,12 @@ def settings():
 
 @pytest.fixture(scope="session")
 async def migrated(settings):
-    from lifedesign.app import configure_domain
+    from lifedesign import areas  # noqa: F401 - as in production: every area is installed before any test runs
+    from lifedesign.bootstrap import configure_domain
     from lifedesign.migrate import migrate
 
     configure_domain(settings)
     await migrate(settings)
-    from lifedesign import areas
-
-    areas.load()  # as in production: every area's hooks (invites, feedback …) are wired before any test runs
     return True
 
 
@@ -293,3 +292,35 @@ async def browser():
         instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield instance
         await instance.close()
+
+
+# ---------------------------------------------------------------- actors (who asks a service)
+
+
+def as_staff(person_id: int | None, role: str = "coordinator"):
+    """The Actor a coordinator's request becomes (events.access.Actor)."""
+    from events.access import Actor
+
+    return Actor(person_id, frozenset({role}), "127.0.0.1")
+
+
+def as_person(person_id: int, *roles: str):
+    """The Actor of a participant acting for themselves."""
+    from events.access import Actor
+
+    return Actor(person_id, frozenset(roles or ("student",)), "127.0.0.1")
+
+
+@contextlib.contextmanager
+def captured(signal):
+    """The payloads a kernel signal (events.signals) carries while the block runs."""
+    seen: list = []
+
+    async def handler(payload) -> None:
+        seen.append(payload)
+
+    signal.connect(handler)
+    try:
+        yield seen
+    finally:
+        signal.disconnect(handler)

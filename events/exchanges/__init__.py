@@ -1,5 +1,14 @@
 """Exchange sessions for nursery and school staff: imports, sessions, table planning, outputs.
 
-Other areas call `events.exchanges.sessions.table_summary_for(event_id, person_id, locale)` to put a
-person's tables into their calendar invite's description.
+`install()` provides a person's tables to the invites area (signals.TABLE_SUMMARY), for the description of
+their calendar invite; the shell calls it once.
 """
+
+from __future__ import annotations
+
+
+def install() -> None:
+    from events import signals
+    from events.exchanges import sessions
+
+    signals.TABLE_SUMMARY.provide(sessions.table_summary_for)

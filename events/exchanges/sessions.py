@@ -5,6 +5,11 @@
 transaction after re-checking that nothing it planned from has changed meanwhile (optimistic: the
 session's plan_version, current round and participant list). Rounds already held (1..current_round)
 are passed to the solver as fixed rounds and never rewritten.
+
+Who asks: the services a coordinator calls take `actor` (events.access.Actor) and refuse anyone who is not
+staff. Staff views of names and seating (`session_view`, `seating_view`, `met_view`) and the changes
+(`assign_tables`, `replan`, `send_table_mail`) write their audit entry in their own transaction. A person
+reading their own table (`seats_of`, `table_summary_for`, `is_participant`) is not a staff view.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
+from events import access, audit
+from events.access import Actor
 from events.config import config
 from events.core.tables import Facility, Person, StaffMembership
 from events.db import for_update, raw, read_transaction, utcnow, write_transaction
 from events.errors import Conflict, Invalid, NotFound
+from events.exchanges import directory
 from events.exchanges.tables import PRESENCE_STATES, ExchangePresence, ExchangeSession, TableSeat
 from events.mail import queue_mail
 from events.rotation import Participant, RotationError, plan_rotation
@@ -53,9 +61,10 @@ def _check_sizes(rounds: int, table_size: int | None, tables: int | None) -> Non
         raise Invalid("テーブル数は1〜200で入力してください。", code="invalid_tables", field="tables")
 
 
-async def create_session(event_id: int, *, rounds: int, table_size: int | None = None, tables: int | None = None,
-                         themes: list[str] | tuple[str, ...] = (), themes_en: list[str] | tuple[str, ...] = (),
-                         round_minutes: int = 20) -> int:
+async def create_session(event_id: int, *, actor: Actor, rounds: int, table_size: int | None = None,
+                         tables: int | None = None, themes: list[str] | tuple[str, ...] = (),
+                         themes_en: list[str] | tuple[str, ...] = (), round_minutes: int = 20) -> int:
+    access.require_staff(actor)
     _check_sizes(rounds, table_size, tables)
     if not 5 <= round_minutes <= 180:
         raise Invalid("1ラウンドの時間は5〜180分で入力してください。", code="invalid_round_minutes", field="round_minutes")
@@ -76,10 +85,11 @@ async def create_session(event_id: int, *, rounds: int, table_size: int | None =
     return row[0]["id"]
 
 
-async def update_session(session_id: int, *, rounds: int, table_size: int | None = None, tables: int | None = None,
-                         themes: list[str] | tuple[str, ...] = (), themes_en: list[str] | tuple[str, ...] = (),
-                         round_minutes: int = 20) -> None:
+async def update_session(session_id: int, *, actor: Actor, rounds: int, table_size: int | None = None,
+                         tables: int | None = None, themes: list[str] | tuple[str, ...] = (),
+                         themes_en: list[str] | tuple[str, ...] = (), round_minutes: int = 20) -> None:
     """Themes can change any time; changing rounds or table size before the start discards the plan."""
+    access.require_staff(actor)
     _check_sizes(rounds, table_size, tables)
     async with write_transaction():
         session = await _locked_session(session_id)
@@ -158,14 +168,9 @@ async def _locked_session(session_id: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- participants and presence
 
 
-async def participants(session_id: int) -> list[dict[str, Any]]:
-    """Everyone with a confirmed (or attended) place: id, name, kana, facility, presence."""
-    async with read_transaction():
-        return await _participants(session_id)
-
-
-async def _participants(session_id: int) -> list[dict[str, Any]]:
-    session = await get_session(session_id)
+async def _participants(session_id: int, session: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Everyone with a confirmed (or attended) place: id, name, kana, facility, presence (callers audit)."""
+    session = session or await get_session(session_id)
     rows = await Registration.select(
         Registration.person.id.as_alias("id"), Registration.person.name.as_alias("name"),
         Registration.person.kana.as_alias("kana"), Registration.status,
@@ -187,8 +192,9 @@ async def _participants(session_id: int) -> list[dict[str, Any]]:
     return result
 
 
-async def set_presence(session_id: int, person_id: int, status: str) -> None:
+async def set_presence(session_id: int, person_id: int, status: str, *, actor: Actor) -> None:
     """Mark someone arrived, late (seated in the remaining rounds) or absent (left out of them)."""
+    access.require_staff(actor)
     if status not in (*PRESENCE_STATES, ""):
         raise Invalid("出欠の状態が正しくありません。", code="invalid_presence", field="status")
     async with write_transaction():
@@ -205,8 +211,9 @@ async def set_presence(session_id: int, person_id: int, status: str) -> None:
                                                            updated_at=utcnow()))
 
 
-async def set_current_round(session_id: int, current_round: int) -> None:
+async def set_current_round(session_id: int, current_round: int, *, actor: Actor) -> None:
     """Rounds 1..current_round are held (fixed at the next re-plan); the phone page shows this one."""
+    access.require_staff(actor)
     async with write_transaction():
         session = await _locked_session(session_id)
         if not 0 <= current_round <= session["rounds"]:
@@ -287,15 +294,25 @@ def _japanese_rotation_error(exc: RotationError, people: list[dict[str, Any]], t
     return Invalid(f"席を決められませんでした（{exc}）。", code="rotation_failed")
 
 
-async def assign_tables(session_id: int, seed: int | None = None, *, time_limit: float = PLAN_TIME_LIMIT,
-                        attempts: int = 3) -> PlanSummary:
-    """Plan (or re-plan) the seats of the rounds not yet held, from confirmed registrations and presence."""
+async def assign_tables(session_id: int, seed: int | None = None, *, actor: Actor,
+                        time_limit: float = PLAN_TIME_LIMIT, attempts: int = 3) -> PlanSummary:
+    """Plan (or re-plan) the seats of the rounds not yet held, from confirmed registrations and presence.
+
+    The audit entry (exchange_planned) is written in the transaction that stores the seats."""
+    access.require_staff(actor)
+    return await _plan(session_id, seed, actor=actor, action="exchange_planned", detail={},
+                       time_limit=time_limit, attempts=attempts)
+
+
+async def _plan(session_id: int, seed: int | None, *, actor: Actor, action: str, detail: dict[str, Any],
+                time_limit: float, attempts: int) -> PlanSummary:
     for _attempt in range(attempts):
         session = await get_session(session_id)
         held = session["current_round"]
         if held >= session["rounds"]:
             raise Conflict("すべてのラウンドが終わっているため、席は変更できません。", code="all_rounds_held")
-        people = [p for p in await participants(session_id) if p["presence"] != "absent"]
+        async with read_transaction():
+            people = [p for p in await _participants(session_id, session) if p["presence"] != "absent"]
         if not people:
             raise Invalid("参加が確定している方がいません。", code="no_participants")
         fixed = await _fixed_rounds(session_id, held)
@@ -343,23 +360,32 @@ async def assign_tables(session_id: int, seed: int | None = None, *, time_limit:
                 ExchangeSession.plan_fixed_rounds: held, ExchangeSession.plan_seconds: f"{seconds:.3f}",
                 ExchangeSession.planned_at: utcnow(), ExchangeSession.updated_at: utcnow(),
             }).where(ExchangeSession.id == session_id)
-        return PlanSummary(
-            session_id=session_id, plan_version=version, seed=used_seed, people=len(people),
-            tables=len(plan.rounds[-1]) if plan.rounds else 0, rounds=session["rounds"], fixed_rounds=held,
-            bound=plan.bound, clash_free_rounds=plan.clash_free_rounds, repeat_pairs=plan.repeat_pairs,
-            same_facility_pairs=plan.same_facility_pairs, prior_pairs=prior_pairs, method=plan.method,
-            seconds=round(seconds, 3),
-        )
+            summary = PlanSummary(
+                session_id=session_id, plan_version=version, seed=used_seed, people=len(people),
+                tables=len(plan.rounds[-1]) if plan.rounds else 0, rounds=session["rounds"], fixed_rounds=held,
+                bound=plan.bound, clash_free_rounds=plan.clash_free_rounds, repeat_pairs=plan.repeat_pairs,
+                same_facility_pairs=plan.same_facility_pairs, prior_pairs=prior_pairs, method=plan.method,
+                seconds=round(seconds, 3),
+            )
+            await audit.record(actor, action, subject_type="exchange_session", subject_id=session_id,
+                               detail={**summary.as_dict(), **detail})
+        return summary
     raise Conflict("席の計算中に参加者が変わりました。もう一度お試しください。", code="plan_changed")
 
 
-async def replan(session_id: int, *, late: list[int] = (), absent: list[int] = (), arrived: list[int] = (),  # type: ignore[assignment]
-                 seed: int | None = None) -> PlanSummary:
-    """Live re-plan: record who is late, absent or has arrived, then re-solve the rounds not yet held."""
+async def replan(session_id: int, *, actor: Actor, late: list[int] = (), absent: list[int] = (),  # type: ignore[assignment]
+                 arrived: list[int] = (), seed: int | None = None,  # type: ignore[assignment]
+                 time_limit: float = PLAN_TIME_LIMIT, attempts: int = 3) -> PlanSummary:
+    """Live re-plan: record who is late, absent or has arrived, then re-solve the rounds not yet held.
+
+    The audit entry (exchange_replanned, with the presence marks) is written with the new seats."""
+    access.require_staff(actor)
     for status, ids in (("late", late), ("absent", absent), ("arrived", arrived)):
         for person_id in ids:
-            await set_presence(session_id, person_id, status)
-    return await assign_tables(session_id, seed)
+            await set_presence(session_id, person_id, status, actor=actor)
+    return await _plan(session_id, seed, actor=actor, action="exchange_replanned",
+                       detail={"late": list(late), "absent": list(absent), "arrived": list(arrived)},
+                       time_limit=time_limit, attempts=attempts)
 
 
 # ---------------------------------------------------------------- seats
@@ -375,13 +401,15 @@ def theme_of(session: dict[str, Any], round_no: int, locale: str = "ja") -> str:
 
 
 async def seating(session_id: int) -> list[dict[str, Any]]:
-    """Rounds -> tables -> people (name, kana, facility) of the current plan."""
+    """Rounds -> tables -> people (name, kana, facility) of the current plan.
+
+    Unaudited, for a person's own table (`seats_of`, `table_summary_for`); staff views use `seating_view`."""
     async with read_transaction():  # one snapshot (and one connection) for the three reads
         return await _seating(session_id)
 
 
-async def _seating(session_id: int) -> list[dict[str, Any]]:
-    session = await get_session(session_id)
+async def _seating(session_id: int, session: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    session = session or await get_session(session_id)
     rows = await TableSeat.select(
         TableSeat.round, TableSeat.table_no, TableSeat.person.id.as_alias("person_id"),
         TableSeat.person.name.as_alias("name"), TableSeat.person.kana.as_alias("kana"), TableSeat.facility_id,
@@ -401,6 +429,56 @@ async def _seating(session_id: int) -> list[dict[str, Any]]:
     for r in rounds:
         r["tables"] = [{"table": t, "people": people} for t, people in sorted(r["tables"].items())]
     return rounds
+
+
+# ---------------------------------------------------------------- staff views (audited)
+
+SEATING_ACTIONS = {
+    "seats": "staff_viewed_exchange_seats",  # the JSON API
+    "chart": "staff_viewed_exchange_chart",  # the printed seating chart
+    "cards": "staff_viewed_exchange_cards",  # the printed name cards
+}
+
+
+async def session_view(session_id: int, *, actor: Actor) -> dict[str, Any]:
+    """The coordinator's session page in one audited read: the session, its participants, the seating and
+    what the plan misses (`gaps`, see plan_gaps)."""
+    access.require_staff(actor)
+
+    async def read() -> dict[str, Any]:
+        session = await get_session(session_id)
+        people = await _participants(session_id, session)
+        rounds = await _seating(session_id, session)
+        return {"session": session, "participants": people, "seating": rounds,
+                "gaps": plan_gaps(session, people, rounds)}
+
+    return await audit.viewed(actor, "staff_viewed_exchange", read, subject_type="exchange_session",
+                              subject_id=session_id,
+                              detail=lambda v: {"participants": len(v["participants"]),
+                                                "plan_version": v["session"]["plan_version"]})
+
+
+async def seating_view(session_id: int, *, actor: Actor, purpose: str = "seats",
+                       round_no: int | None = None) -> dict[str, Any]:
+    """The seating for the seats API, the printed chart or the name cards (audited, one action each):
+    {"session": ..., "seating": rounds (only `round_no` when given)}."""
+    access.require_staff(actor)
+    action = SEATING_ACTIONS.get(purpose)
+    if action is None:
+        raise Invalid(f"表示の種類が正しくありません: {purpose}", code="invalid_purpose")
+
+    async def read() -> dict[str, Any]:
+        session = await get_session(session_id)
+        rounds = await _seating(session_id, session)
+        if round_no is not None:
+            rounds = [r for r in rounds if r["round"] == round_no]
+        return {"session": session, "seating": rounds}
+
+    return await audit.viewed(actor, action, read, subject_type="exchange_session", subject_id=session_id,
+                              detail=lambda v: {"purpose": purpose, "round": round_no,
+                                                "plan_version": v["session"]["plan_version"],
+                                                "people": len({p["id"] for r in v["seating"] for t in r["tables"]
+                                                               for p in t["people"]})})
 
 
 async def seats_of(session_id: int, person_id: int) -> list[dict[str, Any]]:
@@ -458,17 +536,21 @@ async def table_summary_for(event_id: int, person_id: int, locale: str = "ja") -
     return "\n".join([head, *_summary_lines(session, seats, locale), tail])
 
 
-async def send_table_mail(session_id: int) -> int:
-    """Queue each seated person's tables (exchange_tables mail); a seating already mailed is not sent again."""
-    session = await get_session(session_id)
-    if not session["plan_version"]:
-        raise Conflict("先に席を決めてください。", code="not_planned")
-    plan = await seating(session_id)
-    seated = {p["id"] for r in plan for t in r["tables"] for p in t["people"]}
-    people = await Person.select(Person.id, Person.email, Person.name, Person.locale).where(
-        Person.id.is_in(list(seated) or [-1]) & (Person.active == True))  # noqa: E712
+async def send_table_mail(session_id: int, *, actor: Actor) -> int:
+    """Queue each seated person's tables (exchange_tables mail); a seating already mailed is not sent again.
+
+    The seating is read, the mail queued and the audit entry (exchange_tables_mailed) written in one
+    transaction."""
+    access.require_staff(actor)
     queued = 0
     async with write_transaction():
+        session = await get_session(session_id)
+        if not session["plan_version"]:
+            raise Conflict("先に席を決めてください。", code="not_planned")
+        plan = await _seating(session_id, session)
+        seated = {p["id"] for r in plan for t in r["tables"] for p in t["people"]}
+        people = await Person.select(Person.id, Person.email, Person.name, Person.locale).where(
+            Person.id.is_in(list(seated) or [-1]) & (Person.active == True))  # noqa: E712
         for person in people:
             seats = _seats_in(plan, person["id"])
             locale = person["locale"] if person["locale"] in ("ja", "en") else "ja"
@@ -483,13 +565,34 @@ async def send_table_mail(session_id: int) -> int:
                          "updated": session["plan_version"] > 1},
             )
             queued += int(sent)
+        await audit.record(actor, "exchange_tables_mailed", subject_type="exchange_session", subject_id=session_id,
+                           detail={"queued": queued, "seated": len(seated), "plan_version": session["plan_version"]})
     return queued
 
 
 # ---------------------------------------------------------------- who has met whom
 
 
-async def met_matrix(session_ids: list[int] | None = None) -> dict[str, Any]:
+async def met_view(*, actor: Actor, session_ids: list[int] | None = None,
+                   facility_id: int | None = None) -> dict[str, Any]:
+    """Who has met whom (audited): person pairs and facility pairs with meeting counts, across `session_ids`
+    (all sessions when None). With `facility_id`, `people` lists only that facility's staff."""
+    access.require_staff(actor)
+
+    async def read() -> dict[str, Any]:
+        matrix = await _met_matrix(session_ids)
+        if facility_id is not None:
+            members = {p["id"] for p in await directory.staff_rows(facility_id=facility_id)}
+            matrix["people"] = [p for p in matrix["people"] if p["id"] in members]
+        return matrix
+
+    return await audit.viewed(actor, "staff_viewed_met", read, subject_type="exchange_session",
+                              subject_id=",".join(map(str, session_ids or []))[:64],
+                              detail=lambda m: {"sessions": session_ids, "facility": facility_id,
+                                                "people": len(m["people"]), "pairs": len(m["people_pairs"])})
+
+
+async def _met_matrix(session_ids: list[int] | None = None) -> dict[str, Any]:
     """Meetings across sessions: person pairs and facility pairs (how many times people sat together)."""
     select = TableSeat.select(TableSeat.session, TableSeat.round, TableSeat.table_no, TableSeat.person,
                               TableSeat.facility_id)

@@ -1,28 +1,62 @@
-"""Results of a survey (per event or the whole series) and answer exports (CSV, XLSX).
+"""Results of a survey (the whole survey, one event, a series) and its answer exports (CSV, XLSX).
 
-Figures come from the pure core events.feedback_stats (groups under 5 answers are not shown) and
-charts from events.svg_charts. Anonymous surveys never show or export who answered what: answers are
-read in the order of their random key, exports are shuffled, and fewer than 5 answers are not exported.
+The rule, one for every reader (the results page with and without the event filter, the series view,
+the printable summary, the JSON API and the exports):
+
+- **Named surveys** (``anonymous`` false): respondents are told that ward staff see their answers with
+  their name, so results and exports show every answer and figure, whatever the size of a group (no
+  threshold). Every read of a named survey's results and every export is audited in the transaction of
+  the read itself (``staff_viewed_feedback``, ``staff_exported_feedback``).
+- **Anonymous surveys**: figures follow the threshold and complementary suppression of
+  events.feedback_stats (groups are events; ``decide_release`` is decided once per survey, on all its
+  answers, whichever scope is read). The export is refused when the survey has fewer than 5 answers or
+  the chosen event is withheld; in an export of the whole survey, rows of a withheld event carry no event
+  name and a question withheld for the survey is left blank, so an export shows no more than the pages.
+  Answers are read in the order of their random key and exports are shuffled: no order matches the time
+  of answering. Exports are audited too (they leave the system), views are not (no personal data).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from events import timefmt
-from events.errors import Conflict
-from events.feedback.surveys import get_survey
+from events import audit, feedback_stats, sheets, timefmt
+from events.access import Actor, require_staff
+from events.db import write_transaction
+from events.errors import Conflict, Invalid
+from events.feedback.surveys import get_survey, list_surveys
 from events.feedback.tables import FeedbackAnswer, FeedbackRequest
-from events.feedback_stats import DEFAULT_MIN_GROUP, AnswerRow, QuestionSpec, Suppressed, summarise
+from events.feedback_stats import (
+    DEFAULT_MIN_GROUP,
+    AnswerRow,
+    QuestionSpec,
+    Release,
+    Suppressed,
+    release_for,
+    summarise,
+)
 from events.seminars.tables import Event
 from events.svg_charts import bar_chart
 
+POOLED_KEY = "pooled"  # answers of anonymous surveys whose event was too small to keep (stored without it)
 POOLED_GROUP = "少人数の回（まとめて集計）"
+WITHHELD_EVENT = "（回答の少ない回のため非表示）"
+WITHHELD_COLUMN = "（回答が少ないため非表示）"
 KIND_LABELS = {"scale": "5段階", "single": "単一選択", "multi": "複数選択", "text": "自由記述"}
+EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8",
+                  "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def min_group_of(survey: dict[str, Any]) -> int:
+    """The threshold of the survey: none (1) for named surveys, DEFAULT_MIN_GROUP for anonymous ones."""
+    return DEFAULT_MIN_GROUP if survey["anonymous"] else 1
+
+
+def group_key(event_id: int | None) -> str:
+    return POOLED_KEY if event_id is None else str(event_id)
 
 
 def _specs(questions: Sequence[dict[str, Any]]) -> list[QuestionSpec]:
@@ -37,15 +71,13 @@ def _labels(question: dict[str, Any], english: bool) -> list[str]:
     return options_en if english and len(options_en) == len(options) else options
 
 
-async def _answers(survey_id: int, event_id: int | None) -> list[dict[str, Any]]:
-    query = FeedbackAnswer.select(
+async def _answers(survey_id: int) -> list[dict[str, Any]]:
+    """Every answer of the survey: the release is decided on all of them, whichever scope is read."""
+    return await FeedbackAnswer.select(
         FeedbackAnswer.id, FeedbackAnswer.event, FeedbackAnswer.answers, FeedbackAnswer.updated_at,
-        FeedbackAnswer.event.title.as_alias("event_title"), FeedbackAnswer.person.name.as_alias("person_name"),
-        FeedbackAnswer.person.email.as_alias("person_email"),
+        FeedbackAnswer.event.title.as_alias("event_title"), FeedbackAnswer.event.starts_at.as_alias("event_starts_at"),
+        FeedbackAnswer.person.name.as_alias("person_name"), FeedbackAnswer.person.email.as_alias("person_email"),
     ).where(FeedbackAnswer.survey == survey_id).order_by(FeedbackAnswer.id).output(load_json=True)
-    if event_id is not None:
-        query = query.where(FeedbackAnswer.event == event_id)
-    return await query
 
 
 async def _requests(survey_id: int, event_id: int | None) -> list[dict[str, Any]]:
@@ -66,42 +98,62 @@ def _stored_values(answer: dict[str, Any]) -> dict[int, Any]:
     return values
 
 
-async def survey_results(survey_id: int, *, event_id: int | None = None, locale: str = "ja") -> dict[str, Any]:
-    survey = await get_survey(survey_id)
+def _answer_rows(answers: Sequence[dict[str, Any]]) -> list[AnswerRow]:
+    return [AnswerRow(respondent_key=a["id"], group=group_key(a["event"]), values=_stored_values(a)) for a in answers]
+
+
+def _group_labels(survey: dict[str, Any], answers: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """What a person reads for a group: the event's date and title (titles repeat within a series)."""
+    labels = {POOLED_KEY: POOLED_GROUP if survey["anonymous"] else ""}
+    for answer in answers:
+        if answer["event"] is not None:
+            day = timefmt.short(answer["event_starts_at"], "%Y/%m/%d")
+            labels[group_key(answer["event"])] = f"{day} {answer['event_title'] or ''}".strip()
+    return labels
+
+
+def _release(survey: dict[str, Any], rows: Sequence[AnswerRow]) -> Release:
+    return release_for(_specs(survey["questions"]), rows, min_group=min_group_of(survey))
+
+
+async def _read_results(survey: dict[str, Any], event_id: int | None, locale: str) -> dict[str, Any]:
+    survey_id = survey["id"]
     english = locale == "en"
     requests = await _requests(survey_id, event_id)
-    answers = await _answers(survey_id, event_id)
+    answers = await _answers(survey_id)
+    rows = _answer_rows(answers)
+    labels = _group_labels(survey, answers)
+    release = _release(survey, rows)
+    scope = None if event_id is None else group_key(event_id)
+    in_scope = sum(1 for row in rows if scope is None or row.group == scope)
     invited = len(requests)
     responded = sum(1 for r in requests if r["responded_at"] is not None)
     by_series = bool(survey["series"]) and event_id is None
-    rows = [
-        AnswerRow(respondent_key=a["id"], group=(a["event_title"] or POOLED_GROUP), values=_stored_values(a))
-        for a in answers
-    ]
-    summary = summarise(_specs(survey["questions"]), rows, invited=max(invited, len(rows)), group_by=by_series)
+    summary = summarise(_specs(survey["questions"]), rows, invited=max(invited, in_scope), group_by=by_series,
+                        scope=scope, release=release)
     questions = []
     for question, figures in zip(survey["questions"], summary.questions, strict=True):
         text = question["text_en"] if english and question["text_en"] else question["text"]
-        labels = _labels(question, english)
-        counts = [(labels[i] if i < len(labels) else label, n) for i, (label, n) in enumerate(figures.counts)]
+        option_labels = _labels(question, english)
+        counts = [(option_labels[i] if i < len(option_labels) else label, n)
+                  for i, (label, n) in enumerate(figures.counts)]
         chart = ""
         if counts and not figures.suppressed:
             chart = bar_chart(text, counts, chart_id=f"q{question['id']}")
         questions.append({
             "id": question["id"], "kind": question["kind"], "text": text, "required": question["required"],
-            "summary": figures, "counts": counts, "chart": chart,
-            "texts": list(figures.texts),
+            "summary": figures, "counts": counts, "chart": chart, "texts": list(figures.texts),
         })
     groups = []
-    for name, group in summary.groups.items():
+    for key, group in summary.groups.items():
+        name = labels.get(key, key)
         if isinstance(group, Suppressed):
-            groups.append({"name": name, "suppressed": True, "reason": group.reason})
+            groups.append({"key": key, "name": name, "suppressed": True, "reason": group.reason})
         else:
-            means = [q.mean for q in group.questions if q.kind == "scale"]
-            groups.append({"name": name, "suppressed": False, "respondents": group.respondents,
-                           "means": [(question["text"], q.mean) for question, q in
-                                     zip(survey["questions"], group.questions, strict=True) if q.kind == "scale"],
-                           "has_means": any(m is not None for m in means)})
+            means = [(question["text"], q.mean) for question, q in
+                     zip(survey["questions"], group.questions, strict=True) if q.kind == "scale"]
+            groups.append({"key": key, "name": name, "suppressed": False, "respondents": group.respondents,
+                           "means": means, "has_means": any(mean is not None for _, mean in means)})
     event_rows = await FeedbackRequest.select(
         FeedbackRequest.event, FeedbackRequest.event.title.as_alias("title"),
         FeedbackRequest.event.starts_at.as_alias("starts_at"),
@@ -121,73 +173,94 @@ async def survey_results(survey_id: int, *, event_id: int | None = None, locale:
         "rate": (responded / invited) if invited else 0.0, "summary": summary, "questions": questions,
         "groups": groups, "by_series": by_series, "nonrespondents": nonrespondents,
         "events": sorted(events.values(), key=lambda e: (e["starts_at"] is None, e["starts_at"], e["event"])),
-        "min_group": summary.min_group,
+        "min_group": summary.min_group, "named": not survey["anonymous"],
+        "withheld": release.reason(scope) if summary.suppressed else "",
     }
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
-        value = "、".join(str(v) for v in value)
-    text = str(value)
-    # A cell that starts like a formula would run in a spreadsheet (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-async def export_table(survey_id: int, *, event_id: int | None = None) -> tuple[list[str], list[list[str]]]:
+async def survey_results(
+    survey_id: int, *, actor: Actor, event_id: int | None = None, locale: str = "ja", view: str = "results"
+) -> dict[str, Any]:
+    """The figures of one survey (or of one of its events) as a coordinator reads them; a named survey's
+    read is audited in its own transaction. ``view`` says where it is read (results, print, api, series)."""
+    require_staff(actor)
     survey = await get_survey(survey_id)
-    answers = await _answers(survey_id, event_id)
-    questions = survey["questions"]
     if survey["anonymous"]:
-        if len(answers) < DEFAULT_MIN_GROUP:
-            raise Conflict(
-                f"匿名アンケートの回答が{DEFAULT_MIN_GROUP}件未満のため、個々の回答は出力できません（集計のみご覧いただけます）。",
-                code="too_few_answers_to_export")
-        random.SystemRandom().shuffle(answers)  # no order that could be matched to the time of answering
-        header = ["回答番号", "イベント"] + [q["text"] for q in questions]
+        return await _read_results(survey, event_id, locale)
+    return await audit.viewed(
+        actor, "staff_viewed_feedback", lambda: _read_results(survey, event_id, locale),
+        subject_type="survey", subject_id=survey_id,
+        detail=lambda r: {"view": view, "event": event_id, "answers": r["summary"].respondents,
+                          "nonrespondents": len(r["nonrespondents"])},
+    )
+
+
+async def series_results(*, actor: Actor, series: str, audience: str = "", locale: str = "ja") -> list[dict[str, Any]]:
+    """Every survey of one series (optionally one audience), each read as `survey_results` reads it."""
+    require_staff(actor)
+    if not series:
+        return []
+    chosen = await list_surveys(series=series, audience=audience)
+    return [await survey_results(s["id"], actor=actor, locale=locale, view="series") for s in chosen]
+
+
+@dataclass(frozen=True)
+class SurveyExport:
+    header: list[str]
+    rows: list[list[Any]]
+    content: bytes
+    filename: str
+    media_type: str
+
+
+async def export_answers(survey_id: int, *, actor: Actor, event_id: int | None = None, fmt: str = "csv") -> SurveyExport:
+    """The answers as a spreadsheet (CSV or XLSX), by the rule of the module doc; audited with the read."""
+    require_staff(actor)
+    if fmt not in EXPORT_FORMATS:
+        raise Invalid("出力形式は CSV か Excel を選んでください。", code="invalid_export_format")
+    async with write_transaction():
+        survey = await get_survey(survey_id)
+        header, rows = await _export_table(survey, event_id)
+        await audit.record(actor, "staff_exported_feedback", subject_type="survey", subject_id=survey_id,
+                           detail={"format": fmt, "event": event_id, "rows": len(rows), "named": not survey["anonymous"]})
+    content = sheets.to_csv(header, rows) if fmt == "csv" else sheets.to_xlsx(header, rows, title="回答")
+    suffix = f"-event-{event_id}" if event_id is not None else ""
+    return SurveyExport(header=header, rows=rows, content=content, filename=f"survey-{survey_id}{suffix}-answers.{fmt}",
+                        media_type=EXPORT_FORMATS[fmt])
+
+
+async def _export_table(survey: dict[str, Any], event_id: int | None) -> tuple[list[str], list[list[Any]]]:
+    answers = await _answers(survey["id"])
+    rows = _answer_rows(answers)
+    release = _release(survey, rows)
+    scope = None if event_id is None else group_key(event_id)
+    anonymous = survey["anonymous"]
+    if anonymous and not release.shows(None):
+        raise Conflict(
+            f"匿名アンケートの回答が{DEFAULT_MIN_GROUP}件未満のため、個々の回答は出力できません（集計のみご覧いただけます）。",
+            code="too_few_answers_to_export")
+    if anonymous and not release.shows(scope):
+        raise Conflict("この回の結果は、回答者が特定されないよう表示していないため、回答も出力できません。"
+                       "全体の出力をご利用ください。", code="feedback_event_withheld")
+    questions = survey["questions"]
+    exported = feedback_stats.export_answers(_specs(questions), rows, release, scope=scope)
+    labels = _group_labels(survey, answers)
+    by_key = {a["id"]: a for a in answers}
+    filled = set(exported.filled)
+    texts = [q["text"] if q["id"] in filled else q["text"] + WITHHELD_COLUMN for q in questions]
+    export_rows = list(exported.rows)
+    if anonymous:
+        random.SystemRandom().shuffle(export_rows)  # no order that could be matched to the time of answering
+        header = ["回答番号", "イベント", *texts]
     else:
-        answers.sort(key=lambda a: (a["person_name"] or "", a["id"]))
-        header = ["回答番号", "イベント", "氏名", "メールアドレス", "最終更新日時"] + [q["text"] for q in questions]
-    rows = []
-    for number, answer in enumerate(answers, start=1):
-        values = _stored_values(answer)
-        event = answer["event_title"] or ("（少人数の回）" if survey["anonymous"] else "")
+        export_rows.sort(key=lambda r: (by_key[r.respondent_key]["person_name"] or "", r.respondent_key))
+        header = ["回答番号", "イベント", "氏名", "メールアドレス", "最終更新日時", *texts]
+    table = []
+    for number, row in enumerate(export_rows, start=1):
+        event = WITHHELD_EVENT if row.group is None else labels.get(row.group, "")
         identity: list[Any] = []
-        if not survey["anonymous"]:
-            updated = answer["updated_at"]
-            identity = [answer["person_name"], answer["person_email"],
-                        timefmt.short(updated)]
-        rows.append([_cell(v) for v in [number, event, *identity, *(values.get(q["id"]) for q in questions)]])
-    return header, rows
-
-
-def to_csv(header: list[str], rows: list[list[str]]) -> bytes:
-    """UTF-8 with BOM and CRLF, as Excel on a ward PC expects."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
-
-
-def to_xlsx(header: list[str], rows: list[list[str]], *, title: str = "回答") -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
-
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = (title or "回答")[:31].translate({ord(c): "_" for c in "[]:*?/\\"})
-    sheet.append(header)
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
-    for row in rows:
-        sheet.append(row)
-    sheet.freeze_panes = "A2"
-    for index, _ in enumerate(header, start=1):
-        sheet.column_dimensions[sheet.cell(row=1, column=index).column_letter].width = 12 if index <= 2 else 28
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
+        if not anonymous:
+            answer = by_key[row.respondent_key]
+            identity = [answer["person_name"], answer["person_email"], timefmt.short(answer["updated_at"])]
+        table.append([number, event, *identity, *(row.values.get(q["id"]) for q in questions)])
+    return header, table

@@ -7,10 +7,10 @@ UNIQUE index and the outbox idempotency keys) and cheap when nothing is due.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from events import signals
 from events.config import config
 from events.core.tables import OutboxMessage, Person
 from events.db import is_sqlite, raw, utcnow, write_transaction
@@ -20,35 +20,25 @@ from events.feedback.tables import FeedbackRequest, Survey
 from events.mail import queue_mail
 from events.seminars.tables import Event, Registration
 
-RecipientSource = Callable[[int], Awaitable[list[int]]]
-_extra_recipients: dict[str, list[RecipientSource]] = {}
-
 MAIL_KINDS = ("feedback_request", "feedback_reminder")
 # An event that ended this long before the survey was created is not surveyed retroactively.
 RETROACTIVE_LIMIT = timedelta(days=30)
-
-
-def register_extra_recipients(audience: str, source: RecipientSource) -> RecipientSource:
-    """Another area tells us who else to ask after an event, e.g. the visits area registers
-    ("host_family", async event_id -> [host person id]) for private home_visit events."""
-    sources = _extra_recipients.setdefault(audience, [])
-    if source not in sources:
-        sources.append(source)
-    return source
 
 
 REGISTRATION_AUDIENCES = ("seminar_student", "home_visit_student", "exchange_staff")
 
 
 async def recipients_of(event: dict[str, Any], audience: str) -> list[int]:
-    """Attended if attendance was taken, else everyone confirmed (or attended); plus registered extras."""
+    """Attended if attendance was taken, else everyone confirmed (or attended); plus those another area names
+    for the audience (signals.SURVEY_RECIPIENTS: the visits area names the host family of a visit)."""
     people: list[int] = []
     if audience in REGISTRATION_AUDIENCES:
         states = ["attended"] if event["attendance_taken"] else ["confirmed", "attended"]
         rows = await Registration.select(Registration.person).where(
             (Registration.event == event["id"]) & Registration.status.is_in(states)).order_by(Registration.id)
         people += [r["person"] for r in rows]
-    for source in _extra_recipients.get(audience, []):
+    source = signals.SURVEY_RECIPIENTS.get(audience)
+    if source is not None:
         people += list(await source(event["id"]))
     return list(dict.fromkeys(people))
 

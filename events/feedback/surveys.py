@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from events import audit
+from events.access import Actor, require_staff
 from events.db import utcnow, write_transaction
 from events.errors import Conflict, Invalid, NotFound
 from events.feedback.defaults import AUDIENCE_EVENT_KIND, TEMPLATES
@@ -74,9 +76,10 @@ async def create_survey(
     reminder_days: int = 3,
     template: str = "",
     questions: Sequence[dict[str, Any]] | None = None,
-    actor_id: int | None = None,
+    actor: Actor | None = None,
 ) -> int:
-    """A new open survey; `template` copies a default template's wording and questions."""
+    """A new open survey; `template` copies a default template's wording and questions. `actor`: who
+    creates it (None for the demo data)."""
     if audience not in AUDIENCES:
         raise Invalid("対象者の種類を選んでください。", code="invalid_audience", field="audience")
     base: dict[str, Any] = {}
@@ -112,7 +115,8 @@ async def create_survey(
             intro=(intro if intro is not None else base.get("intro", "")).strip()[:2000],
             intro_en=(intro_en if intro_en is not None else base.get("intro_en", "")).strip()[:2000],
             audience=audience, anonymous=anonymous, event=event_id, series=series, status="open",
-            closes_at=closes_at, reminder_days=reminder_days, template=template, created_by=actor_id,
+            closes_at=closes_at, reminder_days=reminder_days, template=template,
+            created_by=actor.person_id if actor else None,
             created_at=utcnow(),
         )).returning(Survey.id)
         survey_id = row[0]["id"]
@@ -151,11 +155,14 @@ async def remove_question(survey_id: int, question_id: int) -> None:
             raise NotFound("その質問は見つかりません。", code="question_not_found")
 
 
-async def close_survey(survey_id: int) -> None:
+async def close_survey(survey_id: int, *, actor: Actor) -> None:
+    """A coordinator ends the survey before its deadline (audited)."""
+    require_staff(actor)
     async with write_transaction():
         rows = await Survey.update({Survey.status: "closed"}).where(Survey.id == survey_id).returning(Survey.id)
         if not rows:
             raise NotFound("そのアンケートは見つかりません。", code="survey_not_found")
+        await audit.record(actor, "feedback_survey_closed", subject_type="survey", subject_id=survey_id)
 
 
 async def get_survey(survey_id: int) -> dict[str, Any]:

@@ -20,14 +20,9 @@ from events.config import config
 from events.db import raw, utcnow, write_transaction
 from events.errors import NotFound
 from events.ical import build_feed, build_publish, etag_matches, feed_etag, feed_fingerprint
-from events.invites.invites import (
-    CALENDAR_STATES,
-    LIVE_EVENT_STATES,
-    as_utc_datetime,
-    calendar_event,
-    event_row,
-)
+from events.invites.common import as_utc_datetime, calendar_event, event_row
 from events.invites.tables import CalendarFeedToken
+from events.seminars.tables import CALENDAR_STATES, LIVE_EVENT_STATES
 from events.tokens import digest
 
 REFRESH = timedelta(hours=1)

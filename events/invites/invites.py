@@ -2,135 +2,45 @@
 
 State per (event, person) in CalendarInvite: `active` from the confirmation until a cancellation, then
 `cancelled`; every change of the invite raises `sequence` (never reset, also across a new registration).
-The registration's confirmation mail carries the REQUEST (events.hooks.invite_for → `invite_part`); a change
+The place's notice mail carries the REQUEST (signals.INVITE_PART → `invite_part`); a change
 of time, venue or title sends a REQUEST of its own; the place or the event cancelled sends exactly one CANCEL
 (the state moves to `cancelled` once, whichever signal comes first).
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
-from events import audit
+from events import audit, signals
+from events.access import Actor
 from events.config import config
-from events.core.tables import Person
 from events.db import raw, utcnow, write_transaction
 from events.errors import Conflict, NotFound
-from events.ical import CalendarEvent, build_invite, event_uid
+from events.ical import build_invite
+from events.invites import reminders
+from events.invites.common import Recipient, calendar_event, event_row, mail_context, recipient
 from events.invites.tables import CalendarInvite
 from events.mail import queue_mail
 from events.mime import CalendarPart
-from events.seminars.tables import Event, Registration
+from events.seminars.tables import CALENDAR_STATES, LIVE_EVENT_STATES, Registration
 
 log = logging.getLogger("events.invites")
 
 # A change of one of these sends a new REQUEST to every confirmed person.
 INVITE_FIELDS = frozenset({"starts_at", "ends_at", "venue", "venue_en", "title", "title_en"})
-# Registration states whose person holds the event in their calendar.
-CALENDAR_STATES = ("confirmed", "attended")
-LIVE_EVENT_STATES = ("published", "completed")
-_EVENT_COLUMNS = (
-    Event.id, Event.kind, Event.title, Event.title_en, Event.description, Event.description_en, Event.venue,
-    Event.venue_en, Event.starts_at, Event.ends_at, Event.status, Event.visibility, Event.calendar_sequence,
-    Event.updated_at,
-)
-# Where an exchanges area may offer `table_summary_for(event_id, person_id, locale)`; absent is fine.
-_TABLE_SUMMARY_MODULES = ("events.exchanges", "events.exchanges.sessions", "events.exchanges.seating",
-                          "events.exchanges.services", "events.exchanges.summary")
-
-
-@dataclass(frozen=True)
-class Recipient:
-    id: int
-    email: str
-    name: str
-    locale: str
-    reminders: bool
-
-
-async def recipient(person_id: int) -> Recipient | None:
-    row = await Person.select(Person.id, Person.email, Person.name, Person.locale, Person.reminders).where(
-        Person.id == person_id
-    ).first()
-    if row is None:
-        return None
-    locale = row["locale"] if row["locale"] in ("ja", "en") else "ja"
-    return Recipient(row["id"], row["email"], row["name"], locale, bool(row["reminders"]))
-
-
-async def event_row(event_id: int) -> dict[str, Any] | None:
-    return await Event.select(*_EVENT_COLUMNS).where(Event.id == event_id).first()
-
-
-def event_url(event_id: int) -> str:
-    return f"{config().base_url}/events/{event_id}"
-
-
-def localized(event: dict[str, Any], field: str, locale: str) -> str:
-    """English field when the recipient reads English and it is filled in, else Japanese."""
-    if locale == "en" and (event.get(f"{field}_en") or "").strip():
-        return event[f"{field}_en"]
-    return event.get(field) or ""
-
-
-def as_utc_datetime(value: Any) -> datetime:
-    """Timestamps from raw SQL arrive as strings on SQLite."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value
-
-
-def calendar_event(
-    event: dict[str, Any], *, person_id: int | None, locale: str, sequence: int, last_modified: datetime,
-    extra_description: str = "",
-) -> CalendarEvent:
-    """THE mapping from an Event row to what one calendar entry shows, for invites and feeds alike."""
-    starts_at = as_utc_datetime(event["starts_at"])
-    ends_at = as_utc_datetime(event["ends_at"])
-    # A calendar entry needs a positive length; a broken end time must not block a registration.
-    ends_at = max(ends_at, starts_at + timedelta(minutes=1))
-    description = localized(event, "description", locale).strip()
-    if extra_description:
-        description = f"{description}\n\n{extra_description}" if description else extra_description
-    return CalendarEvent(
-        uid=event_uid(event["kind"], event["id"], person_id, config().mail_domain),
-        sequence=sequence,
-        summary=localized(event, "title", locale),
-        description=description,
-        location=localized(event, "venue", locale),
-        url=event_url(event["id"]),
-        starts_at=starts_at,
-        ends_at=ends_at,
-        last_modified=as_utc_datetime(last_modified),
-    )
 
 
 async def table_summary(event: dict[str, Any], person_id: int, locale: str) -> str:
-    """The person's table plan of an exchange session, if the exchanges area offers it."""
-    if event["kind"] != "staff_exchange":
+    """The person's table plan of an exchange session, when the exchanges area provides it."""
+    if event["kind"] != "staff_exchange" or not signals.TABLE_SUMMARY.installed:
         return ""
-    for name in _TABLE_SUMMARY_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        summary_for = getattr(module, "table_summary_for", None)
-        if summary_for is None:
-            continue
-        try:
-            summary = summary_for(event["id"], person_id, locale)
-            if inspect.isawaitable(summary):
-                summary = await summary
-        except Exception:  # another area's bug must not block an invite (or the registration around it)
-            log.exception("table_summary_for(%s, %s) failed", event["id"], person_id)
-            return ""
-        return str(summary or "").strip()
-    return ""
+    try:
+        summary = await signals.TABLE_SUMMARY.call(event["id"], person_id, locale, default="")
+    except Exception:  # another area's bug must not block an invite (or the registration around it)
+        log.exception("table summary for event %s, person %s failed", event["id"], person_id)
+        return ""
+    return str(summary or "").strip()
 
 
 async def _invite_state(event_id: int, person_id: int) -> dict[str, Any] | None:
@@ -200,17 +110,6 @@ async def build_part(event: dict[str, Any], person: Recipient, *, sequence: int,
     return CalendarPart(method=method, ics=ics)
 
 
-def mail_context(event: dict[str, Any], person: Recipient, **extra: Any) -> dict[str, Any]:
-    return {
-        "title": localized(event, "title", person.locale),
-        "venue": localized(event, "venue", person.locale),
-        "starts_at": as_utc_datetime(event["starts_at"]),
-        "ends_at": as_utc_datetime(event["ends_at"]),
-        "event_url": event_url(event["id"]),
-        **extra,
-    }
-
-
 async def _mail_invite(
     name: str, event: dict[str, Any], person: Recipient, state: dict[str, Any], method: str, *, key_suffix: str = "",
     context: dict[str, Any] | None = None,
@@ -231,7 +130,7 @@ async def _mail_invite(
 
 
 async def invite_part(*, event_id: int, person_id: int, method: str = "REQUEST") -> CalendarPart | None:
-    """events.hooks.invite_for: the CalendarPart another area's mail carries (in its transaction).
+    """signals.INVITE_PART: the CalendarPart another area's mail carries (in its transaction).
 
     REQUEST: the current invite (the state becomes active). CANCEL: cancels the invite and returns the
     CANCEL, or None when a CANCEL was already sent (exactly one per person).
@@ -256,19 +155,22 @@ async def invite_part(*, event_id: int, person_id: int, method: str = "REQUEST")
 
 
 async def _withdraw_reminder(event_id: int, person_id: int) -> None:
-    from events.invites import reminders  # reminders imports this module
-
     await reminders.withdraw_reminder(event_id, person_id)
 
 
 # ---------------------------------------------------------------- subscribers (run in the emitter's transaction)
 
 
-async def on_registration_confirmed(*, registration_id: int, event_id: int, person_id: int, **_: Any) -> None:
-    from events.invites import reminders
-
-    await activate(event_id, person_id)
-    await reminders.queue_reminder(event_id, person_id)
+async def on_place_changed(change: signals.PlaceChanged) -> None:
+    """A place entered the calendar (confirmed): the invite state is active and the reminder queued; a place
+    ended: exactly one CANCEL (none when the notice mail already carried it)."""
+    if change.new in CALENDAR_STATES and change.old not in CALENDAR_STATES:
+        await activate(change.event_id, change.person_id)
+        await reminders.queue_reminder(change.event_id, change.person_id)
+    elif change.new == "cancelled":
+        event = await event_row(change.event_id)
+        if event is not None:
+            await _cancel(event, change.person_id)
 
 
 async def _cancel(event: dict[str, Any], person_id: int) -> bool:
@@ -286,16 +188,8 @@ async def _cancel(event: dict[str, Any], person_id: int) -> bool:
     return True
 
 
-async def on_registration_cancelled(
-    *, registration_id: int, event_id: int, person_id: int, was_confirmed: bool = True, **_: Any
-) -> None:
-    event = await event_row(event_id)
-    if event is None:
-        return
-    await _cancel(event, person_id)
-
-
-async def on_event_cancelled(*, event_id: int, **_: Any) -> None:
+async def on_event_cancelled(change: signals.EventCancelled) -> None:
+    event_id = change.event_id
     event = await event_row(event_id)
     if event is None:
         return
@@ -316,10 +210,9 @@ async def calendar_holders(event_id: int) -> list[int]:
     return [row["person"] for row in rows]
 
 
-async def on_event_changed(*, event_id: int, fields: Any = (), **_: Any) -> None:
-    from events.invites import reminders
-
-    changed = {str(f) for f in (fields or ())}
+async def on_event_changed(change: signals.EventChanged) -> None:
+    event_id = change.event_id
+    changed = set(change.fields)
     if not changed & INVITE_FIELDS:
         return
     event = await event_row(event_id)
@@ -339,7 +232,7 @@ async def on_event_changed(*, event_id: int, fields: Any = (), **_: Any) -> None
 # ---------------------------------------------------------------- coordinator action, safety net
 
 
-async def resend_invite(registration_id: int, *, actor_id: int | None, client: str = "") -> dict[str, Any]:
+async def resend_invite(registration_id: int, *, actor: Actor) -> dict[str, Any]:
     """Send the person's current invite again (same UID and SEQUENCE) as a mail of its own."""
     async with write_transaction():
         registration = await Registration.select(Registration.id, Registration.event, Registration.person,
@@ -357,8 +250,8 @@ async def resend_invite(registration_id: int, *, actor_id: int | None, client: s
         state = await activate(event["id"], person.id)
         stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
         await _mail_invite("invite_resend", event, person, state, "REQUEST", key_suffix=f":resend:{stamp}")
-        await audit.record("invite_resent", actor_id=actor_id, subject_type="registration",
-                           subject_id=registration_id, detail={"sequence": state["sequence"]}, client=client)
+        await audit.record(actor, "invite_resent", subject_type="registration",
+                           subject_id=registration_id, detail={"sequence": state["sequence"]})
     return {"registration_id": registration_id, "sequence": state["sequence"], "status": "queued"}
 
 

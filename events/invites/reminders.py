@@ -12,21 +12,15 @@ import secrets
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from events import outbox
 from events.config import config
 from events.core.tables import OutboxMessage, Person
 from events.db import utcnow, write_transaction
 from events.ical import TOKYO
-from events.invites.invites import (
-    CALENDAR_STATES,
-    LIVE_EVENT_STATES,
-    as_utc_datetime,
-    event_row,
-    mail_context,
-    recipient,
-)
+from events.invites.common import as_utc_datetime, event_row, mail_context, recipient
 from events.invites.tables import CalendarInvite, ReminderOptOutToken
 from events.mail import queue_mail
-from events.seminars.tables import Registration
+from events.seminars.tables import CALENDAR_STATES, LIVE_EVENT_STATES, Registration
 from events.tokens import digest
 
 
@@ -41,8 +35,6 @@ def reminder_due(starts_at: datetime, *, days_before: int, hour: int) -> datetim
 
 
 async def withdraw_reminder(event_id: int, person_id: int) -> int:
-    from events import outbox
-
     return await outbox.withdraw(group_key(event_id, person_id))
 
 

@@ -2,7 +2,7 @@
 
 Public functions:
 
-- `draw_lottery(event_id, *, by=None, entropy=None) -> dict`   a coordinator (or the worker) draws; a coordinator
+- `draw_lottery(event_id, *, actor=None, entropy=None) -> dict`   a coordinator (or the worker) draws; a coordinator
       may draw before the window closes, which closes it. Codes: not_a_lottery, lottery_already_drawn,
       event_not_published. Returns {"event_id", "seed", "algorithm", "winners", "waitlist", "seats"}.
 - `draw_due_lotteries(now=None) -> int`      worker job: draws every published lottery whose window has closed.
@@ -20,15 +20,15 @@ import os
 from datetime import datetime
 from typing import Any
 
-from events import lottery
-from events.db import utcnow
+from events import access, audit, lottery, places
+from events.access import Actor
+from events.db import utcnow, write_transaction
 from events.errors import Conflict, NotFound
-from events.seminars import registration
 from events.seminars.tables import Event, LotteryDraw, Registration
 
 
 async def _ensure_seed(event_id: int, entropy: bytes | None) -> str:
-    async with registration.seat_transaction():
+    async with write_transaction():
         await Event.update({Event.lottery_seed: lottery.new_seed(entropy or os.urandom(16))}).where(
             (Event.id == event_id) & (Event.lottery_seed == "")
         )
@@ -36,8 +36,11 @@ async def _ensure_seed(event_id: int, entropy: bytes | None) -> str:
     return row["lottery_seed"]
 
 
-async def draw_lottery(event_id: int, *, by: int | None = None, entropy: bytes | None = None) -> dict[str, Any]:
-    event = await registration._event(event_id)
+async def draw_lottery(event_id: int, *, actor: Actor | None = None, entropy: bytes | None = None) -> dict[str, Any]:
+    """Draw now (a coordinator; `actor` None is the worker at the window's close)."""
+    if actor is not None:
+        access.require_staff(actor)
+    event = await places.event_row(event_id)
     if event["allocation"] != "lottery":
         raise Conflict("このイベントは抽選ではありません。", code="not_a_lottery")
     if event["status"] != "published":
@@ -45,46 +48,32 @@ async def draw_lottery(event_id: int, *, by: int | None = None, entropy: bytes |
     if event["lottery_drawn_at"]:
         raise Conflict("このイベントは既に抽選済みです。", code="lottery_already_drawn")
     seed = await _ensure_seed(event_id, entropy)
-    async with registration.seat_transaction():
-        await registration._lock_event(event_id)
+    async with write_transaction():
+        await places.lock_event(event_id)
         now = utcnow()
         claimed = await Event.update({Event.lottery_drawn_at: now, Event.updated_at: now}).where(
             (Event.id == event_id) & Event.lottery_drawn_at.is_null()
         ).returning(Event.id)
         if not claimed:
             raise Conflict("このイベントは既に抽選済みです。", code="lottery_already_drawn")
-        event = await registration._event(event_id)
+        event = await places.event_row(event_id)
         if event["registration_closes_at"] is None or event["registration_closes_at"] > now:
             await Event.update({Event.registration_closes_at: now}).where(Event.id == event_id)
-        applied = await Registration.select(Registration.id, Registration.person).where(
+        applied = await Registration.select(Registration.id).where(
             (Registration.event == event_id) & (Registration.status == "applied")
         ).order_by(Registration.id)
         applications = [lottery.Application(id=row["id"]) for row in applied]
         seats = max(event["capacity"] - event["taken"], 0)
         result = lottery.draw(applications, seats, seed)
+        by = actor.person_id if actor else None
         await LotteryDraw.insert(LotteryDraw(
             event=event_id, seed=seed, algorithm=lottery.ALGORITHM, capacity=seats,
             applications=[[a.id, a.priority] for a in applications], winners=list(result.winners),
             waitlist=list(result.waitlist), drawn_at=now, drawn_by=by,
         ))
-        people = {row["id"]: row["person"] for row in applied}
-        for registration_id in result.winners:
-            person = await registration._person(people[registration_id])
-            if not await registration._take_seat(event_id):  # cannot happen: seats = capacity - taken
-                raise Conflict("席の確保に失敗しました。", code="capacity_exceeded")
-            status = "pending_consent" if registration._is_minor(person, event) else "confirmed"
-            if await registration._transition(registration_id, "applied", status) is None:
-                await registration._release_seat(event_id)
-                continue
-            await registration._placed(registration_id, person, event, status, "seminar_lottery_won")
-        base = await registration._next_queue_position(event_id)
-        for offset, registration_id in enumerate(result.waitlist):
-            updated = await registration._transition(registration_id, "applied", "waitlisted", queue_position=base + offset)
-            if updated is None:
-                continue
-            person = await registration._person(people[registration_id])
-            await registration._mail_person("seminar_lottery_lost", registration_id, "waitlisted", person, event,
-                                            waitlist_rank=offset + 1)
+        await places.draw(event_id, list(result.winners), list(result.waitlist))
+        await audit.record(actor, "lottery_drawn", subject_type="event", subject_id=event_id,
+                           detail={"seed": seed, "winners": len(result.winners), "applications": len(applications)})
     return {"event_id": event_id, "seed": seed, "algorithm": lottery.ALGORITHM, "seats": seats,
             "winners": list(result.winners), "waitlist": list(result.waitlist)}
 

@@ -1,8 +1,5 @@
-"""What the seminar pages need beyond the services: may this person register here, and a month or week grid.
+"""What the seminar pages need beyond the services: a month or week grid of events.
 
-- `eligibility(event, person_id) -> dict | None`   None when the register button may be shown; otherwise
-      {"code", "message"} with the same code and wording the registration service would refuse with
-      (it reuses the service's own checks, so the page and the service never disagree).
 - `calendar_grid(view, day, events) -> dict`        weeks (month) or days (week) of Asia/Tokyo dates, each with
       the events that touch that date; plus the previous / next anchor dates. Pure: no database, no clock.
 """
@@ -13,22 +10,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from events.errors import DomainError
-from events.seminars import registration
 from events.timefmt import TOKYO
-
-
-async def eligibility(event: Mapping[str, Any], person_id: int) -> dict[str, str] | None:
-    """Read-only preview of register()'s refusals (window, state, audience); register() still decides."""
-    try:
-        registration._check_open(event, by_coordinator=False)
-        person = await registration._person(person_id)
-        if not person["active"]:
-            return {"code": "account_disabled", "message": "このアカウントは利用できません。"}
-        await registration._check_audience(event, person)
-    except DomainError as exc:
-        return {"code": exc.code, "message": exc.message}
-    return None
 
 
 def _month_start(day: date) -> date:

@@ -11,6 +11,7 @@ APP_CONFIG = AppConfig(
         tables.Event,
         tables.EventQuestion,
         tables.Registration,
+        tables.EventInvitation,
         tables.GuardianConsent,
         tables.LotteryDraw,
         tables.IdempotentRequest,

@@ -2,12 +2,12 @@
 
 Public functions (each one transaction; errors are events.errors with a stable `code`):
 
-- `create_event(fields, *, by) -> int`                 fields: see EVENT_FIELDS; `questions` optional
-- `update_event(event_id, changes, *, by) -> dict`     PATCH semantics; returns get_event(...) + "warnings"
-- `publish_event(event_id, *, by) -> dict`
-- `cancel_event(event_id, *, by, reason="") -> int`    cancels every live registration, mails everyone
-- `complete_event(event_id, *, by) -> dict`
-- `duplicate_event(event_id, *, by, starts_at=None, ends_at=None, venue=None, title=None) -> int`  (a draft)
+- `create_event(fields, *, actor) -> int`                 fields: see EVENT_FIELDS; `questions` optional
+- `update_event(event_id, changes, *, actor) -> dict`     PATCH semantics; returns get_event(...) + "warnings"
+- `publish_event(event_id, *, actor) -> dict`
+- `cancel_event(event_id, *, actor, reason="") -> int`    ends every live place (events.places), audited
+- `complete_event(event_id, *, actor) -> dict`
+- `duplicate_event(event_id, *, actor, starts_at=None, ends_at=None, venue=None, title=None) -> int`  (a draft)
 - `get_event(event_id) -> dict`                        with counts, remaining, questions
 - `list_public_events(*, now=None, limit=100) -> list[dict]`   upcoming, published, visibility public
 - `list_events_between(start, end, *, kinds=None, include_private=True) -> list[dict]`  (month/week views)
@@ -24,13 +24,15 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from events.db import raw, utcnow, write_transaction
+from events import access, audit, places, signals
+from events.access import Actor
+from events.db import aware, raw, utcnow, write_transaction
 from events.errors import Conflict, Invalid, NotFound
-from events.hooks import emit
 from events.seminars.tables import (
     ALLOCATIONS,
     AUDIENCES,
     EVENT_KINDS,
+    LIVE_STATES,
     SEAT_HOLDING_STATES,
     Event,
     EventQuestion,
@@ -47,13 +49,6 @@ EVENT_FIELDS = (
     "capacity", "registration_opens_at", "registration_closes_at", "cancel_cutoff_hours", "audience", "allocation",
     "visibility", "series",
 )
-LIVE_STATES = ("confirmed", "waitlisted", "pending_consent", "applied", "attended", "no_show")
-
-
-def aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def parse_time(value: object, field: str, *, optional: bool = False) -> datetime | None:
@@ -318,7 +313,8 @@ async def _replace_questions(event_id: int, questions: list[dict[str, Any]]) -> 
         await EventQuestion.insert(EventQuestion(event=event_id, position=position, **question))
 
 
-async def create_event(fields: Mapping[str, Any], *, by: int | None) -> int:
+async def create_event(fields: Mapping[str, Any], *, actor: Actor) -> int:
+    access.require_staff(actor)
     clean = clean_fields(fields)
     for required in ("title", "starts_at", "ends_at", "capacity"):
         if required not in clean:
@@ -328,7 +324,7 @@ async def create_event(fields: Mapping[str, Any], *, by: int | None) -> int:
     check_event(event)
     now = utcnow()
     async with write_transaction():
-        row = await Event.insert(Event(**clean, status="draft", created_by=by, created_at=now, updated_at=now)).returning(Event.id)
+        row = await Event.insert(Event(**clean, status="draft", created_by=actor.person_id, created_at=now, updated_at=now)).returning(Event.id)
         event_id = row[0]["id"]
         await _replace_questions(event_id, questions)
     return event_id
@@ -346,11 +342,10 @@ async def _event_for_update(event_id: int) -> dict[str, Any]:
     return event
 
 
-async def update_event(event_id: int, changes: Mapping[str, Any], *, by: int | None) -> dict[str, Any]:
+async def update_event(event_id: int, changes: Mapping[str, Any], *, actor: Actor) -> dict[str, Any]:
     """PATCH: only the given fields change. Capacity may grow (the waiting list moves up) but not drop below
     the seats already held. A published event's time, venue or title change is announced to everyone."""
-    from events.seminars import registration
-
+    access.require_staff(actor)
     clean = clean_fields(changes)
     async with write_transaction():
         event = await _event_for_update(event_id)
@@ -377,10 +372,10 @@ async def update_event(event_id: int, changes: Mapping[str, Any], *, by: int | N
             values[Event.calendar_sequence] = event["calendar_sequence"] + 1
         await Event.update(values).where(Event.id == event_id)
         if notify:
-            await emit("event.changed", event_id=event_id, fields=set(notify))
-            await registration.announce_change(event_id, notify, before=event)
+            await signals.EVENT_CHANGED.send(signals.EventChanged(
+                event_id=event_id, fields=frozenset(notify), before={f: event[f] for f in notify}))
         if "capacity" in changed:
-            await registration.fill_free_seats(event_id)
+            await places.promote(event_id)
     result = await get_event(event_id)
     result["warnings"] = await _warnings(result)
     result["changed_fields"] = sorted(changed) + (["questions"] if questions is not None else [])
@@ -393,7 +388,8 @@ async def _warnings(event: Mapping[str, Any]) -> list[dict[str, Any]]:
              "event_id": o["id"]} for o in overlaps]
 
 
-async def publish_event(event_id: int, *, by: int | None) -> dict[str, Any]:
+async def publish_event(event_id: int, *, actor: Actor) -> dict[str, Any]:
+    access.require_staff(actor)
     async with write_transaction():
         event = await _event_for_update(event_id)
         if event["status"] == "published":
@@ -409,10 +405,9 @@ async def publish_event(event_id: int, *, by: int | None) -> dict[str, Any]:
     return result
 
 
-async def cancel_event(event_id: int, *, by: int | None, reason: str = "") -> int:
+async def cancel_event(event_id: int, *, actor: Actor, reason: str = "") -> int:
     """Cancel the event and every live registration; one mail to each registered person. Returns how many."""
-    from events.seminars import registration
-
+    access.require_staff(actor)
     reason = _text(reason, "reason", 2000)
     async with write_transaction():
         event = await _event_for_update(event_id)
@@ -423,12 +418,16 @@ async def cancel_event(event_id: int, *, by: int | None, reason: str = "") -> in
         await Event.update({
             Event.status: "cancelled", Event.updated_at: utcnow(), Event.calendar_sequence: event["calendar_sequence"] + 1,
         }).where(Event.id == event_id)
-        count = await registration.cancel_all_for_event(event_id, reason=reason, by=by)
-        await emit("event.cancelled", event_id=event_id)
+        count = await places.end_all(event_id, reason="event_cancelled", by=actor.person_id,
+                                     detail={"reason": reason})
+        await signals.EVENT_CANCELLED.send(signals.EventCancelled(event_id=event_id, reason=reason))
+        await audit.record(actor, "event_cancelled", subject_type="event", subject_id=event_id,
+                           detail={"registrations_cancelled": count})
     return count
 
 
-async def complete_event(event_id: int, *, by: int | None) -> dict[str, Any]:
+async def complete_event(event_id: int, *, actor: Actor) -> dict[str, Any]:
+    access.require_staff(actor)
     async with write_transaction():
         event = await _event_for_update(event_id)
         if event["status"] == "completed":
@@ -442,7 +441,7 @@ async def complete_event(event_id: int, *, by: int | None) -> dict[str, Any]:
 
 
 async def duplicate_event(
-    event_id: int, *, by: int | None, starts_at: object = None, ends_at: object = None,
+    event_id: int, *, actor: Actor, starts_at: object = None, ends_at: object = None,
     venue: str | None = None, title: str | None = None,
 ) -> int:
     """A draft copy (questions included). A new start moves the end and the window by the same amount."""
@@ -461,4 +460,4 @@ async def duplicate_event(
     fields["questions"] = [
         {k: q[k] for k in ("kind", "label", "label_en", "options", "required")} for q in source["questions"]
     ]
-    return await create_event(fields, by=by)
+    return await create_event(fields, actor=actor)

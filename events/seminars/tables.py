@@ -1,8 +1,9 @@
-"""Events (seminars, home-visit events, exchange sessions) and registrations.
+"""Events (seminars, home-visit events, exchange sessions), registrations, invitations and guardian consent.
 
-`Event.taken` counts the seats held (confirmed, pending_consent, attended, no_show). It is only
-changed by the conditional UPDATE in events.seminars.registration and is backed by a CHECK
-(0 <= taken <= capacity) added in this app's constraint migration.
+These are the kernel's tables, kept in the `seminars` Piccolo app where they were first migrated. Their
+rules live in one module each: `Event.taken` and `Registration.status` are written only by the place
+ledger (events.places; a CHECK backs 0 <= taken <= capacity); `GuardianConsent` only by events.consent.
+The state tuples below are the one definition every area uses.
 """
 
 from __future__ import annotations
@@ -17,8 +18,17 @@ EVENT_KINDS = ("seminar", "home_visit", "staff_exchange")
 AUDIENCES = ("high_school", "university", "students", "facility_staff", "anyone")
 ALLOCATIONS = ("first_come", "lottery")
 EVENT_STATES = ("draft", "published", "cancelled", "completed")
+VISIBILITIES = ("public", "private")
+# Events whose calendar entry stands (the invites area and feeds list these).
+LIVE_EVENT_STATES = ("published", "completed")
 REGISTRATION_STATES = ("confirmed", "waitlisted", "pending_consent", "applied", "cancelled", "attended", "no_show")
+# A place that holds a seat (counted by Event.taken).
 SEAT_HOLDING_STATES = ("confirmed", "pending_consent", "attended", "no_show")
+# A registration that is not over (at most one per person and event).
+LIVE_STATES = tuple(s for s in REGISTRATION_STATES if s != "cancelled")
+# A place whose person has the event in their calendar.
+CALENDAR_STATES = ("confirmed", "attended")
+CONSENT_DECISIONS = ("pending", "given", "refused", "expired", "withdrawn", "revoked")
 
 
 class Event(Table, tablename="event"):
@@ -76,15 +86,27 @@ class Registration(Table, tablename="registration"):
     cancelled_at = Timestamptz(null=True, default=None)
 
 
+class EventInvitation(Table, tablename="event_invitation"):
+    """Who may see and register for a private event (one row per person and event)."""
+
+    event = ForeignKey(Event, on_delete=OnDelete.cascade, index=True)
+    person = ForeignKey(Person, on_delete=OnDelete.cascade, index=True)
+    invited_by = ForeignKey(Person, null=True, on_delete=OnDelete.set_null)
+    created_at = Timestamptz()
+
+
 class GuardianConsent(Table, tablename="guardian_consent"):
-    registration = ForeignKey(Registration, on_delete=OnDelete.cascade, index=True)
+    """One guardian's answer for one subject: a registration or a home-visit request (events.consent)."""
+
+    subject_kind = Varchar(length=32, default="registration")
+    subject_id = Integer(default=0)
     student = ForeignKey(Person, on_delete=OnDelete.cascade)
     guardian_email = Varchar(length=254)
     guardian_name = Varchar(length=200, default="")
     token_hash = Varchar(length=64, unique=True)
     text_version = Varchar(length=32)
     purpose = Text(default="")  # what was consented to, as shown to the guardian
-    decision = Varchar(length=16, default="pending")  # pending | given | refused | expired
+    decision = Varchar(length=16, default="pending")  # CONSENT_DECISIONS
     created_at = Timestamptz()
     expires_at = Timestamptz()
     decided_at = Timestamptz(null=True, default=None)

@@ -1,22 +1,26 @@
 """Both sides answer an offered visit; a slot's confirmed visit becomes a private home_visit Event.
 
-A slot's visit is confirmed when its accepted matches form a safe group (no minor alone). Then a
-private Event (venue = district only) holds one confirmed Registration per student, `Event.taken`
-equals their number, and "registration.confirmed" / "registration.cancelled" are emitted so the
-invites and feedback areas follow. Everything runs in the caller's write transaction.
+A slot's visit is confirmed for the accepted students the safeguarding rule lets go together
+(events.safeguarding.may_confirm: never a minor alone). Their places on the slot's private Event (venue =
+district only) are the place ledger's (events.places, source `match`); the ledger keeps the invariant
+afterwards, and this module follows its changes (`on_place_changed`): a place ended elsewhere declines the
+match, a place put on hold marks it `on_hold` for the coordinator. It also answers the kernel's questions
+about visits (`signals.VISIT_HOST`, `VISIT_MATCHED`, `EVENT_MEMBERS`). Everything runs in the caller's
+write transaction.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from events import hooks
+from events import consent, places, safeguarding, signals, timefmt
 from events.config import config
 from events.core.tables import Person
 from events.db import is_sqlite, raw, utcnow, write_transaction
 from events.errors import Conflict, Invalid, NotFound
 from events.mail import queue_mail
-from events.seminars.tables import Event, Registration
+from events.seminars.tables import SEAT_HOLDING_STATES, Event, Registration
+from events.visits import requests
 from events.visits.tables import LIVE_MATCH_STATES, VisitMatch, VisitSlot
 
 SIDES = ("student", "family")
@@ -144,56 +148,54 @@ async def _tell_declined(row: dict[str, Any], *, by: str) -> None:
                              key=f"visit-declined:{row['id']}:coordinator")
 
 
-async def sync_slot_visit(slot_id: int) -> None:
-    """Make the slot's private Event and Registrations match its accepted, safe group of students."""
-    slot = await VisitSlot.select(
+async def _slot(slot_id: int) -> dict[str, Any]:
+    return await VisitSlot.select(
         VisitSlot.all_columns(), VisitSlot.household.district.as_alias("district"),
-        VisitSlot.household.person.as_alias("family_person"), VisitSlot.round.name.as_alias("round_name"),
+        VisitSlot.household.person.as_alias("family_person"), VisitSlot.household.vetted_until.as_alias("vetted_until"),
+        VisitSlot.round.name.as_alias("round_name"),
     ).where(VisitSlot.id == slot_id).first()
+
+
+async def sync_slot_visit(slot_id: int, *, by: int | None = None) -> None:
+    """Make the slot's private Event and its places follow the slot's accepted matches (caller's transaction).
+
+    Who of the accepted students may be confirmed together is the safeguarding rule's (`may_confirm`): adults
+    first, then consented minors once an adult holds a place. Places of matches no longer accepted end; if
+    that leaves a minor alone, the ledger's invariant puts that visit on hold. Places go through the ledger
+    (events.places) only."""
+    slot = await _slot(slot_id)
     matches = await VisitMatch.select(
-        VisitMatch.id, VisitMatch.student, VisitMatch.status, VisitMatch.registration,
-        VisitMatch.request.is_minor.as_alias("is_minor"),
+        VisitMatch.id, VisitMatch.student, VisitMatch.status, VisitMatch.request, VisitMatch.registration,
         VisitMatch.registration.status.as_alias("registration_status"),
-    ).where(VisitMatch.slot == slot_id)
+    ).where(VisitMatch.slot == slot_id).order_by(VisitMatch.id)
+    day = timefmt.tokyo_date(slot["starts_at"])
     accepted = [m for m in matches if m["status"] == "accepted"]
-    safe = bool(accepted) and (len(accepted) >= 2 or not any(m["is_minor"] for m in accepted))
-    target = {m["id"] for m in accepted} if safe else set()
-    now = utcnow()
+    minors = await consent.minors_among([m["student"] for m in accepted], day)
+    consents = await consent.states_of(requests.CONSENT_SUBJECT, [m["request"] for m in accepted])
+    candidates = [safeguarding.Visitor(m["id"], m["student"], m["student"] in minors,
+                                       consents.get(m["request"]) == "given") for m in accepted]
+    target = safeguarding.may_confirm(candidates, vetted_until=slot["vetted_until"], day=day)
     event_id = slot["event"]
+    for m in matches:  # places whose match is no longer accepted end first
+        if m["registration_status"] in SEAT_HOLDING_STATES and m["status"] != "accepted":
+            await places.end(m["registration"], reason="visit_regrouped", by=by)
+    order = sorted((c for c in candidates if c.key in target), key=lambda c: c.minor)  # adults before minors
+    by_id = {m["id"]: m for m in matches}
     newly_confirmed: list[int] = []
-    for m in matches:
-        if m["registration_status"] == "confirmed" and m["id"] not in target:
-            await Registration.update({Registration.status: "cancelled", Registration.cancelled_at: now,
-                                       Registration.updated_at: now}).where(Registration.id == m["registration"])
-            await raw("UPDATE event SET taken = taken - 1, updated_at = {} WHERE id = {} AND taken > 0", now,
-                      event_id)
-            await hooks.emit("registration.cancelled", registration_id=m["registration"], event_id=event_id,
-                             person_id=m["student"], was_confirmed=True)
-            if m["status"] == "accepted":  # still willing, but the group is no longer safe
-                await tell_cancelled(m["id"], reason="companion")
-    for m in accepted:
-        if m["id"] in target and m["registration_status"] != "confirmed":
-            if event_id is None:
-                event_id = await _create_event(slot, now)
-            await Event.update({Event.status: "published", Event.updated_at: now}).where(
-                (Event.id == event_id) & (Event.status == "cancelled"))
-            taken = await raw("UPDATE event SET taken = taken + 1, updated_at = {} WHERE id = {} AND taken < capacity "
-                              "RETURNING id", now, event_id)
-            if not taken:
-                raise Conflict("この枠は満員です。", code="slot_full")
-            row = await Registration.insert(Registration(
-                event=event_id, person=m["student"], status="confirmed", created_at=now, updated_at=now,
-                confirmed_at=now,
-            )).returning(Registration.id)
-            await VisitMatch.update({VisitMatch.registration: row[0]["id"]}).where(VisitMatch.id == m["id"])
-            await hooks.emit("registration.confirmed", registration_id=row[0]["id"], event_id=event_id,
-                             person_id=m["student"])
-            newly_confirmed.append(m["id"])
-    if event_id is not None and not target:
-        stopped = await Event.update({Event.status: "cancelled", Event.updated_at: now}).where(
-            (Event.id == event_id) & (Event.status == "published")).returning(Event.id)
-        if stopped:  # the host family's invite is cancelled by the invites area
-            await hooks.emit("event.cancelled", event_id=event_id)
+    for candidate in order:
+        m = by_id[candidate.key]
+        if m["registration_status"] in SEAT_HOLDING_STATES:
+            continue
+        if event_id is None:
+            event_id = await _create_event(slot, utcnow())
+        await Event.update({Event.status: "published", Event.updated_at: utcnow()}).where(
+            (Event.id == event_id) & (Event.status == "cancelled"))
+        row = await places.place(event_id, m["student"], source=places.Source.MATCH, reason="visit_confirmed",
+                                 registered_by=by)
+        await VisitMatch.update({VisitMatch.registration: row["id"]}).where(VisitMatch.id == m["id"])
+        newly_confirmed.append(m["id"])
+    if event_id is not None:
+        await _close_if_empty(event_id)
     for match_id in newly_confirmed:
         await _tell_confirmed(match_id, event_id)
 
@@ -203,7 +205,7 @@ async def _create_event(slot: dict[str, Any], now: Any) -> int:
     row = await Event.insert(Event(
         kind="home_visit", visibility="private", status="published", title=f"家庭訪問（{district}）",
         title_en=f"Home visit ({district})", description=f"{slot['round_name']}", venue=district, venue_en=district,
-        starts_at=slot["starts_at"], ends_at=slot["ends_at"], capacity=slot["capacity"], taken=0,
+        starts_at=slot["starts_at"], ends_at=slot["ends_at"], capacity=slot["capacity"],
         audience="students", series=f"visit-round-{slot['round']}", created_at=now, updated_at=now,
     )).returning(Event.id)
     event_id = row[0]["id"]
@@ -215,12 +217,12 @@ async def _tell_confirmed(match_id: int, event_id: int) -> None:
     """Both sides are told, each mail carrying its calendar invite (the host family gets one too)."""
     row = await _match_context(match_id)
     context = _common(row)
-    student_invite = await hooks.invite_for(event_id=event_id, person_id=row["student"])
+    student_invite = await signals.INVITE_PART.call(event_id=event_id, person_id=row["student"], method="REQUEST")
     await queue_mail("visit_confirmed", to_email=row["student_email"], to_name=row["student_name"],
                      locale=row["student_locale"], context={**context, "side": "student"},
                      key=f"visit-confirmed:{match_id}:{event_id}:student:{row['registration']}",
                      calendar=student_invite)
-    family_invite = await hooks.invite_for(event_id=event_id, person_id=row["family_person"])
+    family_invite = await signals.INVITE_PART.call(event_id=event_id, person_id=row["family_person"], method="REQUEST")
     await queue_mail("visit_confirmed", to_email=row["family_email"], to_name=row["family_name"],
                      locale=row["family_locale"],
                      context={**context, "side": "family", "student_name": row["student_name"]},
@@ -232,6 +234,76 @@ async def host_of_event(event_id: int) -> list[int]:
     rows = await VisitSlot.select(VisitSlot.household.person.as_alias("person")).where(
         (VisitSlot.event == event_id) & VisitSlot.event.status.is_in(["published", "completed"]))
     return [row["person"] for row in rows]
+
+
+async def members_of_event(event_id: int) -> set[int]:
+    """signals.EVENT_MEMBERS: the host family belongs to its visit's event (it sees the event page)."""
+    rows = await VisitSlot.select(VisitSlot.household.person.as_alias("person")).where(VisitSlot.event == event_id)
+    return {row["person"] for row in rows}
+
+
+async def visit_host(event_id: int) -> signals.VisitHost | None:
+    """signals.VISIT_HOST: what the safeguarding invariant needs to know about the home of a visit event."""
+    slot = await VisitSlot.select(
+        VisitSlot.id, VisitSlot.round, VisitSlot.household, VisitSlot.household.person.as_alias("host"),
+        VisitSlot.household.vetted_until.as_alias("vetted_until"),
+        VisitSlot.household.display_name.as_alias("household_name"),
+        VisitSlot.household.district.as_alias("district"), VisitSlot.round.created_by.as_alias("coordinator"),
+    ).where(VisitSlot.event == event_id).first()
+    if slot is None:
+        return None
+    matches = await VisitMatch.select(VisitMatch.student, VisitMatch.request).where(
+        (VisitMatch.slot == slot["id"]) & (VisitMatch.status == "accepted"))
+    states = await consent.states_of(requests.CONSENT_SUBJECT, [m["request"] for m in matches])
+    return signals.VisitHost(
+        household_id=slot["household"], host_person_id=slot["host"], slot_id=slot["id"], round_id=slot["round"],
+        vetted_until=slot["vetted_until"], coordinator_id=slot["coordinator"],
+        consented=frozenset(m["student"] for m in matches if states.get(m["request"]) == "given"),
+        household_name=slot["household_name"], district=slot["district"],
+    )
+
+
+async def visit_matched(event_id: int, person_id: int) -> bool:
+    """signals.VISIT_MATCHED: the person's match for this visit's slot is accepted by both sides."""
+    return await VisitMatch.exists().where(
+        (VisitMatch.slot.event == event_id) & (VisitMatch.student == person_id) & (VisitMatch.status == "accepted"))
+
+
+async def on_place_changed(change: signals.PlaceChanged) -> None:
+    """Follow the ledger on home-visit places this module did not end itself."""
+    if change.event_kind != "home_visit" or change.new != "cancelled":
+        return
+    row = await VisitMatch.select(*_context_columns()).where(
+        (VisitMatch.registration == change.registration_id) & (VisitMatch.status == "accepted")).first()
+    if row is None:
+        return
+    now = utcnow()
+    if change.reason == "safeguarding_hold":
+        await VisitMatch.update({VisitMatch.status: "on_hold", VisitMatch.responded_at: now}).where(
+            VisitMatch.id == row["id"])
+        await tell_cancelled(row["id"], reason="hold")
+    elif change.reason == "cancelled":  # the student (or a coordinator) cancelled the place itself
+        by_student = change.by == row["student"]
+        if by_student:
+            await VisitMatch.update({VisitMatch.status: "declined", VisitMatch.student_response: "declined",
+                                     VisitMatch.responded_at: now}).where(VisitMatch.id == row["id"])
+            await _tell_declined(row, by="student")
+        else:
+            await VisitMatch.update({VisitMatch.status: "cancelled", VisitMatch.responded_at: now}).where(
+                VisitMatch.id == row["id"])
+            await tell_cancelled(row["id"], reason="coordinator")
+    await _close_if_empty(change.event_id)
+
+
+async def _close_if_empty(event_id: int) -> None:
+    if await Registration.exists().where(
+        (Registration.event == event_id) & Registration.status.is_in(list(SEAT_HOLDING_STATES))
+    ):
+        return
+    stopped = await Event.update({Event.status: "cancelled", Event.updated_at: utcnow()}).where(
+        (Event.id == event_id) & (Event.status == "published")).returning(Event.id)
+    if stopped:  # the host family's invite is cancelled by the invites area
+        await signals.EVENT_CANCELLED.send(signals.EventCancelled(event_id=event_id))
 
 
 # ------------------------------------------------------------------------- what each side sees

@@ -1,4 +1,10 @@
-"""Host households: profile, vetting, and the home address behind one audited door (`read_address`)."""
+"""Host households: profile, vetting, and the home address behind one audited door (`read_address`).
+
+The rule this module owns: **a home address (and a visiting student's contact) is read only by coordinators,
+or by the other side of a visit both sides confirmed, until a week after it; every view and every refusal is
+audited in the same transaction.** A vetting that changes is re-checked against confirmed visits at once
+(the safeguarding invariant, events.safeguarding, through the place ledger).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from events import audit, people
+from events import access, audit, people, places, timefmt
+from events.access import Actor
 from events.core.tables import WARD_AREAS, Person, StudentProfile
 from events.db import utcnow, write_transaction
 from events.errors import Forbidden, Invalid, NotFound
@@ -16,11 +23,11 @@ from events.visits.tables import (
     Household,
     HouseholdAddress,
     VisitMatch,
+    VisitSlot,
 )
 
 # A confirmed visit opens the address (and the student's contact) until this long after it ends.
 DISCLOSURE_AFTER_VISIT = timedelta(days=7)
-STAFF_ROLES = {"coordinator", "admin"}
 
 
 @dataclass(frozen=True)
@@ -149,7 +156,8 @@ async def own_address(person_id: int) -> dict[str, Any] | None:
     ).where(HouseholdAddress.household == household["id"]).first()
 
 
-async def record_vetting(coordinator_id: int, household_id: int, *, interviewed_on: date, valid_until: date) -> None:
+async def record_vetting(actor: Actor, household_id: int, *, interviewed_on: date, valid_until: date) -> None:
+    access.require_staff(actor)
     if valid_until < interviewed_on:
         raise Invalid("有効期限は面談日より後の日付にしてください。", code="invalid_vetting_dates", field="valid_until")
     if interviewed_on > utcnow().date() + timedelta(days=1):
@@ -157,19 +165,57 @@ async def record_vetting(coordinator_id: int, household_id: int, *, interviewed_
     async with write_transaction():
         await get_household(household_id)
         await Household.update({Household.vetted_on: interviewed_on, Household.vetted_until: valid_until,
-                                Household.vetted_by: coordinator_id, Household.updated_at: utcnow()}).where(
+                                Household.vetted_by: actor.person_id, Household.updated_at: utcnow()}).where(
             Household.id == household_id)
-        await audit.record("visit_household_vetted", actor_id=coordinator_id, subject_type="visit_household",
-                           subject_id=household_id,
+        await audit.record(actor, "visit_household_vetted", subject_type="visit_household", subject_id=household_id,
                            detail={"interviewed_on": interviewed_on.isoformat(), "valid_until": valid_until.isoformat()})
+        for event_id in await _upcoming_visit_events(household_id=household_id):
+            await places.recheck(event_id, by=actor.person_id)
 
 
-async def list_households() -> list[dict[str, Any]]:
-    """For coordinators: profiles only, never addresses."""
+async def list_households(*, actor: Actor) -> list[dict[str, Any]]:
+    """For coordinators: profiles and the contact person, never addresses (audited)."""
+    access.require_staff(actor)
+    return await audit.viewed(actor, "staff_viewed_households", household_rows, subject_type="visit_household",
+                              detail=lambda rows: {"count": len(rows)})
+
+
+async def household_rows() -> list[dict[str, Any]]:
+    """Profiles and contact persons, never addresses (callers audit the view)."""
     return await Household.select(
         Household.all_columns(), Household.person.name.as_alias("person_name"),
         Household.person.email.as_alias("person_email"),
     ).order_by(Household.district).order_by(Household.id).output(load_json=True)
+
+
+async def view_household(household_id: int, *, actor: Actor) -> dict[str, Any]:
+    """One household's profile for a coordinator (audited; the address stays behind `read_address`)."""
+    access.require_staff(actor)
+    return await audit.viewed(actor, "staff_viewed_household", lambda: get_household(household_id),
+                              subject_type="visit_household", subject_id=household_id)
+
+
+async def _upcoming_visit_events(*, household_id: int | None = None, vetted_before_day: bool = False) -> list[int]:
+    """Events of this household's (or every household's) visits still to come."""
+    query = VisitSlot.select(VisitSlot.event, VisitSlot.starts_at, VisitSlot.household.vetted_until.as_alias("until")).where(
+        VisitSlot.event.is_not_null() & (VisitSlot.ends_at > utcnow()) & (VisitSlot.event.status == "published"))
+    if household_id is not None:
+        query = query.where(VisitSlot.household == household_id)
+    rows = await query
+    if vetted_before_day:
+        rows = [r for r in rows if r["until"] is None or r["until"] < timefmt.tokyo_date(r["starts_at"])]
+    return sorted({r["event"] for r in rows})
+
+
+async def enforce_vetting() -> int:
+    """Worker job: a visit whose household's vetting no longer covers its day is put on hold (the ledger's
+    safeguarding invariant). Cheap when nothing is due: one query over upcoming confirmed visits."""
+    events = await _upcoming_visit_events(vetted_before_day=True)
+    held = 0
+    for event_id in events:
+        async with write_transaction():
+            held += len(await places.recheck(event_id))
+    return held
 
 
 def vetting_valid(household: dict[str, Any], on: date) -> bool:
@@ -187,25 +233,22 @@ async def _confirmed_visit(*, household_id: int, student_id: int) -> bool:
     return any(now <= row["ends_at"] + DISCLOSURE_AFTER_VISIT for row in rows)
 
 
-async def read_address(household_id: int, *, viewer_id: int, client: str = "") -> dict[str, Any]:
+async def read_address(household_id: int, *, actor: Actor) -> dict[str, Any]:
     """The only way to read a home address: coordinators, or a student whose visit there both sides confirmed,
     until a week after it. Every view is audited."""
     async with write_transaction():
-        roles = await people.roles_of(viewer_id)
-        allowed = bool(roles & STAFF_ROLES) or await _confirmed_visit(household_id=household_id,
-                                                                     student_id=viewer_id)
+        staff = access.is_staff(await people.roles_of(actor.person_id)) if actor.person_id else False
+        allowed = staff or await _confirmed_visit(household_id=household_id, student_id=actor.person_id)
         if allowed:
             household = await get_household(household_id)
             address = await HouseholdAddress.select(
                 HouseholdAddress.postal_code, HouseholdAddress.address, HouseholdAddress.directions,
                 HouseholdAddress.phone,
             ).where(HouseholdAddress.household == household_id).first()
-            await audit.record("viewed_address", actor_id=viewer_id, subject_type="visit_household",
-                               subject_id=household_id, detail={"as": "staff" if roles & STAFF_ROLES else "student"},
-                               client=client)
+            await audit.record(actor, "viewed_address", subject_type="visit_household", subject_id=household_id,
+                               detail={"as": "staff" if staff else "student"})
         else:  # the refusal is recorded too, in the same transaction, and then reported
-            await audit.record("address_refused", actor_id=viewer_id, subject_type="visit_household",
-                               subject_id=household_id, client=client)
+            await audit.record(actor, "address_refused", subject_type="visit_household", subject_id=household_id)
     if not allowed:
         raise Forbidden("この住所を表示する権限がありません。訪問が双方で確定すると表示されます。",
                         code="address_hidden")
@@ -214,13 +257,13 @@ async def read_address(household_id: int, *, viewer_id: int, client: str = "") -
                                                             "phone": ""})}
 
 
-async def read_student_contact(student_id: int, *, viewer_id: int, client: str = "") -> dict[str, Any]:
+async def read_student_contact(student_id: int, *, actor: Actor) -> dict[str, Any]:
     """A student's contact details: coordinators, or the host family of a visit both sides confirmed."""
     async with write_transaction():
-        roles = await people.roles_of(viewer_id)
-        allowed = bool(roles & STAFF_ROLES)
+        staff = access.is_staff(await people.roles_of(actor.person_id)) if actor.person_id else False
+        allowed = staff
         if not allowed:
-            household = await Household.select(Household.id).where(Household.person == viewer_id).first()
+            household = await Household.select(Household.id).where(Household.person == actor.person_id).first()
             allowed = household is not None and await _confirmed_visit(household_id=household["id"],
                                                                        student_id=student_id)
         person = await Person.select(Person.name, Person.email).where(Person.id == student_id).first()
@@ -228,12 +271,10 @@ async def read_student_contact(student_id: int, *, viewer_id: int, client: str =
             profile = await StudentProfile.select(StudentProfile.school_name, StudentProfile.school_level,
                                                   StudentProfile.grade).where(
                 StudentProfile.person == student_id).first() or {}
-            await audit.record("viewed_student_contact", actor_id=viewer_id, subject_type="person",
-                               subject_id=student_id,
-                               detail={"as": "staff" if roles & STAFF_ROLES else "host_family"}, client=client)
+            await audit.record(actor, "viewed_student_contact", subject_type="person", subject_id=student_id,
+                               detail={"as": "staff" if staff else "host_family"})
         elif not allowed:  # the refusal is recorded, then reported
-            await audit.record("student_contact_refused", actor_id=viewer_id, subject_type="person",
-                               subject_id=student_id, client=client)
+            await audit.record(actor, "student_contact_refused", subject_type="person", subject_id=student_id)
     if not allowed:
         raise Forbidden("この方の連絡先を表示する権限がありません。", code="contact_hidden")
     if person is None:

@@ -13,7 +13,6 @@ APP_CONFIG = AppConfig(
         tables.VisitRound,
         tables.VisitSlot,
         tables.VisitRequest,
-        tables.VisitConsent,
         tables.VisitPairRule,
         tables.VisitProposal,
         tables.VisitMatch,

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from events import audit, matching
+from events import access, audit, matching
+from events.access import Actor
+from events.core.tables import Person
 from events.db import is_sqlite, raw, utcnow, write_transaction
 from events.errors import Conflict, Invalid, NotFound
-from events.visits import confirmations
+from events.visits import confirmations, households, requests, rounds
 from events.visits.requests import consent_decisions, windows_of
 from events.visits.rounds import get_round
 from events.visits.tables import (
@@ -142,9 +144,10 @@ async def _previous_unmatched(round_id: int, students: list[int]) -> dict[int, i
     return counts
 
 
-async def run_matching(round_id: int, coordinator_id: int, *, seed: int | None = None,
+async def run_matching(round_id: int, actor: Actor, *, seed: int | None = None,
                        time_limit: float = DEFAULT_TIME_LIMIT) -> int:
     """Propose an assignment for the round and store it as a draft proposal (earlier drafts are superseded)."""
+    access.require_staff(actor)
     round_row = await get_round(round_id)
     if round_row["status"] == "completed":
         raise Conflict("この訪問回は終了しています。", code="round_completed")
@@ -179,7 +182,7 @@ async def run_matching(round_id: int, coordinator_id: int, *, seed: int | None =
                        for student, why in result.unmatched.items()},
             rules={"pinned": sorted(data.pinned), "forbidden": sorted(data.forbidden),
                    "infeasible_pins": sorted(result.infeasible_pins)},
-            input_digest=data.digest, created_by=coordinator_id, created_at=now,
+            input_digest=data.digest, created_by=actor.person_id, created_at=now,
         )).returning(VisitProposal.id)
         proposal_id = row[0]["id"]
         rows = [VisitMatch(
@@ -190,7 +193,7 @@ async def run_matching(round_id: int, coordinator_id: int, *, seed: int | None =
         ) for student, slot_id in result.assignments.items()]
         for start in range(0, len(rows), 200):  # one statement per batch, not per match
             await VisitMatch.insert(*rows[start:start + 200])
-        await audit.record("visit_matching_run", actor_id=coordinator_id, subject_type="visit_round",
+        await audit.record(actor, "visit_matching_run", subject_type="visit_round",
                            subject_id=round_id, detail={"proposal": proposal_id, "seed": seed,
                                                         "matched": result.matched_count,
                                                         "requests": len(data.requests), "optimal": result.optimal})
@@ -217,7 +220,8 @@ async def _supersede_drafts(round_id: int) -> None:
             VisitMatch.proposal.is_in(drafts) & (VisitMatch.status == "proposed"))
 
 
-async def set_rule(coordinator_id: int, round_id: int, *, student_id: int, household_id: int, kind: str) -> None:
+async def set_rule(actor: Actor, round_id: int, *, student_id: int, household_id: int, kind: str) -> None:
+    access.require_staff(actor)
     """Pin or forbid a (student, household) pair for the next runs; kind 'none' removes the rule."""
     if kind not in ("pin", "forbid", "none"):
         raise Invalid("固定・禁止・解除のいずれかを選んでください。", code="invalid_rule_kind", field="kind")
@@ -232,13 +236,20 @@ async def set_rule(coordinator_id: int, round_id: int, *, student_id: int, house
                                            & (VisitPairRule.household == household_id))
         if kind != "none":
             await VisitPairRule.insert(VisitPairRule(round=round_id, student=student_id, household=household_id,
-                                                     kind=kind, created_by=coordinator_id, created_at=utcnow()))
-        await audit.record("visit_pair_rule", actor_id=coordinator_id, subject_type="visit_round",
+                                                     kind=kind, created_by=actor.person_id, created_at=utcnow()))
+        await audit.record(actor, "visit_pair_rule", subject_type="visit_round",
                            subject_id=round_id, detail={"student": student_id, "household": household_id,
                                                         "kind": kind})
 
 
-async def rules_of_round(round_id: int) -> list[dict[str, Any]]:
+async def rules_of_round(round_id: int, *, actor: Actor) -> list[dict[str, Any]]:
+    """Pins and forbids of a round, with student names (audited)."""
+    access.require_staff(actor)
+    return await audit.viewed(actor, "staff_viewed_pair_rules", lambda: _rules(round_id), subject_type="visit_round",
+                              subject_id=round_id)
+
+
+async def _rules(round_id: int) -> list[dict[str, Any]]:
     return await VisitPairRule.select(
         VisitPairRule.all_columns(), VisitPairRule.student.name.as_alias("student_name"),
         VisitPairRule.household.display_name.as_alias("household_name"),
@@ -251,8 +262,16 @@ async def latest_proposal_id(round_id: int) -> int | None:
     return row["id"] if row else None
 
 
-async def proposal_view(proposal_id: int) -> dict[str, Any]:
-    """The review: who visits whom, where and when, the fit, the live state, and why others are unmatched."""
+async def proposal_view(proposal_id: int, *, actor: Actor) -> dict[str, Any]:
+    """The review: who visits whom, where and when, the fit, the live state, and why others are unmatched
+    (student names and minors: audited)."""
+    access.require_staff(actor)
+    return await audit.viewed(actor, "staff_viewed_proposal", lambda: _proposal_view(proposal_id),
+                              subject_type="visit_proposal", subject_id=proposal_id,
+                              detail=lambda view: {"matches": len(view["matches"])})
+
+
+async def _proposal_view(proposal_id: int) -> dict[str, Any]:
     proposal = await VisitProposal.select().where(VisitProposal.id == proposal_id).output(load_json=True).first()
     if proposal is None:
         raise NotFound("その提案は見つかりません。", code="proposal_not_found")
@@ -274,8 +293,6 @@ async def proposal_view(proposal_id: int) -> dict[str, Any]:
     names = {}
     unmatched_ids = [int(s) for s in proposal["unmatched"]]
     if unmatched_ids:
-        from events.core.tables import Person
-
         names = {p["id"]: p["name"] for p in await Person.select(Person.id, Person.name).where(
             Person.id.is_in(unmatched_ids))}
     unmatched = [
@@ -287,8 +304,9 @@ async def proposal_view(proposal_id: int) -> dict[str, Any]:
     return {"proposal": proposal, "matches": rows, "unmatched": unmatched, "round_name": round_row["name"]}
 
 
-async def confirm_proposal(proposal_id: int, coordinator_id: int) -> dict[str, int]:
+async def confirm_proposal(proposal_id: int, actor: Actor) -> dict[str, int]:
     """Offer the proposal to both sides: new matches are mailed, kept ones stay, dropped live ones are cancelled."""
+    access.require_staff(actor)
     async with write_transaction():
         proposal = await VisitProposal.select().where(VisitProposal.id == proposal_id).first()
         if proposal is None:
@@ -329,12 +347,45 @@ async def confirm_proposal(proposal_id: int, coordinator_id: int) -> dict[str, i
         if new:
             await VisitMatch.update({VisitMatch.status: "confirmed_by_coordinator", VisitMatch.offered_at: now}).where(
                 VisitMatch.id.is_in(new))
+        # a visit on hold is resolved by the re-match: its student has a new offer (or stays unmatched, reported)
+        await VisitMatch.update({VisitMatch.status: "cancelled"}).where(
+            (VisitMatch.round == proposal["round"]) & (VisitMatch.status == "on_hold")
+            & VisitMatch.student.is_in(list(assignment) or [-1]))
         offered = len(new)
         await confirmations.tell_offers(proposal_id)
         for slot_id in sorted(touched_slots):
-            await confirmations.sync_slot_visit(slot_id)
+            await confirmations.sync_slot_visit(slot_id, by=actor.person_id)
         await VisitProposal.update({VisitProposal.status: "confirmed", VisitProposal.confirmed_at: now}).where(
             VisitProposal.id == proposal_id)
-        await audit.record("visit_proposal_confirmed", actor_id=coordinator_id, subject_type="visit_proposal",
+        await audit.record(actor, "visit_proposal_confirmed", subject_type="visit_proposal",
                            subject_id=proposal_id, detail={"offered": offered, "cancelled": cancelled})
     return {"offered": offered, "cancelled": cancelled, "kept": len(rows) - offered}
+
+
+async def round_review(round_id: int, *, actor: Actor) -> dict[str, Any]:
+    """Everything the coordinator's round page shows — slots, requests (minors, consent), the latest proposal,
+    pins and forbids, households, and the visits that need attention — read and audited in one transaction."""
+    access.require_staff(actor)
+
+    async def read() -> dict[str, Any]:
+        round_row = await get_round(round_id)
+        proposal_id = await latest_proposal_id(round_id)
+        return {
+            "round": round_row, "slots": await rounds.slots_of_round(round_id),
+            "requests": await requests.requests_of_round(round_id),
+            "review": await _proposal_view(proposal_id) if proposal_id else None, "rules": await _rules(round_id),
+            "households": await households.household_rows(), "attention": await needing_attention(round_id),
+        }
+
+    return await audit.viewed(actor, "staff_viewed_round", read, subject_type="visit_round", subject_id=round_id,
+                              detail=lambda view: {"requests": len(view["requests"])})
+
+
+async def needing_attention(round_id: int) -> list[dict[str, Any]]:
+    """Visits the safeguarding invariant put on hold: each waits for one action, a re-match."""
+    return await VisitMatch.select(
+        VisitMatch.id, VisitMatch.student, VisitMatch.student.name.as_alias("student_name"),
+        VisitMatch.request.is_minor.as_alias("is_minor"), VisitMatch.household.display_name.as_alias("household_name"),
+        VisitMatch.household.district.as_alias("district"), VisitMatch.slot.starts_at.as_alias("starts_at"),
+        VisitMatch.slot.ends_at.as_alias("ends_at"), VisitMatch.responded_at,
+    ).where((VisitMatch.round == round_id) & (VisitMatch.status == "on_hold")).order_by(VisitMatch.id)

@@ -1,20 +1,20 @@
-"""Students' visit requests, and the guardian consent a minor needs before any match.
+"""Students' visit requests, and what the guardian's consent to a home visit means (subject `visit_request`).
 
-The consent follows the seminars' consent flow: a random token mailed to the guardian, only its
-SHA-256 stored, a page that shows what / where (district only) / when, and buttons that POST.
+The consent itself is the kernel's (events.consent: one table, one token flow, one expiry job, one page);
+this module tells it what a visit request is about (round, districts only, the student's dates) and acts
+on the answer: the student is told, and a revoked consent stops the student's confirmed visit at once (the
+place ledger's safeguarding invariant puts it on hold) and withdraws offered ones.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from events import people, timefmt
-from events.config import config
-from events.core.tables import WARD_AREAS, Person, StudentProfile
+from events import access, audit, consent, places, timefmt
+from events.access import Actor
+from events.core.tables import WARD_AREAS, StudentProfile
 from events.db import utcnow, write_transaction
 from events.errors import Conflict, Forbidden, Invalid, NotFound
 from events.mail import queue_mail
@@ -23,18 +23,14 @@ from events.visits.rounds import accepting_requests, get_round
 from events.visits.tables import (
     HOUSEHOLD_TAGS,
     LIVE_MATCH_STATES,
-    VisitConsent,
     VisitMatch,
     VisitRequest,
 )
 
 CONSENT_TEXT_VERSION = "visit-consent-2026-1"
+CONSENT_SUBJECT = "visit_request"
 MAX_WINDOWS = 20
 MAX_WINDOW = timedelta(days=14)
-
-
-def digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -91,7 +87,7 @@ async def submit_request(student_id: int, round_id: int, data: RequestInput) -> 
     if profile is None:
         raise Forbidden("学生として登録された方のみ申し込めます。", code="not_student")
     first_day = min(start for start, _ in data.windows).astimezone(TOKYO).date()
-    is_minor = people.age_on(profile["birth_date"], first_day) < 18
+    is_minor = consent.is_minor(profile["birth_date"], first_day)
     if is_minor and not profile["guardian_email"]:
         raise Invalid("18歳未満の方は、プロフィールに保護者のメールアドレスが必要です。", code="guardian_required")
     values = {
@@ -119,36 +115,15 @@ async def submit_request(student_id: int, round_id: int, data: RequestInput) -> 
             )).returning(VisitRequest.id)
             request_id = row[0]["id"]
         if is_minor:
-            await _ask_consent(request_id, student_id, profile, round_row, data)
+            await _ask_consent(request_id, student_id, round_row, data)
     return request_id
 
 
-async def _ask_consent(request_id: int, student_id: int, profile: dict[str, Any], round_row: dict[str, Any],
-                       data: RequestInput) -> None:
-    live = await VisitConsent.exists().where(
-        (VisitConsent.request == request_id) & VisitConsent.decision.is_in(["pending", "given"]))
-    if live:
-        return
-    student = await Person.select(Person.name, Person.locale).where(Person.id == student_id).first()
-    raw_token = secrets.token_urlsafe(32)
-    now = utcnow()
-    expires = max(now + timedelta(hours=config().consent_expiry_hours), round_row["requests_close_at"])
-    where = "、".join(data.districts) if data.districts else "金沢区内"
-    purpose = (f"{student['name']}さんが「{round_row['name']}」で、金沢区内の子育て家庭（{where}）を"
-               "他の学生と一緒に数時間訪問すること")
-    await VisitConsent.insert(VisitConsent(
-        request=request_id, student=student_id, guardian_email=profile["guardian_email"],
-        guardian_name=profile["guardian_name"], token_hash=digest(raw_token), text_version=CONSENT_TEXT_VERSION,
-        purpose=purpose, created_at=now, expires_at=expires,
-    ))
-    await queue_mail(
-        "visit_consent_request", to_email=profile["guardian_email"], to_name=profile["guardian_name"],
-        locale=student["locale"],
-        context={"student_name": student["name"], "round_name": round_row["name"], "districts": where,
-                 "windows": describe_windows(data.windows, student["locale"]),
-                 "link": f"{config().base_url}/visits/consent/{raw_token}", "expires_at": expires},
-        key=f"visit-consent:{digest(raw_token)}",
-    )
+async def _ask_consent(request_id: int, student_id: int, round_row: dict[str, Any], data: RequestInput) -> None:
+    # The guardian has at least until requests close to answer, and never past the first day asked for.
+    first_day = min(start for start, _ in data.windows)
+    await consent.request(consent.Subject(CONSENT_SUBJECT, request_id), student_id,
+                          not_before=round_row["requests_close_at"], not_after=first_day)
 
 
 async def withdraw_request(student_id: int, request_id: int) -> None:
@@ -165,6 +140,7 @@ async def withdraw_request(student_id: int, request_id: int) -> None:
             VisitRequest.id == request_id)
         await VisitMatch.update({VisitMatch.status: "superseded"}).where(
             (VisitMatch.request == request_id) & (VisitMatch.status == "proposed"))
+        await consent.withdraw(consent.Subject(CONSENT_SUBJECT, request_id))
 
 
 def _request_columns():
@@ -172,12 +148,16 @@ def _request_columns():
             VisitRequest.student.name.as_alias("student_name"))
 
 
-async def get_request(request_id: int, *, viewer_id: int, staff: bool) -> dict[str, Any]:
-    """A student sees only their own request; staff see any (the caller audits staff views of minors)."""
+async def get_request(request_id: int, *, actor: Actor) -> dict[str, Any]:
+    """A student sees only their own request; staff see any (audited: it may be a minor's)."""
     row = await VisitRequest.select(*_request_columns()).where(VisitRequest.id == request_id).output(
         load_json=True).first()
-    if row is None or (not staff and row["student"] != viewer_id):
+    if row is None or (not actor.staff and row["student"] != actor.person_id):
         raise NotFound("その申込は見つかりません。", code="request_not_found")
+    if actor.staff and row["student"] != actor.person_id:
+        async with write_transaction():
+            await audit.record(actor, "staff_viewed_visit_request", subject_type="visit_request", subject_id=request_id,
+                               detail={"minor": row["is_minor"]})
     row["consent"] = await consent_status(request_id)
     return row
 
@@ -188,6 +168,14 @@ async def requests_of_student(student_id: int) -> list[dict[str, Any]]:
     for row in rows:
         row["consent"] = await consent_status(row["id"]) if row["is_minor"] else "not_needed"
     return rows
+
+
+async def view_requests(round_id: int, *, actor: Actor) -> list[dict[str, Any]]:
+    """A round's requests for staff (names, minors, consent): audited."""
+    access.require_staff(actor)
+    return await audit.viewed(actor, "staff_viewed_visit_requests", lambda: requests_of_round(round_id),
+                              subject_type="visit_round", subject_id=round_id,
+                              detail=lambda rows: {"count": len(rows), "minors": sum(1 for r in rows if r["is_minor"])})
 
 
 async def requests_of_round(round_id: int) -> list[dict[str, Any]]:
@@ -201,79 +189,68 @@ async def requests_of_round(round_id: int) -> list[dict[str, Any]]:
 
 
 async def consent_status(request_id: int) -> str:
-    rows = await VisitConsent.select(VisitConsent.decision).where(VisitConsent.request == request_id).order_by(
-        VisitConsent.id, ascending=False)
-    return rows[0]["decision"] if rows else "pending"
+    state = await consent.state_of(consent.Subject(CONSENT_SUBJECT, request_id))
+    return "pending" if state == "none" else state
 
 
 async def consent_decisions(round_id: int) -> dict[int, str]:
     """The latest consent decision of each request in the round."""
-    rows = await VisitConsent.select(VisitConsent.request, VisitConsent.decision).where(
-        VisitConsent.request.round == round_id).order_by(VisitConsent.id)
-    return {row["request"]: row["decision"] for row in rows}
+    ids = [r["id"] for r in await VisitRequest.select(VisitRequest.id).where(VisitRequest.round == round_id)]
+    return await consent.states_of(CONSENT_SUBJECT, ids)
 
 
-# ------------------------------------------------------------------------- guardian consent
+# ------------------------------------------------------------------------- the consent subject
 
 
-async def consent_info(raw_token: str) -> dict[str, Any] | None:
-    """What the guardian's page shows: who, what, where (districts only), when, and the current decision."""
-    row = await VisitConsent.select(
-        VisitConsent.id, VisitConsent.purpose, VisitConsent.decision, VisitConsent.expires_at,
-        VisitConsent.guardian_name, VisitConsent.request.windows.as_alias("windows"),
-        VisitConsent.request.districts.as_alias("districts"),
-        VisitConsent.request.round.name.as_alias("round_name"), VisitConsent.student.name.as_alias("student_name"),
-        VisitConsent.student.locale.as_alias("locale"),
-    ).where(VisitConsent.token_hash == digest(raw_token)).output(load_json=True).first()
-    if row is None:
-        return None
-    row["expired"] = row["decision"] == "pending" and row["expires_at"] <= utcnow()
-    row["window_lines"] = describe_windows(windows_of(row), "ja")
-    row["window_lines_en"] = describe_windows(windows_of(row), "en")
-    return row
+class VisitRequestConsent(consent.ConsentSubject):
+    async def describe(self, subject_id: int) -> consent.Description:
+        row = await VisitRequest.select(
+            VisitRequest.windows, VisitRequest.districts, VisitRequest.round.name.as_alias("round_name"),
+            VisitRequest.student.name.as_alias("student_name"),
+        ).where(VisitRequest.id == subject_id).output(load_json=True).first()
+        if row is None:
+            raise NotFound("このリンクは無効です。", code="consent_not_found")
+        windows = windows_of(row)
+        where = "、".join(row["districts"]) if row["districts"] else "金沢区内"
+        return consent.Description(
+            title=row["round_name"],
+            asks=f"「{row['round_name']}」（家庭訪問）への参加申込がありました。",
+            facts=(("内容", "区内の子育て家庭を、他の学生と一緒に数時間訪問し、日常の子育ての様子を見せていただきます。"),
+                   ("場所", f"{where}（訪問先のご住所は、訪問が確定した後に生徒さんにお知らせします）"),
+                   ("訪問できる日時（ご本人の希望）", "、".join(describe_windows(windows, "ja"))),
+                   ("主催", "横浜市金沢区 こども家庭支援課（金沢若者ライフデザイン事業）")),
+            notes=("18歳未満の方が一人で訪問することはありません。必ず18歳以上の学生と一緒に訪問します。",
+                   "受け入れ家庭は、区の担当者が事前に面談して確認しています。",
+                   "同意いただいた後でも、訪問の開始前であれば、このページから同意を取り消せます。"),
+            purpose=(f"{row['student_name']}さんが「{row['round_name']}」で、金沢区内の子育て家庭（{where}）を"
+                     "他の学生と一緒に数時間訪問すること"),
+            starts_at=max(end for _, end in windows) if windows else None, text_version=CONSENT_TEXT_VERSION,
+        )
+
+    async def decided(self, subject_id: int, decision: str) -> None:
+        if decision == "revoked":
+            await _stop_visits(subject_id)
+        row = await VisitRequest.select(
+            VisitRequest.student.email.as_alias("email"), VisitRequest.student.name.as_alias("name"),
+            VisitRequest.student.locale.as_alias("locale"), VisitRequest.round.name.as_alias("round_name"),
+        ).where(VisitRequest.id == subject_id).first()
+        await queue_mail(
+            "visit_consent_outcome", to_email=row["email"], to_name=row["name"], locale=row["locale"],
+            context={"round_name": row["round_name"], "decision": decision},
+            key=f"visit-consent-outcome:{subject_id}:{decision}:{utcnow().isoformat()}",
+        )
 
 
-async def decide_consent(raw_token: str, decision: str, *, client: str = "") -> str:
-    """The guardian's answer; a token is used once (a conditional UPDATE), then the student is told."""
-    if decision not in ("given", "refused"):
-        raise Invalid("「同意する」または「同意しない」を選んでください。", code="invalid_decision")
-    now = utcnow()
-    async with write_transaction():
-        rows = await VisitConsent.update({VisitConsent.decision: decision, VisitConsent.decided_at: now,
-                                          VisitConsent.decided_from: client[:64]}).where(
-            (VisitConsent.token_hash == digest(raw_token)) & (VisitConsent.decision == "pending")
-            & (VisitConsent.expires_at > now)
-        ).returning(VisitConsent.id, VisitConsent.student, VisitConsent.request)
-        if not rows:
-            raise Invalid("このリンクは使えません（回答済み、または期限切れ）。区の担当者にお問い合わせください。",
-                          code="consent_link_invalid", status=400)
-        await _tell_student(rows[0]["id"], decision)
-    return decision
+async def _stop_visits(request_id: int) -> None:
+    """The guardian revoked consent: an offered visit is withdrawn, a confirmed one goes on hold (the ledger's
+    safeguarding invariant sees the consent gone)."""
+    matches = await VisitMatch.select(VisitMatch.id, VisitMatch.status, VisitMatch.slot.event.as_alias("event")).where(
+        (VisitMatch.request == request_id) & VisitMatch.status.is_in(LIVE_MATCH_STATES))
+    for match in matches:
+        if match["event"] is not None:
+            await places.recheck(match["event"])
+    await VisitMatch.update({VisitMatch.status: "cancelled", VisitMatch.responded_at: utcnow()}).where(
+        (VisitMatch.request == request_id) & VisitMatch.status.is_in(LIVE_MATCH_STATES))
 
 
-async def _tell_student(consent_id: int, decision: str) -> None:
-    row = await VisitConsent.select(
-        VisitConsent.student.email.as_alias("email"), VisitConsent.student.name.as_alias("name"),
-        VisitConsent.student.locale.as_alias("locale"), VisitConsent.request.round.name.as_alias("round_name"),
-    ).where(VisitConsent.id == consent_id).first()
-    await queue_mail(
-        "visit_consent_outcome", to_email=row["email"], to_name=row["name"], locale=row["locale"],
-        context={"round_name": row["round_name"], "decision": decision},
-        key=f"visit-consent-outcome:{consent_id}:{decision}",
-    )
-
-
-async def expire_consents() -> int:
-    """Worker job: pending consents past their date become expired; the student is told. Cheap when none."""
-    now = utcnow()
-    due = await VisitConsent.select(VisitConsent.id).where(
-        (VisitConsent.decision == "pending") & (VisitConsent.expires_at <= now)).limit(100)
-    if not due:
-        return 0
-    async with write_transaction():
-        rows = await VisitConsent.update({VisitConsent.decision: "expired", VisitConsent.decided_at: now}).where(
-            VisitConsent.id.is_in([r["id"] for r in due]) & (VisitConsent.decision == "pending")
-        ).returning(VisitConsent.id)
-        for row in rows:
-            await _tell_student(row["id"], "expired")
-    return len(rows)
+consent.register_subject(CONSENT_SUBJECT, VisitRequestConsent())

@@ -6,7 +6,8 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from events import audit
+from events import access, audit
+from events.access import Actor
 from events.db import utcnow, write_transaction
 from events.errors import Conflict, Invalid, NotFound
 from events.visits.tables import LIVE_MATCH_STATES, ROUND_STATES, Household, VisitMatch, VisitRound, VisitSlot
@@ -21,9 +22,10 @@ def _aware(value: datetime, field: str) -> datetime:
 
 
 async def create_round(
-    coordinator_id: int, *, name: str, requests_open_at: datetime, requests_close_at: datetime,
+    actor: Actor, *, name: str, requests_open_at: datetime, requests_close_at: datetime,
     description: str = "", status: str = "open", seed: int | None = None,
 ) -> int:
+    access.require_staff(actor)
     name = " ".join(name.split())
     if not name or len(name) > 200:
         raise Invalid("回の名前を入力してください（200文字以内）。", code="invalid_round_name", field="name")
@@ -40,20 +42,21 @@ async def create_round(
         row = await VisitRound.insert(VisitRound(
             name=name, description=description.strip(), requests_open_at=requests_open_at,
             requests_close_at=requests_close_at, status=status,
-            seed=secrets.randbelow(2**31) if seed is None else seed, created_by=coordinator_id, created_at=utcnow(),
+            seed=secrets.randbelow(2**31) if seed is None else seed, created_by=actor.person_id, created_at=utcnow(),
         )).returning(VisitRound.id)
-        await audit.record("visit_round_created", actor_id=coordinator_id, subject_type="visit_round",
+        await audit.record(actor, "visit_round_created", subject_type="visit_round",
                            subject_id=row[0]["id"], detail={"name": name})
     return row[0]["id"]
 
 
-async def set_round_status(coordinator_id: int, round_id: int, status: str) -> None:
+async def set_round_status(actor: Actor, round_id: int, status: str) -> None:
+    access.require_staff(actor)
     if status not in ROUND_STATES:
         raise Invalid("状態が正しくありません。", code="invalid_round_status", field="status")
     async with write_transaction():
         await get_round(round_id)
         await VisitRound.update({VisitRound.status: status}).where(VisitRound.id == round_id)
-        await audit.record("visit_round_status", actor_id=coordinator_id, subject_type="visit_round",
+        await audit.record(actor, "visit_round_status", subject_type="visit_round",
                            subject_id=round_id, detail={"status": status})
 
 
@@ -119,7 +122,15 @@ async def withdraw_slot(person_id: int, slot_id: int, *, as_coordinator: bool = 
         await VisitSlot.update({VisitSlot.status: "withdrawn"}).where(VisitSlot.id == slot_id)
 
 
+async def view_slots(round_id: int, *, actor: Actor) -> list[dict[str, Any]]:
+    """Every household's slots of a round, for staff (audited: which family offers when)."""
+    access.require_staff(actor)
+    return await audit.viewed(actor, "staff_viewed_visit_slots", lambda: slots_of_round(round_id),
+                              subject_type="visit_round", subject_id=round_id)
+
+
 async def slots_of_round(round_id: int, *, household_id: int | None = None) -> list[dict[str, Any]]:
+    """A round's slots (only `household_id`'s, for a family's own page); staff views go through view_slots."""
     query = VisitSlot.select(
         VisitSlot.all_columns(), VisitSlot.household.display_name.as_alias("household_name"),
         VisitSlot.household.district.as_alias("district"),

@@ -32,11 +32,11 @@ LANGUAGES = {"ja": "日本語", "en": "英語", "zh": "中国語", "ko": "韓国
 ROUND_STATES = ("draft", "open", "closed", "completed")
 SLOT_STATES = ("offered", "withdrawn")
 REQUEST_STATES = ("active", "withdrawn")
-CONSENT_DECISIONS = ("pending", "given", "refused", "expired")
 PROPOSAL_STATES = ("draft", "confirmed", "superseded")
 # proposed: in a draft proposal; confirmed_by_coordinator: offered to both sides; accepted: both said yes;
-# declined: one side said no; cancelled: dropped by a later confirmed proposal; superseded: a draft replaced.
-MATCH_STATES = ("proposed", "confirmed_by_coordinator", "accepted", "declined", "cancelled", "superseded")
+# declined: one side said no; cancelled: dropped by a later confirmed proposal; superseded: a draft replaced;
+# on_hold: a confirmed visit the safeguarding invariant stopped (events.safeguarding) — it waits for a re-match.
+MATCH_STATES = ("proposed", "confirmed_by_coordinator", "accepted", "declined", "cancelled", "superseded", "on_hold")
 LIVE_MATCH_STATES = ("confirmed_by_coordinator", "accepted")
 RESPONSES = ("pending", "accepted", "declined")
 RULE_KINDS = ("pin", "forbid")
@@ -103,21 +103,6 @@ class VisitRequest(Table, tablename="visit_request"):
     status = Varchar(length=16, default="active")
     created_at = Timestamptz()
     updated_at = Timestamptz()
-
-
-class VisitConsent(Table, tablename="visit_consent"):
-    request = ForeignKey(VisitRequest, on_delete=OnDelete.cascade, index=True)
-    student = ForeignKey(Person, on_delete=OnDelete.cascade)
-    guardian_email = Varchar(length=254)
-    guardian_name = Varchar(length=200, default="")
-    token_hash = Varchar(length=64, unique=True)
-    text_version = Varchar(length=32)
-    purpose = Text(default="")  # what was consented to, as shown to the guardian
-    decision = Varchar(length=16, default="pending")
-    created_at = Timestamptz()
-    expires_at = Timestamptz()
-    decided_at = Timestamptz(null=True, default=None)
-    decided_from = Varchar(length=64, default="")
 
 
 class VisitPairRule(Table, tablename="visit_pair_rule"):

@@ -1,20 +1,16 @@
-"""The areas of the service. Each `lifedesign/areas/<area>/__init__.py` exports:
+"""The areas of the service, installed explicitly. Each `lifedesign/areas/<area>/__init__.py` exports:
 
 - ROUTES:   Litestar route handlers (pages and JSON API),
 - COMMANDS: functions `add(subparsers)` that register CLI sub-commands,
 - JOBS:     async functions the worker runs every pass (idempotent, cheap when nothing is due),
 - DEMO:     an async `load(progress) -> dict[str, int]` for `lifedesign demo`, or None.
 
-Importing an area also wires its domain hooks (events.hooks) and nav entries.
+Importing an area installs it: it calls its domain's `events.<area>.install()` (the kernel's signals and
+providers, events.signals) and adds its nav entries. INSTALLED is the one list; nothing is found by name.
 """
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from lifedesign.areas import exchanges, feedback, invites, seminars, visits
 
-NAMES = ("seminars", "invites", "visits", "exchanges", "feedback")
-
-
-def load() -> list[ModuleType]:
-    return [importlib.import_module(f"lifedesign.areas.{name}") for name in NAMES]
+INSTALLED = [seminars, invites, visits, exchanges, feedback]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
@@ -87,28 +85,13 @@ async def signup_form(request: Request) -> Response:
                 facilities=await people.list_facilities())
 
 
-def _student_info(form: dict[str, str]) -> people.StudentInfo:
-    try:
-        birth = date.fromisoformat(form.get("birth_date", ""))
-    except ValueError:
-        raise DomainError("生年月日を入力してください。", code="invalid_birth_date", status=422) from None
-    try:
-        grade = int(form.get("grade") or 1)
-    except ValueError:
-        raise DomainError("学年は数字で入力してください。", code="invalid_grade", status=422) from None
-    return people.StudentInfo(
-        school_level=form.get("school_level", ""), school_name=form.get("school_name", ""), grade=grade,
-        birth_date=birth, guardian_email=form.get("guardian_email", ""), guardian_name=form.get("guardian_name", ""),
-    )
-
-
 @post("/signup", include_in_schema=False)
 async def signup(request: Request) -> Response:
     form = await form_data(request)
     _ = gettext_for(request.state.locale)
     role = form.get("role", "")
     try:
-        student = _student_info(form) if role == "student" else None
+        student = people.student_info_from(form) if role == "student" else None
         facility = int(form["facility"]) if role == "facility_staff" and form.get("facility", "").isdigit() else None
         await people.sign_up(
             form.get("email", ""), form.get("name", ""), role=role, kana=form.get("kana", ""),

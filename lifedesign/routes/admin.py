@@ -11,7 +11,7 @@ from events.core.tables import ROLES
 from events.errors import DomainError
 from lifedesign.i18n import gettext_for
 from lifedesign.rendering import ROLE_LABELS, form_data, page, register_nav
-from lifedesign.security import ADMIN, COORDINATOR, client_of
+from lifedesign.security import ADMIN, COORDINATOR, actor_of
 
 STATE_LABELS = {
     "queued": "送信待ち", "inflight": "送信中", "awaiting_retry": "再試行待ち",
@@ -25,7 +25,7 @@ register_nav("/coordinator/outbox", "メール送信状況", ("coordinator", "ad
 
 async def _users_page(request: Request, q: str = "", *, notice: str = "", error: str = "", status: int = 200) -> Response:
     return page(request, "pages/admin_users.html", status_code=status, title="アカウント管理", q=q,
-                people=await people.list_people(query=q), all_roles=ROLES, role_labels=ROLE_LABELS,
+                people=await people.view_people(actor_of(request), query=q), all_roles=ROLES, role_labels=ROLE_LABELS,
                 notice=notice, error=error)
 
 
@@ -39,11 +39,10 @@ async def user_add(request: Request) -> Response:
     form = await form_data(request)
     _ = gettext_for(request.state.locale)
     try:
-        person_id = await people.create_person(form.get("email", ""), form.get("name", ""), roles=(form.get("role", ""),))
+        await people.add_account(actor_of(request), form.get("email", ""), form.get("name", ""),
+                                 roles=(form.get("role", ""),))
     except DomainError as exc:
         return await _users_page(request, error=_(exc.message), status=exc.status)
-    await audit.record("admin_user_added", actor_id=request.state.person["id"], subject_type="person",
-                       subject_id=person_id, detail={"role": form.get("role")}, client=client_of(request))
     return await _users_page(request, notice=_("追加しました。"))
 
 
@@ -51,29 +50,26 @@ async def user_add(request: Request) -> Response:
 async def user_toggle(request: Request, person_id: FromPath[int], action: FromPath[str]) -> Response:
     if action not in ("disable", "enable"):
         raise DomainError("不明な操作です。", code="unknown_action", status=404)
-    await people.set_active(person_id, action == "enable")
-    await audit.record(f"admin_user_{action}d", actor_id=request.state.person["id"], subject_type="person",
-                       subject_id=person_id, client=client_of(request))
+    await people.set_active(actor_of(request), person_id, action == "enable")
     return Redirect(path="/admin/users", status_code=303)
 
 
 @get("/admin/audit", guards=[ADMIN], include_in_schema=False)
 async def audit_log(request: Request, action: FromQuery[str] = "") -> Response:
     return page(request, "pages/admin_audit.html", title="監査ログ", action=action,
-                entries=await audit.recent(action=action or None))
+                entries=await audit.view(actor_of(request), action=action or None), labels=audit.ACTION_LABELS)
 
 
 @get("/coordinator/outbox", guards=[COORDINATOR], include_in_schema=False)
 async def outbox_page(request: Request, status: FromQuery[str] = "") -> Response:
-    return page(request, "pages/outbox.html", title="メール送信状況", counts=await outbox.counts(),
-                messages=await outbox.listing(status or None), state_labels=STATE_LABELS, notice="")
+    found = await outbox.view(actor_of(request), status=status or None)
+    return page(request, "pages/outbox.html", title="メール送信状況", counts=found["counts"],
+                messages=found["messages"], state_labels=STATE_LABELS, notice="")
 
 
 @post("/coordinator/outbox/{message_id:int}/retry", guards=[COORDINATOR], include_in_schema=False)
 async def outbox_retry(request: Request, message_id: FromPath[int]) -> Response:
-    await outbox.retry_failed(message_id)
-    await audit.record("outbox_retry", actor_id=request.state.person["id"], subject_type="outbox_message",
-                       subject_id=message_id, client=client_of(request))
+    await outbox.retry_failed(message_id, actor=actor_of(request))
     return Redirect(path="/coordinator/outbox?status=queued", status_code=303)
 
 

@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 
 from events import audit, auth, outbox, people
 from events.db import raw
-from lifedesign.security import ADMIN, COORDINATOR, LOGGED_IN, client_of
+from lifedesign.security import ADMIN, COORDINATOR, LOGGED_IN, actor_of, client_of
 from lifedesign.settings import get_settings
 
 
@@ -69,17 +69,14 @@ async def me(request: Request) -> PersonOut:
 
 @get("/api/v1/people", guards=[COORDINATOR], tags=["people"])
 async def people_list(request: Request, role: FromQuery[str | None] = None, q: FromQuery[str] = "") -> list[PersonOut]:
-    found = await people.list_people(role=role, query=q)
-    await audit.record("staff_viewed_people", actor_id=request.state.person["id"], subject_type="people",
-                       detail={"role": role, "q": q, "count": len(found)}, client=client_of(request))
+    found = await people.view_people(actor_of(request), role=role, query=q)
     return [person_out(p) for p in found]
 
 
 @post("/api/v1/people", guards=[ADMIN], tags=["people"])
 async def people_create(request: Request, data: JSONBody[NewPerson]) -> PersonOut:
-    person_id = await people.create_person(data.email, data.name, kana=data.kana, locale=data.locale, roles=(data.role,))
-    await audit.record("admin_user_added", actor_id=request.state.person["id"], subject_type="person",
-                       subject_id=person_id, detail={"role": data.role}, client=client_of(request))
+    person_id = await people.add_account(actor_of(request), data.email, data.name, kana=data.kana, locale=data.locale,
+                                         roles=(data.role,))
     return person_out(await people.get_person(person_id))
 
 
@@ -95,21 +92,22 @@ async def facility_create(data: JSONBody[FacilityIn]) -> dict[str, Any]:
 
 
 @get("/api/v1/outbox", guards=[COORDINATOR], tags=["mail"])
-async def outbox_counts() -> dict[str, int]:
-    return await outbox.counts()
+async def outbox_counts(request: Request, status: FromQuery[str | None] = None,
+                        limit: FromQuery[int] = 100) -> dict[str, Any]:
+    """Counts per state and the latest messages (recipients included: the view is audited)."""
+    return await outbox.view(actor_of(request), status=status, limit=limit)
 
 
 @post("/api/v1/outbox/{message_id:int}/retry", guards=[COORDINATOR], tags=["mail"])
 async def outbox_retry(request: Request, message_id: FromPath[int]) -> Response:
-    await outbox.retry_failed(message_id)
-    await audit.record("outbox_retry", actor_id=request.state.person["id"], subject_type="outbox_message",
-                       subject_id=message_id, client=client_of(request))
+    await outbox.retry_failed(message_id, actor=actor_of(request))
     return Response(content={"status": "queued"}, status_code=202)
 
 
 @get("/api/v1/audit", guards=[ADMIN], tags=["audit"])
-async def audit_entries(limit: FromQuery[int] = 100, action: FromQuery[str | None] = None) -> list[dict[str, Any]]:
-    return await audit.recent(limit=min(max(limit, 1), 1000), action=action)
+async def audit_entries(request: Request, limit: FromQuery[int] = 100,
+                        action: FromQuery[str | None] = None) -> list[dict[str, Any]]:
+    return await audit.view(actor_of(request), limit=min(max(limit, 1), 1000), action=action)
 
 
 ROUTES = [health, magic_link, me, people_list, people_create, facilities, facility_create, outbox_counts,

@@ -7,7 +7,7 @@ import pytest
 
 from events import people
 from events.seminars import registration, schedule
-from tests.conftest import links_in, make_person, outbox_mails
+from tests.conftest import as_staff, links_in, make_person, outbox_mails
 from tests.http.test_seminar_pages import coordinator, soon
 
 pytestmark = pytest.mark.browser
@@ -20,8 +20,8 @@ async def test_student_registers_on_a_phone(live_server, browser):
         "ends_at": (start + timedelta(hours=2)).isoformat(),
         "capacity": 10, "audience": "students",
         "questions": [{"kind": "single", "label": "参加の方法", "options": ["会場で参加", "オンラインで参加"],
-                       "required": True}]}, by=await coordinator())
-    await schedule.publish_event(event_id, by=None)
+                       "required": True}]}, actor=as_staff(await coordinator()))
+    await schedule.publish_event(event_id, actor=as_staff(None))
     await make_person("student", "phone@example.jp", name="鈴木 葵")
 
     page = await browser.new_page(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)

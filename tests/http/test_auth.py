@@ -9,7 +9,7 @@ from events.core.tables import AuditEntry, LoginToken, WebSession
 from events.db import utcnow
 from lifedesign.settings import SmtpSettings
 from lifedesign.worker import deliver_once
-from tests.conftest import csrf_from, login, make_person, outbox_mails, parse_mail
+from tests.conftest import as_staff, csrf_from, login, make_person, outbox_mails, parse_mail
 
 
 async def _link_for(email: str) -> str:
@@ -118,7 +118,7 @@ async def test_disabling_an_account_ends_its_sessions(client):
     person_id = await make_person("student", "gone@example.jp")
     await login(client, "gone@example.jp")
     assert (await client.get("/api/v1/me")).status_code == 200
-    await people.set_active(person_id, False)
+    await people.set_active(as_staff(None, "admin"), person_id, False)
     assert (await client.get("/api/v1/me")).status_code == 401
     assert await WebSession.count().where(WebSession.ended_at.is_null()) == 0
 

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import pytest
 
 from events.audit import recent
+from events.auth import create_api_token
 from events.core.tables import Facility
 from events.db import write_transaction
 from events.exchanges import sessions
 from events.exchanges.tables import TableSeat
 from tests.conftest import csrf_from, login, make_person
-from tests.service.test_exchanges_planning import exchange_event, register, session_with
+from tests.service.test_exchanges_planning import (
+    ACTOR,
+    audit_ids,
+    audit_since,
+    exchange_event,
+    register,
+    session_with,
+)
 
 
-async def coordinator(client) -> None:
-    await make_person("coordinator", "coord@kanazawa.example.jp")
+async def coordinator(client) -> int:
+    person_id = await make_person("coordinator", "coord@kanazawa.example.jp")
     await login(client, "coord@kanazawa.example.jp")
+    return person_id
 
 
 async def test_guards_anonymous_staff_and_coordinator(client):
@@ -83,7 +95,7 @@ async def test_coordinator_creates_plans_prints_and_mails(client):
 
 async def test_phone_page_shows_current_and_next_round(client):
     session_id, staff = await session_with([2, 2, 2, 2], rounds=3, table_size=2)
-    await sessions.assign_tables(session_id, seed=8)
+    await sessions.assign_tables(session_id, seed=8, actor=ACTOR)
     person_id = staff[next(iter(staff))][0]
     seats = await sessions.seats_of(session_id, person_id)
     from events.core.tables import Person
@@ -94,7 +106,7 @@ async def test_phone_page_shows_current_and_next_round(client):
     assert before.status_code == 200 and before.headers["cache-control"] == "no-store"
     assert 'name="viewport"' in before.text and "次のラウンド — 第1ラウンド" in before.text
     assert f"<strong>{seats[0]['table']}</strong>" in before.text and "いまのラウンド" not in before.text
-    await sessions.set_current_round(session_id, 2)
+    await sessions.set_current_round(session_id, 2, actor=ACTOR)
     during = await client.get(f"/exchanges/{session_id}/my-table")
     now_part = during.text.split("いまのラウンド — 第2ラウンド")[1]
     assert re.search(rf"<strong>{seats[1]['table']}</strong>", now_part.split("次のラウンド")[0])
@@ -108,7 +120,7 @@ async def test_phone_page_shows_current_and_next_round(client):
 
 
 async def test_api_plan_replan_and_seats(client):
-    await coordinator(client)
+    coordinator_id = await coordinator(client)
     token_page = await client.get("/profile")
     assert token_page.status_code == 200
     session_id, staff = await session_with([3, 3, 2, 2, 2, 1, 1, 1, 1], rounds=4, table_size=4)
@@ -136,7 +148,7 @@ async def test_api_plan_replan_and_seats(client):
     wrong = await client.post("/api/v1/exchanges", json={"event_id": 999999, "rounds": 3, "table_size": 4},
                               headers=headers)
     assert wrong.status_code == 404 and wrong.json()["code"] == "event_not_found"
-    assert any(e["action"] == "exchange_replanned" for e in await recent())
+    assert any(e["action"] == "exchange_replanned" and e["actor"] == coordinator_id for e in await recent())
 
 
 async def test_upload_page_reports_bad_rows_and_imports_nothing(client):
@@ -214,11 +226,11 @@ async def test_openapi_lists_the_exchange_api(client):
 async def test_session_page_asks_for_a_replan_when_participants_change(client):
     await coordinator(client)
     session_id, staff = await session_with([2, 2, 2], rounds=2, table_size=3)
-    await sessions.assign_tables(session_id, seed=1)
+    await sessions.assign_tables(session_id, seed=1, actor=ACTOR)
     page = await client.get(f"/exchanges/{session_id}")
     assert "決め直してください" not in page.text
     leaver = staff[next(iter(staff))][0]
-    await sessions.set_presence(session_id, leaver, "absent")
+    await sessions.set_presence(session_id, leaver, "absent", actor=ACTOR)
     newcomer = await make_person("facility_staff", "newcomer@example.jp", name="新人 さん")
     await register((await sessions.get_session(session_id))["event"], newcomer)
     page = await client.get(f"/exchanges/{session_id}")
@@ -226,3 +238,117 @@ async def test_session_page_asks_for_a_replan_when_participants_change(client):
     await client.post(f"/exchanges/{session_id}/plan", data={"_csrf": csrf_from(page.text)})
     page = await client.get(f"/exchanges/{session_id}")
     assert "決め直してください" not in page.text
+
+
+# ---------------------------------------------------------------- audit of staff views
+
+
+async def one_audit_entry(before: int, action: str, actor: int) -> dict:
+    entries = await audit_since(before)
+    assert [(e["action"], e["actor"]) for e in entries] == [(action, actor)], entries
+    assert entries[0]["client"], "the client address is recorded"
+    return entries[0]
+
+
+async def test_each_staff_view_writes_one_audit_entry(client):
+    session_id, staff = await session_with([2, 2, 2], rounds=2, table_size=3)
+    await sessions.assign_tables(session_id, seed=1, actor=ACTOR)
+    coordinator_id = await coordinator(client)
+    member = staff[next(iter(staff))][0]
+    views = [
+        (f"/exchanges/{session_id}", "staff_viewed_exchange", str(session_id)),
+        (f"/exchanges/{session_id}/cards", "staff_viewed_exchange_cards", str(session_id)),
+        (f"/exchanges/{session_id}/chart", "staff_viewed_exchange_chart", str(session_id)),
+        (f"/exchanges/{session_id}/chart?round=2", "staff_viewed_exchange_chart", str(session_id)),
+        (f"/api/v1/exchanges/{session_id}/seats", "staff_viewed_exchange_seats", str(session_id)),
+        ("/exchanges/met", "staff_viewed_met", ""),
+        ("/exchanges/met?by=person", "staff_viewed_met", ""),
+        ("/api/v1/exchanges/met", "staff_viewed_met", ""),
+        ("/exchanges/staff", "staff_viewed_staff_list", ""),
+        (f"/exchanges/staff/{member}", "staff_viewed_person", str(member)),
+    ]
+    for path, action, subject in views:
+        before = await audit_ids()
+        response = await client.get(path)
+        assert response.status_code == 200, (path, response.text)
+        entry = await one_audit_entry(before, action, coordinator_id)
+        assert entry["subject_id"] == subject, path
+    chart = await audit_since(0)
+    assert any(e["detail"].get("round") == 2 for e in chart if e["action"] == "staff_viewed_exchange_chart")
+    # A session that does not exist is not a view: 404 and no entry.
+    before = await audit_ids()
+    assert (await client.get(f"/exchanges/{session_id + 99}")).status_code == 404
+    assert await audit_since(before) == []
+
+
+async def test_staff_views_through_the_api_token_are_audited(client):
+    session_id, _ = await session_with([2, 2], rounds=1, table_size=2)
+    await sessions.assign_tables(session_id, seed=1, actor=ACTOR)
+    coordinator_id = await make_person("coordinator", "api-coord@kanazawa.example.jp")
+    headers = {"authorization": f"Bearer {await create_api_token(coordinator_id, 'test')}"}
+    for path, action in ((f"/api/v1/exchanges/{session_id}/seats", "staff_viewed_exchange_seats"),
+                         ("/api/v1/exchanges/met", "staff_viewed_met")):
+        before = await audit_ids()
+        response = await client.get(path, headers=headers)
+        assert response.status_code == 200, response.text
+        await one_audit_entry(before, action, coordinator_id)
+    before = await audit_ids()
+    planned = await client.post(f"/api/v1/exchanges/{session_id}/plan", json={"seed": 3}, headers=headers)
+    assert planned.status_code == 201, planned.text
+    entry = await one_audit_entry(before, "exchange_planned", coordinator_id)
+    assert entry["detail"]["seed"] == 3 and entry["subject_id"] == str(session_id)
+    before = await audit_ids()
+    mailed = await client.post(f"/api/v1/exchanges/{session_id}/mail", headers=headers)
+    assert mailed.status_code == 202
+    await one_audit_entry(before, "exchange_tables_mailed", coordinator_id)
+
+
+async def test_page_changes_are_audited_by_the_services(client):
+    coordinator_id = await coordinator(client)
+    session_id, _ = await session_with([2, 2, 2], rounds=2, table_size=3)
+    page = await client.get(f"/exchanges/{session_id}")
+    before = await audit_ids()
+    planned = await client.post(f"/exchanges/{session_id}/plan", data={"_csrf": csrf_from(page.text), "seed": "4"})
+    assert planned.status_code == 200
+    # the plan, then the session page it shows (a staff view of its own)
+    assert [(e["action"], e["actor"]) for e in await audit_since(before)] == [
+        ("exchange_planned", coordinator_id), ("staff_viewed_exchange", coordinator_id)]
+    form = await client.get("/exchanges/import")
+    good = "施設名,種別,地区\n金沢さくら保育園,保育園,金沢文庫\n".encode()
+    before = await audit_ids()
+    checked = await client.post("/exchanges/import", data={"_csrf": csrf_from(form.text), "what": "facilities",
+                                                           "action": "check"},
+                                files={"file": ("施設.csv", good, "text/csv")})
+    assert checked.status_code == 200 and await audit_since(before) == []  # a check writes nothing
+    done = await client.post("/exchanges/import", data={"_csrf": csrf_from(form.text), "what": "facilities",
+                                                        "action": "import"},
+                             files={"file": ("施設.csv", good, "text/csv")})
+    assert done.status_code == 200
+    entry = await one_audit_entry(before, "imported_facilities", coordinator_id)
+    assert entry["detail"]["created"] == 1 and entry["detail"]["file"] == "施設.csv"
+    facility = await Facility.select().where(Facility.name == "金沢さくら保育園").first()
+    before = await audit_ids()
+    saved = await client.post(f"/exchanges/facilities/{facility['id']}", data={
+        "_csrf": csrf_from(form.text), "name": "金沢さくら保育園", "kind": "nursery", "area": "釜利谷"},
+        follow_redirects=False)
+    assert saved.status_code == 303
+    entry = await one_audit_entry(before, "exchange_facility_updated", coordinator_id)
+    assert entry["detail"]["changed"] == ["area"]
+    staff_id = await make_person("facility_staff", "audited@example.jp", name="監査 太郎")
+    before = await audit_ids()
+    saved = await client.post(f"/exchanges/staff/{staff_id}", data={
+        "_csrf": csrf_from(form.text), "name": "監査 次郎", "kana": "", "facility": str(facility["id"]),
+        "job_title": ""}, follow_redirects=False)
+    assert saved.status_code == 303
+    entry = await one_audit_entry(before, "exchange_staff_updated", coordinator_id)
+    assert "name" in entry["detail"]["changed"]
+
+
+@pytest.mark.parametrize("module", sorted(
+    (Path(__file__).resolve().parents[2] / "lifedesign" / "areas" / "exchanges").glob("*.py")), ids=lambda p: p.name)
+def test_exchange_handlers_write_no_audit_rows(module: Path):
+    """Handlers stay thin: the services write the audit entries, in their own transactions."""
+    text = module.read_text(encoding="utf-8")
+    assert "audit.record" not in text and "audit.viewed" not in text
+    assert not re.search(r"^\s*(from events import .*\baudit\b|import events\.audit|from events\.audit import)",
+                         text, re.MULTILINE)

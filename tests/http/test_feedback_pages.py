@@ -13,7 +13,7 @@ from events.db import utcnow
 from events.feedback import sending, surveys
 from events.feedback.tables import FeedbackAnswer
 from tests.conftest import csrf_from, login, make_person
-from tests.service.test_feedback_service import make_event, register, students, tokens_by_recipient
+from tests.service.test_feedback_service import STAFF, make_event, register, students, tokens_by_recipient
 
 
 async def _asked(n: int, *, anonymous: bool = True, locale_en: set[int] = frozenset()) -> tuple[int, dict[str, str]]:
@@ -95,7 +95,7 @@ async def test_closed_survey_and_unknown_link_get_friendly_pages(client, db):
     survey_id, tokens = await _asked(1)
     token = tokens["s0@example.jp"]
     html = (await client.get(f"/feedback/{token}")).text
-    await surveys.close_survey(survey_id)
+    await surveys.close_survey(survey_id, actor=STAFF)
     closed = await client.get(f"/feedback/{token}")
     assert closed.status_code == 410 and "受付は終了しました" in closed.text and "Traceback" not in closed.text
     late = await client.post("/feedback", data=_answer_form(html))
@@ -209,6 +209,11 @@ async def test_api_builds_surveys_and_reports_bad_input_as_json(client, db):
     assert question.status_code == 422 and question.json()["code"] == "choice_needs_options"
     closed = await client.post(f"/api/v1/feedback/surveys/{body['id']}/close", headers=headers)
     assert closed.status_code == 201 and closed.json() == {"status": "closed"}
+    # The service audits the closing itself, in its own transaction.
+    from events.core.tables import AuditEntry
+
+    assert await AuditEntry.exists().where(
+        (AuditEntry.action == "feedback_survey_closed") & (AuditEntry.subject_id == str(body["id"])))
 
 
 async def test_home_page_lists_unanswered_surveys_with_their_link(client, db):

@@ -13,7 +13,7 @@ from events import people
 from events.core.tables import AuditEntry
 from events.seminars import registration, schedule
 from events.seminars.tables import Event
-from tests.conftest import csrf_from, login, mail_text, make_person, outbox_mails
+from tests.conftest import as_staff, csrf_from, login, mail_text, make_person, outbox_mails
 from tests.http.test_seminar_pages import coordinator, minor_student, new_event, soon, student
 
 
@@ -138,8 +138,8 @@ async def test_registrations_page_counter_registration_exports_and_audit(client)
     me = await as_coordinator(client)
     event_id = await schedule.create_event({
         "title": "ライフデザイン/セミナー", "starts_at": soon(5).isoformat(), "ends_at": soon(5, 2).isoformat(),
-        "capacity": 1, "questions": [{"kind": "text", "label": "質問したいこと"}]}, by=me)
-    await schedule.publish_event(event_id, by=me)
+        "capacity": 1, "questions": [{"kind": "text", "label": "質問したいこと"}]}, actor=as_staff(me))
+    await schedule.publish_event(event_id, actor=as_staff(me))
     question = (await schedule.get_event(event_id))["questions"][0]["id"]
     minor_email = await minor_student(f"parent-{secrets.token_hex(2)}@example.jp")
     await registration.register(event_id, (await people.find_by_email(minor_email))["id"],
@@ -153,13 +153,14 @@ async def test_registrations_page_counter_registration_exports_and_audit(client)
 
     counter = await client.post(f"/coordinator/events/{event_id}/registrations",
                                 data={"_csrf": csrf_from(page.text), "email": "Phone.Caller@Example.jp",
-                                      "name": "電話 太郎"}, follow_redirects=False)
+                                      "name": "電話 太郎", "participant": "adult"}, follow_redirects=False)
     assert counter.status_code == 303
-    rows = await registration.list_registrations(event_id)
+    rows = await registration.list_registrations(event_id, actor=as_staff(None))
     caller = [r for r in rows if r["email"] == "phone.caller@example.jp"]
     assert caller and caller[0]["status"] == "waitlisted" and caller[0]["waitlist_rank"] == 1
     again = await client.post(f"/coordinator/events/{event_id}/registrations",
-                              data={"_csrf": csrf_from(page.text), "email": "phone.caller@example.jp", "name": "電話 太郎"})
+                              data={"_csrf": csrf_from(page.text), "email": "phone.caller@example.jp", "name": "電話 太郎",
+                                    "participant": "adult"})
     assert again.status_code == 409 and "既にお申し込みいただいています" in again.text
     waiting = await client.get(f"/coordinator/events/{event_id}/registrations?status=waitlisted")
     assert "電話 太郎" in waiting.text and "佐藤 結衣" not in waiting.text
@@ -189,7 +190,7 @@ async def test_registrations_page_counter_registration_exports_and_audit(client)
     cancelled = await client.post(f"/registrations/{minor_reg['id']}/cancel", follow_redirects=False, data={
         "_csrf": csrf_from(page.text), "next": f"/coordinator/events/{event_id}/registrations"})
     assert cancelled.status_code == 303 and cancelled.headers["location"].endswith("/registrations")
-    statuses = {r["name"]: r["status"] for r in await registration.list_registrations(event_id)}
+    statuses = {r["name"]: r["status"] for r in await registration.list_registrations(event_id, actor=as_staff(None))}
     assert statuses == {"佐藤 結衣": "cancelled", "電話 太郎": "confirmed"}
     assert await AuditEntry.count().where(AuditEntry.action == "staff_cancelled_registration") == 1
 
@@ -199,8 +200,8 @@ async def test_lottery_draw_and_verify_buttons(client):
     start = soon(9)
     event_id = await schedule.create_event({
         "title": "抽選セミナー", "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat(),
-        "capacity": 1, "allocation": "lottery", "registration_closes_at": (start - timedelta(days=1)).isoformat()}, by=me)
-    await schedule.publish_event(event_id, by=me)
+        "capacity": 1, "allocation": "lottery", "registration_closes_at": (start - timedelta(days=1)).isoformat()}, actor=as_staff(me))
+    await schedule.publish_event(event_id, actor=as_staff(me))
     applicants = [await student() for _ in range(3)]
     for email in applicants:
         assert (await registration.register(event_id, (await people.find_by_email(email))["id"]))["status"] == "applied"
@@ -211,7 +212,7 @@ async def test_lottery_draw_and_verify_buttons(client):
     assert drawn.status_code == 303
     result = await client.get(drawn.headers["location"])
     assert "抽選を行いました" in result.text and "シード値" in result.text and "今すぐ抽選する" not in result.text
-    statuses = sorted(r["status"] for r in await registration.list_registrations(event_id))
+    statuses = sorted(r["status"] for r in await registration.list_registrations(event_id, actor=as_staff(None)))
     assert statuses == ["confirmed", "waitlisted", "waitlisted"]
     verified = await client.get(f"/coordinator/events/{event_id}?verify=1")
     assert "同じ結果になります" in verified.text
@@ -231,7 +232,7 @@ async def test_checkin_search_by_kana_and_mark_attendance(client):
                                data={"_csrf": csrf_from(page.text), "status": "attended", "q": "たかはし"},
                                follow_redirects=False)
     assert marked.status_code == 303 and "checkin?q=" in marked.headers["location"]
-    assert (await registration.get_registration(regs[1]["id"]))["status"] == "attended"
+    assert (await registration.get_registration(regs[1]["id"], actor=as_staff(None)))["status"] == "attended"
     after = await client.get(marked.headers["location"])
     assert "うち出席 1名" in after.text and "記録を取り消す" in after.text
     assert await AuditEntry.count().where(AuditEntry.action == "staff_checkin_search") >= 2

@@ -107,7 +107,8 @@ async def test_coordinator_registers_by_email_and_views_are_audited(client):
                                json={"email": "x@example.jp", "name": "誰か"}, headers=student)
     assert denied.status_code == 403 and denied.json()["code"] == "coordinator_only"
     phoned = await client.post(f"/api/v1/events/{event_id}/registrations",
-                               json={"email": "Tel.Caller@Example.jp", "name": "電話 花子"}, headers=coord)
+                               json={"email": "Tel.Caller@Example.jp", "name": "電話 花子", "participant": "adult"},
+                               headers=coord)
     assert phoned.status_code == 201 and phoned.json()["person_created"] is True
     assert len(await outbox_mails("seminar_confirmed", "tel.caller@example.jp")) == 1
     assert (await client.get(f"/api/v1/events/{event_id}/registrations", headers=student)).status_code == 403
@@ -128,7 +129,7 @@ async def test_consent_flow_over_http(client):
     event_id = await _published(client, coord, capacity=2)
     made = await client.post(f"/api/v1/events/{event_id}/registrations", headers={"Authorization": f"Bearer {token}"})
     assert made.json()["status"] == "pending_consent"
-    link = [u for u in links_in((await outbox_mails("seminar_consent_request", "parent@example.jp"))[0]) if "/consent/" in u][0]
+    link = [u for u in links_in((await outbox_mails("consent_request", "parent@example.jp"))[0]) if "/consent/" in u][0]
     consent_token = link.rsplit("/", 1)[1]
     shown = await client.get(f"/api/v1/consent/{consent_token}")
     assert shown.status_code == 200 and shown.json()["state"] == "pending"
@@ -136,7 +137,10 @@ async def test_consent_flow_over_http(client):
     bad = await client.post(f"/api/v1/consent/{consent_token}", json={"decision": "maybe"})
     assert bad.status_code == 422
     given = await client.post(f"/api/v1/consent/{consent_token}", json={"decision": "give"})
-    assert given.status_code == 200 and given.json()["registration_status"] == "confirmed"
+    assert given.status_code == 200 and given.json() == {"decision": "given", "subject_kind": "registration",
+                                                         "subject_id": made.json()["id"]}
+    assert (await client.get(f"/api/v1/registrations/{made.json()['id']}",
+                             headers={"Authorization": f"Bearer {token}"})).json()["status"] == "confirmed"
     again = await client.post(f"/api/v1/consent/{consent_token}", json={"decision": "refuse"})
     assert again.status_code == 409 and again.json()["code"] == "consent_already_decided"
     assert (await client.get("/api/v1/consent/nonsense")).status_code == 404

@@ -130,15 +130,18 @@ async def test_signup_to_confirmed_visit_with_decline_and_rematch(browser, db):
         minor_id = (await Person.select(Person.id).where(Person.email == "yui@example.jp").first())["id"]
 
         # the guardian consents on the public page (no account; the button POSTs with CSRF)
-        mail = (await outbox_mails("visit_consent_request", "mother@example.jp"))[0]
-        consent_path = urlsplit([u for u in links_in(mail) if "/visits/consent/" in u][0]).path
+        mail = (await outbox_mails("consent_request", "mother@example.jp"))[0]
+        consent_path = urlsplit([u for u in links_in(mail) if "/consent/" in u][0]).path
+        assert consent_path.startswith("/consent/")  # the one consent page, for seminars and visits alike
         consent_page = await guardian.get(consent_path)
         assert consent_page.status_code == 200 and "能見台" in consent_page.text
         assert "能見台通" not in consent_page.text and consent_page.headers["cache-control"] == "no-store"
-        no_csrf = await guardian.post(consent_path, data={"decision": "given"})
+        no_csrf = await guardian.post(consent_path, data={"decision": "give"})
         assert no_csrf.status_code == 403
-        given = await guardian.post(consent_path, data={"_csrf": csrf_from(consent_page.text), "decision": "given"})
-        assert given.status_code == 200 and "同意をいただきました" in given.text
+        given = await guardian.post(consent_path, data={"_csrf": csrf_from(consent_page.text), "decision": "give"})
+        assert given.status_code == 200 and "同意いただき、ありがとうございました" in given.text
+        old_link = await guardian.get("/visits/consent/" + consent_path.rsplit("/", 1)[1], follow_redirects=False)
+        assert old_link.status_code == 301 and old_link.headers["location"] == consent_path
 
         # the coordinator runs the matching and confirms; a minor never goes alone, so capacity 2 = minor + one adult
         run = await api(coord, "POST", f"/api/v1/visits/rounds/{round_id}/matching", coord_token, json={})
@@ -200,21 +203,31 @@ async def test_signup_to_confirmed_visit_with_decline_and_rematch(browser, db):
         assert (await minor.get(f"/api/v1/visits/matches/{minor_match['id']}/address")).status_code == 403
         assert (await Event.select(Event.taken).first())["taken"] == 0
 
-        # re-match: the minor stays pinned, the waiting student joins; confirm, both answer
+        # the round page flags the held visit with its one action, a re-match
+        held = await coord.get(f"/visits/admin/rounds/{round_id}")
+        assert "対応が必要な訪問" in held.text and "佐藤 結衣" in held.text
+        assert held.text.count(f'action="/visits/admin/rounds/{round_id}/run"') >= 2
+        assert len(await outbox_mails("safeguarding_hold", "mother@example.jp")) == 1
+
+        # re-match: the minor and the waiting student go together; confirm, everyone answers again
         rerun = (await api(coord, "POST", f"/api/v1/visits/rounds/{round_id}/matching", coord_token,
                            json={"seed": 7})).json()
         assert {m["student"] for m in rerun["matches"]} == {minor_id, waiting_id}
-        assert [m["kept"] for m in rerun["matches"] if m["student"] == minor_id] == [True]
         confirm_page = await coord.post(f"/visits/admin/proposals/{rerun['proposal']['id']}/confirm",
                                         data={"_csrf": coord_token, "round": str(round_id)}, follow_redirects=False)
         assert confirm_page.status_code == 303
-        new_match = (await waiting.get("/api/v1/visits/matches")).json()[0]
-        await api(waiting, "POST", f"/api/v1/visits/matches/{new_match['id']}/confirm", await csrf(waiting))
-        await api(family, "POST", f"/api/v1/visits/matches/{new_match['id']}/confirm", token)
+        for person, client_ in ((waiting, waiting), (minor, minor)):
+            offered = [m for m in (await client_.get("/api/v1/visits/matches")).json()
+                       if m["status"] == "confirmed_by_coordinator"]
+            assert len(offered) == 1
+            await api(client_, "POST", f"/api/v1/visits/matches/{offered[0]['id']}/confirm", await csrf(client_))
+            await api(family, "POST", f"/api/v1/visits/matches/{offered[0]['id']}/confirm", token)
+            if client_ is minor:
+                minor_match = offered[0]
         assert (await Event.select(Event.taken).first())["taken"] == 2
         assert (await minor.get(f"/api/v1/visits/matches/{minor_match['id']}/address")).status_code == 200
         after = await coord.get(f"/visits/admin/rounds/{round_id}")
-        assert after.status_code == 200 and "固定（前回から継続）" in after.text
+        assert after.status_code == 200 and "対応が必要な訪問" not in after.text
         family_page = await family.get("/visits/my")
         assert "c@univ.example.jp" in family_page.text or "b@univ.example.jp" in family_page.text
         # mails: offers, confirmations, the decline notice to the family and the coordinator
@@ -268,8 +281,8 @@ async def test_guards(browser, db):
         login_redirect = await anonymous.get("/visits/my", follow_redirects=False)
         assert login_redirect.status_code == 303 and "/login" in login_redirect.headers["location"]
         # an unknown consent token is a plain 404 page, no stack trace
-        unknown = await anonymous.get("/visits/consent/not-a-token")
-        assert unknown.status_code == 404 and "使えません" in unknown.text
+        unknown = await anonymous.get("/consent/not-a-token")
+        assert unknown.status_code == 404 and "このリンクは無効です" in unknown.text
         # bad input is a clear JSON error and nothing is saved
         bad = await api(student, "POST", f"/api/v1/visits/rounds/{round_id}/requests", await csrf(student),
                         json={"windows": [{"starts_at": "2026-01-01T10:00:00", "ends_at": "2026-01-01T12:00:00"}]})

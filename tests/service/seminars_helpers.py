@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from events import people
 from events.seminars import schedule
-from tests.conftest import make_person
+from tests.conftest import as_staff, make_person
 
 
 def soon(days: float = 10, hours: float = 0) -> datetime:
@@ -20,13 +20,13 @@ async def coordinator() -> int:
 
 
 async def new_event(by: int | None = None, *, publish: bool = True, **fields) -> int:
-    by = by or await coordinator()
+    actor = as_staff(by or await coordinator())
     start = fields.pop("starts_at", soon(10))
     values = {"title": "ライフデザインセミナー", "venue": "金沢公会堂", "starts_at": start.isoformat(),
               "ends_at": (start + timedelta(hours=2)).isoformat(), "capacity": 2, **fields}
-    event_id = await schedule.create_event(values, by=by)
+    event_id = await schedule.create_event(values, actor=actor)
     if publish:
-        await schedule.publish_event(event_id, by=by)
+        await schedule.publish_event(event_id, actor=actor)
     return event_id
 
 

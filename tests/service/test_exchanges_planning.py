@@ -9,13 +9,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from events import people
-from events.core.tables import Person
+from events.access import Actor
+from events.core.tables import AuditEntry, Person
 from events.db import write_transaction
-from events.errors import Conflict, Invalid
+from events.errors import Conflict, Forbidden, Invalid, NotFound
 from events.exchanges import sessions
 from events.exchanges.tables import ExchangeSession, TableSeat
 from events.seminars.tables import Event, Registration
-from tests.conftest import mail_text, outbox_mails
+from tests.conftest import mail_text, make_person, outbox_mails
+
+# The coordinator the setup calls act as (the audit tests below use a real coordinator's account).
+ACTOR = Actor(None, frozenset({"coordinator"}), "test")
 
 # ---------------------------------------------------------------- helpers (used by the HTTP tests too)
 
@@ -61,7 +65,8 @@ async def session_with(facility_sizes: list[int], *, rounds: int = 3, table_size
         for ids in staff.values():
             for person_id in ids:
                 await register(event_id, person_id)
-    session_id = await sessions.create_session(event_id, rounds=rounds, table_size=table_size, themes=list(themes))
+    session_id = await sessions.create_session(event_id, actor=ACTOR, rounds=rounds, table_size=table_size,
+                                               themes=list(themes))
     return session_id, staff
 
 
@@ -92,7 +97,7 @@ def repeats(rounds) -> int:
 
 async def test_assign_tables_stores_a_plan_that_keeps_the_rules(db):
     session_id, staff = await session_with([3, 3, 3, 2, 2, 2, 1, 1, 1], rounds=4, table_size=4)
-    summary = await sessions.assign_tables(session_id, seed=7)
+    summary = await sessions.assign_tables(session_id, seed=7, actor=ACTOR)
     rounds = await db_rounds(session_id)
     assert len(rounds) == 4
     everyone = sorted(p for ids in staff.values() for p in ids)
@@ -109,9 +114,9 @@ async def test_assign_tables_stores_a_plan_that_keeps_the_rules(db):
 
 async def test_same_seed_gives_the_same_seats(db):
     session_id, _ = await session_with([2, 2, 2, 2, 2, 2], rounds=3, table_size=3)
-    await sessions.assign_tables(session_id, seed=11)
+    await sessions.assign_tables(session_id, seed=11, actor=ACTOR)
     first = await db_rounds(session_id)
-    await sessions.assign_tables(session_id, seed=11)
+    await sessions.assign_tables(session_id, seed=11, actor=ACTOR)
     assert await db_rounds(session_id) == first
     stored = await ExchangeSession.select().where(ExchangeSession.id == session_id).first()
     assert stored["plan_version"] == 2
@@ -119,12 +124,12 @@ async def test_same_seed_gives_the_same_seats(db):
 
 async def test_replan_keeps_held_rounds_and_drops_the_absent(db):
     session_id, staff = await session_with([3, 3, 2, 2, 2, 2, 2, 1, 1], rounds=4, table_size=4)
-    await sessions.assign_tables(session_id, seed=3)
+    await sessions.assign_tables(session_id, seed=3, actor=ACTOR)
     before = await db_rounds(session_id)
-    await sessions.set_current_round(session_id, 2)
+    await sessions.set_current_round(session_id, 2, actor=ACTOR)
     leaver = staff[next(iter(staff))][0]
     latecomer = staff[list(staff)[1]][0]
-    summary = await sessions.replan(session_id, absent=[leaver], late=[latecomer], seed=99)
+    summary = await sessions.replan(session_id, actor=ACTOR, absent=[leaver], late=[latecomer], seed=99)
     after = await db_rounds(session_id)
     assert after[:2] == before[:2], "rounds already held must not change"
     assert summary.fixed_rounds == 2
@@ -141,19 +146,19 @@ async def test_replan_keeps_held_rounds_and_drops_the_absent(db):
 async def test_held_rounds_cannot_be_undone_and_a_finished_session_is_not_replanned(db):
     session_id, _ = await session_with([2, 2, 2, 2], rounds=2, table_size=2)
     with pytest.raises(Conflict):
-        await sessions.set_current_round(session_id, 1)  # nothing planned yet
-    await sessions.assign_tables(session_id, seed=1)
-    await sessions.set_current_round(session_id, 2)
+        await sessions.set_current_round(session_id, 1, actor=ACTOR)  # nothing planned yet
+    await sessions.assign_tables(session_id, seed=1, actor=ACTOR)
+    await sessions.set_current_round(session_id, 2, actor=ACTOR)
     with pytest.raises(Conflict):
-        await sessions.set_current_round(session_id, 1)
+        await sessions.set_current_round(session_id, 1, actor=ACTOR)
     with pytest.raises(Conflict):
-        await sessions.assign_tables(session_id)
+        await sessions.assign_tables(session_id, actor=ACTOR)
 
 
 async def test_a_facility_larger_than_the_tables_is_refused_in_japanese(db):
     session_id, _ = await session_with([5, 1, 1, 1], rounds=2, table_size=4)
     with pytest.raises(Invalid) as caught:
-        await sessions.assign_tables(session_id)
+        await sessions.assign_tables(session_id, actor=ACTOR)
     assert caught.value.code == "facility_larger_than_tables"
     assert "5人" in caught.value.message and "2卓" in caught.value.message
     assert await TableSeat.count() == 0
@@ -161,16 +166,16 @@ async def test_a_facility_larger_than_the_tables_is_refused_in_japanese(db):
 
 async def test_later_session_prefers_pairs_who_never_met(db):
     first_id, staff = await session_with([1] * 16, rounds=1, table_size=4, days=1)
-    await sessions.assign_tables(first_id, seed=5)
+    await sessions.assign_tables(first_id, seed=5, actor=ACTOR)
     event_id = await exchange_event("第2回 交流会", days=30)
     async with write_transaction():
         for ids in staff.values():
             for person_id in ids:
                 await register(event_id, person_id)
-    second_id = await sessions.create_session(event_id, rounds=1, table_size=4)
+    second_id = await sessions.create_session(event_id, rounds=1, table_size=4, actor=ACTOR)
     prior = await sessions.prior_meetings(second_id, [p for ids in staff.values() for p in ids])
     assert len(prior) == 4 * 6  # four tables of four in the first session
-    summary = await sessions.assign_tables(second_id, seed=5)
+    summary = await sessions.assign_tables(second_id, seed=5, actor=ACTOR)
     assert summary.prior_pairs == 0  # 16 people, tables of 4: a round of strangers exists and is found
     seated = await db_rounds(second_id)
     assert not [pair for t in seated[0] for pair in itertools.combinations(t, 2) if pair in prior]
@@ -183,7 +188,7 @@ async def test_table_summary_and_mail(db):
     person_id = staff[next(iter(staff))][0]
     session = await sessions.get_session(session_id)
     assert await sessions.table_summary_for(session["event"], person_id, "ja") is None  # not planned yet
-    await sessions.assign_tables(session_id, seed=2)
+    await sessions.assign_tables(session_id, seed=2, actor=ACTOR)
     text = await sessions.table_summary_for(session["event"], person_id, "ja")
     assert text is not None
     seats = await sessions.seats_of(session_id, person_id)
@@ -194,8 +199,8 @@ async def test_table_summary_and_mail(db):
     outsider = await people.create_person("outsider@example.jp", "外部 太郎")
     assert await sessions.table_summary_for(session["event"], outsider, "ja") is None
 
-    assert await sessions.send_table_mail(session_id) == 8
-    assert await sessions.send_table_mail(session_id) == 0  # same seats: not sent twice
+    assert await sessions.send_table_mail(session_id, actor=ACTOR) == 8
+    assert await sessions.send_table_mail(session_id, actor=ACTOR) == 0  # same seats: not sent twice
     email = (await Person.select(Person.email).where(Person.id == person_id).first())["email"]
     mails = await outbox_mails("exchange_tables", email)
     assert len(mails) == 1
@@ -206,31 +211,40 @@ async def test_table_summary_and_mail(db):
 
 async def test_met_matrix_counts_people_and_facilities(db):
     session_id, staff = await session_with([2, 2, 2, 2], rounds=3, table_size=2)
-    await sessions.assign_tables(session_id, seed=4)
-    matrix = await sessions.met_matrix()
+    await sessions.assign_tables(session_id, seed=4, actor=ACTOR)
+    coordinator = await coordinator_actor()
+    before = await audit_ids()
+    matrix = await sessions.met_view(actor=coordinator)
     assert sum(matrix["people_pairs"].values()) == 3 * 4  # 4 tables of 2 per round
     assert sum(matrix["facility_pairs"].values()) == 12
     assert all(a != b for a, b in matrix["facility_pairs"])  # colleagues never sat together
     assert len(matrix["people"]) == 8 and len(matrix["facilities"]) == 4
+    [entry] = await audit_since(before)
+    assert (entry["action"], entry["actor"], entry["client"]) == ("staff_viewed_met", coordinator.person_id,
+                                                                  "test-client")
+    one_facility = next(iter(staff))
+    only = await sessions.met_view(actor=coordinator, facility_id=one_facility)
+    assert sorted(p["id"] for p in only["people"]) == sorted(staff[one_facility])
 
 
 async def test_session_settings_are_checked(db):
     event_id = await exchange_event()
     with pytest.raises(Invalid):
-        await sessions.create_session(event_id, rounds=0, table_size=4)
+        await sessions.create_session(event_id, rounds=0, table_size=4, actor=ACTOR)
     with pytest.raises(Invalid):
-        await sessions.create_session(event_id, rounds=3, table_size=4, tables=5)
-    session_id = await sessions.create_session(event_id, rounds=3, tables=4, themes=["a"])
+        await sessions.create_session(event_id, rounds=3, table_size=4, tables=5, actor=ACTOR)
+    session_id = await sessions.create_session(event_id, rounds=3, tables=4, themes=["a"], actor=ACTOR)
     assert (await sessions.get_session(session_id))["themes"] == ["a", "", ""]
     with pytest.raises(Conflict):
-        await sessions.create_session(event_id, rounds=3, table_size=4)
+        await sessions.create_session(event_id, rounds=3, table_size=4, actor=ACTOR)
 
 
 async def test_concurrent_plans_leave_one_consistent_seating(db):
     import asyncio
 
     session_id, staff = await session_with([2, 2, 2, 2, 2, 2], rounds=3, table_size=3)
-    results = await asyncio.gather(sessions.assign_tables(session_id, seed=1), sessions.assign_tables(session_id, seed=2))
+    results = await asyncio.gather(sessions.assign_tables(session_id, seed=1, actor=ACTOR),
+                                   sessions.assign_tables(session_id, seed=2, actor=ACTOR))
     assert sorted(r.plan_version for r in results) == [1, 2]
     rounds = await db_rounds(session_id)
     assert len(rounds) == 3 and all(sorted(p for t in r for p in t) == sorted(p for ids in staff.values() for p in ids)
@@ -271,10 +285,10 @@ async def test_a_change_while_the_solver_runs_is_not_lost(db, monkeypatch):
 
     async def leave_meanwhile() -> None:
         await asyncio.to_thread(solving.wait, 10)
-        await sessions.set_presence(session_id, leaver, "absent")
+        await sessions.set_presence(session_id, leaver, "absent", actor=ACTOR)
         release.set()
 
-    summary, _ = await asyncio.gather(sessions.assign_tables(session_id, seed=3), leave_meanwhile())
+    summary, _ = await asyncio.gather(sessions.assign_tables(session_id, seed=3, actor=ACTOR), leave_meanwhile())
     assert calls == [12, 11] and summary.people == 11
     assert all(leaver not in [p for t in r for p in t] for r in await db_rounds(session_id))
 
@@ -285,23 +299,24 @@ async def test_a_change_while_the_solver_runs_is_not_lost(db, monkeypatch):
 
     async def come_back_meanwhile() -> None:
         await asyncio.to_thread(solving.wait, 10)
-        await sessions.set_presence(session_id, leaver, "arrived")
+        await sessions.set_presence(session_id, leaver, "arrived", actor=ACTOR)
         release.set()
 
     with pytest.raises(Conflict):
-        await asyncio.gather(sessions.assign_tables(session_id, seed=3, attempts=1), come_back_meanwhile())
+        await asyncio.gather(sessions.assign_tables(session_id, seed=3, attempts=1, actor=ACTOR),
+                             come_back_meanwhile())
     assert all(leaver not in [p for t in r for p in t] for r in await db_rounds(session_id))
 
 
 async def test_english_speakers_get_the_table_mail_in_english(db):
     session_id, staff = await session_with([1, 1, 1, 1], rounds=2, table_size=2,
                                            themes=("保育の楽しさ", "保護者対応"))
-    await sessions.update_session(session_id, rounds=2, table_size=2, themes=["保育の楽しさ", "保護者対応"],
+    await sessions.update_session(session_id, actor=ACTOR, rounds=2, table_size=2, themes=["保育の楽しさ", "保護者対応"],
                                   themes_en=["The joy of childcare", ""])
     person_id = staff[next(iter(staff))][0]
     await people.set_locale(person_id, "en")
-    await sessions.assign_tables(session_id, seed=1)
-    await sessions.send_table_mail(session_id)
+    await sessions.assign_tables(session_id, seed=1, actor=ACTOR)
+    await sessions.send_table_mail(session_id, actor=ACTOR)
     email = (await Person.select(Person.email).where(Person.id == person_id).first())["email"]
     [mail] = await outbox_mails("exchange_tables", email)
     body = mail_text(mail)
@@ -309,3 +324,104 @@ async def test_english_speakers_get_the_table_mail_in_english(db):
     assert mail["Subject"].startswith("Your tables at Nursery staff exchange")
     assert f"Round 1 (The joy of childcare): table {seats[0]['table']}" in body
     assert f"Round 2 (保護者対応): table {seats[1]['table']}" in body  # no English theme: the Japanese one
+
+
+# ---------------------------------------------------------------- audit: in the service's own transaction
+
+
+async def coordinator_actor(email: str = "audit-coord@kanazawa.example.jp") -> Actor:
+    person_id = await make_person("coordinator", email)
+    return Actor.of(await people.get_person(person_id), "test-client")
+
+
+async def audit_ids() -> int:
+    last = await AuditEntry.select(AuditEntry.id).order_by(AuditEntry.id, ascending=False).first()
+    return last["id"] if last else 0
+
+
+async def audit_since(last_id: int) -> list[dict]:
+    return await AuditEntry.select().where(AuditEntry.id > last_id).order_by(AuditEntry.id).output(load_json=True)
+
+
+async def test_a_plan_writes_its_audit_row_with_the_seats(db):
+    session_id, staff = await session_with([2, 2, 2, 2], rounds=2, table_size=2)
+    actor = await coordinator_actor()
+    before = await audit_ids()
+    summary = await sessions.assign_tables(session_id, seed=5, actor=actor)
+    [entry] = await audit_since(before)
+    assert (entry["action"], entry["actor"], entry["client"]) == ("exchange_planned", actor.person_id, "test-client")
+    assert (entry["subject_type"], entry["subject_id"]) == ("exchange_session", str(session_id))
+    assert entry["detail"]["plan_version"] == summary.plan_version == 1 and entry["detail"]["seed"] == 5
+
+    # The plan's transaction fails after the seats and the audit row were written: neither remains.
+    seats = await db_rounds(session_id)
+    with pytest.raises(RuntimeError, match="after the plan"):
+        async with write_transaction():
+            await sessions.assign_tables(session_id, seed=6, actor=actor)
+            assert [e["action"] for e in await audit_since(before)] == ["exchange_planned"] * 2
+            raise RuntimeError("after the plan")
+    assert len(await audit_since(before)) == 1
+    assert await db_rounds(session_id) == seats
+    assert (await sessions.get_session(session_id))["plan_version"] == 1
+
+
+async def test_no_plan_is_stored_when_its_audit_row_cannot_be_written(db, monkeypatch):
+    session_id, _ = await session_with([2, 2, 2, 2], rounds=2, table_size=2)
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("audit log unavailable")
+
+    monkeypatch.setattr(sessions.audit, "record", broken)
+    with pytest.raises(RuntimeError, match="audit log unavailable"):
+        await sessions.assign_tables(session_id, seed=1, actor=ACTOR)
+    assert await TableSeat.count() == 0
+    assert (await sessions.get_session(session_id))["plan_version"] == 0
+
+
+async def test_replan_and_table_mail_are_audited_with_their_actor(db):
+    session_id, staff = await session_with([2, 2, 2, 2], rounds=3, table_size=2)
+    actor = await coordinator_actor()
+    await sessions.assign_tables(session_id, seed=1, actor=actor)
+    await sessions.set_current_round(session_id, 1, actor=actor)
+    leaver = staff[next(iter(staff))][0]
+    before = await audit_ids()
+    await sessions.replan(session_id, actor=actor, absent=[leaver], seed=2)
+    [entry] = await audit_since(before)
+    assert (entry["action"], entry["actor"]) == ("exchange_replanned", actor.person_id)
+    assert entry["detail"]["absent"] == [leaver] and entry["detail"]["fixed_rounds"] == 1
+    before = await audit_ids()
+    queued = await sessions.send_table_mail(session_id, actor=actor)
+    [entry] = await audit_since(before)
+    assert (entry["action"], entry["actor"], entry["detail"]["queued"]) == ("exchange_tables_mailed",
+                                                                            actor.person_id, queued)
+
+
+async def test_staff_views_are_audited_once_and_refused_to_others(db):
+    session_id, staff = await session_with([2, 2, 2], rounds=2, table_size=3)
+    await sessions.assign_tables(session_id, seed=1, actor=ACTOR)
+    actor = await coordinator_actor()
+    before = await audit_ids()
+    view = await sessions.session_view(session_id, actor=actor)
+    assert len(view["participants"]) == 6 and len(view["seating"]) == 2 and view["gaps"]["unseated"] == []
+    chart = await sessions.seating_view(session_id, actor=actor, purpose="chart", round_no=2)
+    assert [r["round"] for r in chart["seating"]] == [2]
+    await sessions.seating_view(session_id, actor=actor, purpose="cards")
+    await sessions.seating_view(session_id, actor=actor)
+    entries = await audit_since(before)
+    assert [e["action"] for e in entries] == ["staff_viewed_exchange", "staff_viewed_exchange_chart",
+                                              "staff_viewed_exchange_cards", "staff_viewed_exchange_seats"]
+    assert {(e["actor"], e["subject_id"]) for e in entries} == {(actor.person_id, str(session_id))}
+    # A staff member of a facility is not a coordinator: refused, and nothing is read or written.
+    own = staff[next(iter(staff))][0]
+    outsider = Actor.of(await people.get_person(own), "test-client")
+    before = await audit_ids()
+    for call in (sessions.session_view(session_id, actor=outsider), sessions.seating_view(session_id, actor=outsider),
+                 sessions.met_view(actor=outsider), sessions.assign_tables(session_id, actor=outsider),
+                 sessions.send_table_mail(session_id, actor=outsider)):
+        with pytest.raises(Forbidden):
+            await call
+    assert await audit_since(before) == []
+    # Unknown session: no view, so no audit entry either.
+    with pytest.raises(NotFound):
+        await sessions.session_view(session_id + 999, actor=actor)
+    assert await audit_since(before) == []

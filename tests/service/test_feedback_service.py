@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from events.access import Actor
 from events.db import raw, utcnow
 from events.errors import Conflict, Invalid, NotFound
 from events.feedback import answering, links, results, sending, surveys
@@ -17,6 +18,7 @@ from events.seminars.tables import Event, Registration
 from tests.conftest import links_in, make_person, outbox_mails
 
 SECRET = "feedback-test-secret-" + "k" * 40
+STAFF = Actor(None, frozenset({"coordinator"}), "test")  # a coordinator, for services that take an actor
 
 
 @pytest.fixture(autouse=True)
@@ -283,28 +285,29 @@ def _is_sqlite() -> bool:
 
 async def test_anonymous_export_has_no_identity_and_needs_five_answers(db):
     survey_id, people, tokens = await _answered_anonymous_survey(6)
-    header, rows = await results.export_table(survey_id)
+    export = await results.export_answers(survey_id, actor=STAFF)
+    header, rows = export.header, export.rows
     assert header[:2] == ["回答番号", "イベント"] and "氏名" not in header and "メールアドレス" not in header
     flat = repr(rows)
     assert "学生" not in flat and "@example.jp" not in flat
-    data = results.to_csv(header, rows)
+    data = export.content
     assert data.startswith("\ufeff".encode())
     parsed = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert parsed[0][0] == "回答番号" and len(parsed) == 7
-    xlsx = results.to_xlsx(header, rows)
+    xlsx = (await results.export_answers(survey_id, actor=STAFF, fmt="xlsx")).content
     assert xlsx[:2] == b"PK"
     # Shuffled: over a few exports the order of the free-text answers changes.
-    orders = {tuple(r[-1] for r in (await results.export_table(survey_id))[1]) for _ in range(8)}
+    orders = {tuple(r[-1] for r in (await results.export_answers(survey_id, actor=STAFF)).rows) for _ in range(8)}
     assert len(orders) > 1
 
 
 async def test_small_anonymous_survey_is_not_broken_down_or_exported(db):
     survey_id, people, tokens = await _answered_anonymous_survey(3)
-    outcome = await results.survey_results(survey_id)
+    outcome = await results.survey_results(survey_id, actor=STAFF)
     assert outcome["responded"] == 3 and outcome["summary"].suppressed
     assert all(q["chart"] == "" and q["texts"] == [] for q in outcome["questions"])
     with pytest.raises(Conflict):
-        await results.export_table(survey_id)
+        await results.export_answers(survey_id, actor=STAFF)
     # The event was too small to keep on the answers: they are pooled.
     assert {r["event"] for r in await raw("SELECT event FROM feedback_answer")} == {None}
 
@@ -320,13 +323,14 @@ async def test_results_figures_and_named_nonrespondents(db):
     survey = await surveys.get_survey(survey_id)
     for i in range(5):
         await answering.submit_answers(tokens[f"s{i}@example.jp"], full_answers(survey, 4))
-    outcome = await results.survey_results(survey_id)
+    outcome = await results.survey_results(survey_id, actor=STAFF)
     assert (outcome["invited"], outcome["responded"]) == (7, 5)
     first = outcome["questions"][0]
     assert first["summary"].respondents == 5 and first["summary"].mean == 5.0
     assert "<svg" in first["chart"] and 'data-count="5"' in first["chart"]
     assert sorted(p["name"] for p in outcome["nonrespondents"]) == ["学生 s5", "学生 s6"]
-    header, rows = await results.export_table(survey_id)
+    export = await results.export_answers(survey_id, actor=STAFF)
+    header, rows = export.header, export.rows
     assert "氏名" in header and len(rows) == 5
     assert re.match(r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}", rows[0][4])
 
@@ -340,13 +344,19 @@ async def test_host_families_get_their_own_survey_through_the_hook(db):
     async def host_of(event_id: int) -> list[int]:
         return [host] if event_id == visit else []
 
-    sending.register_extra_recipients("host_family", host_of)
+    from events import signals
+
+    previous = signals.SURVEY_RECIPIENTS.get("host_family")  # the visits area's own, when it is loaded
+    signals.SURVEY_RECIPIENTS.provide("host_family", host_of)
     try:
         await surveys.create_survey(audience="home_visit_student", template="home_visit_student", event_id=visit)
         await surveys.create_survey(audience="host_family", template="host_family", event_id=visit)
         assert await sending.send_feedback_requests() == 2
     finally:
-        sending._extra_recipients["host_family"].remove(host_of)
+        if previous is not None:
+            signals.SURVEY_RECIPIENTS.provide("host_family", previous)
+        else:
+            signals.SURVEY_RECIPIENTS._impls.pop("host_family", None)
     mails = await outbox_mails("feedback_request")
     subjects = {m["To"].addresses[0].addr_spec: m for m in mails}
     assert set(subjects) == {"yamada@example.jp", "s0@example.jp"}

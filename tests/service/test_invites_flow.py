@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import vobject
 
-from events import hooks
+from events import signals
 from events.config import config
 from events.core.tables import OutboxMessage
 from events.db import utcnow, write_transaction
@@ -31,7 +31,7 @@ from events.seminars import schedule
 from events.seminars.tables import Event, Registration
 from lifedesign.settings import SmtpSettings
 from lifedesign.worker import deliver_once
-from tests.conftest import make_person, parse_mail
+from tests.conftest import as_person, as_staff, make_person, parse_mail
 
 INTEROP_DIR = Path(__file__).resolve().parents[1] / "interop"
 SECRET = "feed-secret-" + "k" * 40
@@ -72,9 +72,10 @@ async def confirm(event_id: int, person_id: int) -> int:
                          confirmed_at=now)
         ).returning(Registration.id)
         registration_id = rows[0]["id"]
-        await hooks.emit("registration.confirmed", registration_id=registration_id, event_id=event_id,
-                         person_id=person_id)
-        part = await hooks.invite_for(event_id=event_id, person_id=person_id)
+        await signals.PLACE_CHANGED.send(signals.PlaceChanged(
+            registration_id=registration_id, event_id=event_id, person_id=person_id, event_kind="seminar", old=None,
+            new="confirmed", reason="registered"))
+        part = await signals.INVITE_PART.call(event_id=event_id, person_id=person_id, method="REQUEST")
         assert part is not None
         await queue_mail("invite_new", to_email=await _email(person_id), locale="ja",
                          context=await _context(event_id), key=f"confirm:{registration_id}", calendar=part)
@@ -99,7 +100,7 @@ async def change_event(event_id: int, **changes) -> None:
         await Event.update({**{getattr(Event, k): v for k, v in changes.items()},
                             Event.calendar_sequence: event["calendar_sequence"] + 1,
                             Event.updated_at: utcnow()}).where(Event.id == event_id)
-        await hooks.emit("event.changed", event_id=event_id, fields=set(changes))
+        await signals.EVENT_CHANGED.send(signals.EventChanged(event_id=event_id, fields=frozenset(changes)))
 
 
 async def cancel_place(registration_id: int) -> None:
@@ -107,8 +108,9 @@ async def cancel_place(registration_id: int) -> None:
         row = await Registration.select().where(Registration.id == registration_id).first()
         await Registration.update({Registration.status: "cancelled", Registration.cancelled_at: utcnow(),
                                    Registration.updated_at: utcnow()}).where(Registration.id == registration_id)
-        await hooks.emit("registration.cancelled", registration_id=registration_id, event_id=row["event"],
-                         person_id=row["person"], was_confirmed=row["status"] == "confirmed")
+        await signals.PLACE_CHANGED.send(signals.PlaceChanged(
+            registration_id=registration_id, event_id=row["event"], person_id=row["person"], event_kind="seminar",
+            old=row["status"], new="cancelled", reason="cancelled"))
 
 
 async def cancel_event(event_id: int, *, places_first: bool) -> None:
@@ -119,15 +121,16 @@ async def cancel_event(event_id: int, *, places_first: bool) -> None:
             (Registration.event == event_id) & (Registration.status == "confirmed")
         )
         if not places_first:
-            await hooks.emit("event.cancelled", event_id=event_id)
+            await signals.EVENT_CANCELLED.send(signals.EventCancelled(event_id=event_id))
         for row in places:
             await Registration.update({Registration.status: "cancelled", Registration.updated_at: utcnow()}).where(
                 Registration.id == row["id"]
             )
-            await hooks.emit("registration.cancelled", registration_id=row["id"], event_id=event_id,
-                             person_id=row["person"], was_confirmed=True)
+            await signals.PLACE_CHANGED.send(signals.PlaceChanged(
+                registration_id=row["id"], event_id=event_id, person_id=row["person"], event_kind="seminar",
+                old="confirmed", new="cancelled", reason="event_cancelled"))
         if places_first:
-            await hooks.emit("event.cancelled", event_id=event_id)
+            await signals.EVENT_CANCELLED.send(signals.EventCancelled(event_id=event_id))
 
 
 async def published_event(**fields) -> int:
@@ -140,8 +143,8 @@ async def published_event(**fields) -> int:
         ends_at=starts + timedelta(hours=2), capacity=30,
     )
     values.update(fields)
-    event_id = await schedule.create_event(values, by=None)
-    await schedule.publish_event(event_id, by=None)
+    event_id = await schedule.create_event(values, actor=as_staff(None))
+    await schedule.publish_event(event_id, actor=as_staff(None))
     return event_id
 
 
@@ -260,7 +263,7 @@ async def test_register_reschedule_cancel_feed_and_interop(db, smtp_settings, sm
     # Reschedule: a REQUEST of its own, same UID, higher SEQUENCE, the new time; the feed follows.
     moved = starts + timedelta(days=1, hours=3)
     await schedule.update_event(event_id, {"starts_at": moved, "ends_at": moved + timedelta(hours=2),
-                                           "venue": "金沢公会堂"}, by=None)
+                                           "venue": "金沢公会堂"}, actor=as_staff(None))
     received = with_calendar(await deliver(smtp_settings, smtp_server))
     assert len(received) == 1
     method, update = calendar_of(received[0][1])
@@ -281,11 +284,11 @@ async def test_register_reschedule_cancel_feed_and_interop(db, smtp_settings, sm
     assert registration["calendar_sequence"] == 1
 
     # A change that is not time, venue or title sends no invite.
-    await schedule.update_event(event_id, {"capacity": 40}, by=None)
+    await schedule.update_event(event_id, {"capacity": 40}, actor=as_staff(None))
     assert with_calendar(await deliver(smtp_settings, smtp_server)) == []
 
     # Cancel the place: one CANCEL, same UID, STATUS:CANCELLED, SEQUENCE above the last REQUEST; gone from the feed.
-    await seminar_registration.cancel_registration(registration_id, by=student)
+    await seminar_registration.cancel_registration(registration_id, actor=as_person(student))
     received = with_calendar(await deliver(smtp_settings, smtp_server))
     assert len(received) == 1
     method, cancel = calendar_of(received[0][1])
@@ -321,7 +324,7 @@ async def test_real_event_cancel_sends_one_cancel_per_confirmed_person(db, smtp_
     statuses = [(await seminar_registration.register(event_id, p))["status"] for p in people]
     assert statuses == ["confirmed", "confirmed", "waitlisted"]
     await deliver(smtp_settings, smtp_server)
-    await schedule.cancel_event(event_id, by=None, reason="台風のため")
+    await schedule.cancel_event(event_id, actor=as_staff(None), reason="台風のため")
     received = with_calendar(await deliver(smtp_settings, smtp_server))
     assert sorted((rcpt[0], calendar_of(m)[0]) for rcpt, m in received) == sorted(
         [(await _email(p), "CANCEL") for p in people[:2]])
@@ -383,10 +386,11 @@ async def test_provider_cancel_and_signal_together_give_one_cancel(db, smtp_sett
     registration_id = await confirm(event_id, person)
     async with write_transaction():
         await Registration.update({Registration.status: "cancelled"}).where(Registration.id == registration_id)
-        part = await hooks.invite_for(event_id=event_id, person_id=person, method="CANCEL")
-        await hooks.emit("registration.cancelled", registration_id=registration_id, event_id=event_id,
-                         person_id=person, was_confirmed=True)
-        assert await hooks.invite_for(event_id=event_id, person_id=person, method="CANCEL") is None
+        part = await signals.INVITE_PART.call(event_id=event_id, person_id=person, method="CANCEL")
+        await signals.PLACE_CHANGED.send(signals.PlaceChanged(
+            registration_id=registration_id, event_id=event_id, person_id=person, event_kind="seminar",
+            old="confirmed", new="cancelled", reason="cancelled"))
+        assert await signals.INVITE_PART.call(event_id=event_id, person_id=person, method="CANCEL") is None
     assert part is not None and part.method == "CANCEL"
     cancels = await OutboxMessage.count().where(OutboxMessage.kind == "invite_cancel")
     assert cancels == 0  # the registration's own mail carries the only CANCEL
@@ -401,7 +405,9 @@ async def test_an_area_that_only_emits_gets_the_invite_from_the_worker_job(db, s
         now = utcnow()
         rows = await Registration.insert(Registration(event=event_id, person=person, status="confirmed",
                                                       created_at=now, updated_at=now)).returning(Registration.id)
-        await hooks.emit("registration.confirmed", registration_id=rows[0]["id"], event_id=event_id, person_id=person)
+        await signals.PLACE_CHANGED.send(signals.PlaceChanged(
+            registration_id=rows[0]["id"], event_id=event_id, person_id=person, event_kind="home_visit", old=None,
+            new="confirmed", reason="visit_confirmed"))
     assert await send_missing_invites() == 1
     assert await send_missing_invites() == 0  # idempotent
     received = await deliver(smtp_settings, smtp_server)
@@ -411,35 +417,43 @@ async def test_an_area_that_only_emits_gets_the_invite_from_the_worker_job(db, s
     assert only_vevent(body).uid.value == event_uid("home_visit", event_id, person, config().mail_domain)
 
 
-async def test_exchange_session_description_carries_the_table_summary(db, smtp_settings, smtp_server, monkeypatch):
-    import events.exchanges
+async def test_exchange_session_description_carries_the_table_summary(db, smtp_settings, smtp_server):
+    """The real exchanges area provides the table plan (signals.TABLE_SUMMARY): no stand-in."""
+    from events.exchanges import sessions
+    from events.invites.invites import resend_invite
 
-    calls = []
-
-    async def table_summary_for(event_id, person_id, locale):
-        calls.append((event_id, person_id, locale))
-        return "第1ラウンド：3番テーブル"
-
-    monkeypatch.setattr(events.exchanges, "table_summary_for", table_summary_for, raising=False)
-    person = await make_person("facility_staff")
+    coordinator = as_staff(await make_person("coordinator"))
+    staff = [await make_person("facility_staff") for _ in range(4)]  # each at a facility of their own
     event_id = await make_event(kind="staff_exchange", title="保育交流会")
-    await confirm(event_id, person)
-    received = await deliver(smtp_settings, smtp_server)
-    description = only_vevent(calendar_of(received[0][1])[1]).description.value
-    assert "第1ラウンド：3番テーブル" in description
-    assert calls == [(event_id, person, "ja")]
+    registrations = [await confirm(event_id, person) for person in staff]
+    session_id = await sessions.create_session(event_id, actor=coordinator, rounds=2, table_size=2,
+                                               themes=["保育の楽しさ", ""])
+    await sessions.assign_tables(session_id, 7, actor=coordinator)
+    await deliver(smtp_settings, smtp_server)
+    await resend_invite(registrations[0], actor=coordinator)
+    (received,) = await deliver(smtp_settings, smtp_server)
+    description = only_vevent(calendar_of(received[1])[1]).description.value
+    seats = await sessions.seats_of(session_id, staff[0])
+    assert "交流会でのあなたの席（テーブル番号）:" in description
+    assert f"第1ラウンド「保育の楽しさ」: テーブル {seats[0]['table']}" in description
+    assert f"第2ラウンド: テーブル {seats[1]['table']}" in description
+    assert f"/exchanges/{session_id}/my-table" in description
 
 
-async def test_exchange_summary_failure_does_not_block_the_registration(db, monkeypatch):
-    import events.exchanges
+async def test_exchange_summary_failure_does_not_block_the_registration(db):
+    from events import signals
 
-    def table_summary_for(event_id, person_id, locale):
+    async def broken(event_id, person_id, locale):
         raise RuntimeError("broken")
 
-    monkeypatch.setattr(events.exchanges, "table_summary_for", table_summary_for, raising=False)
-    person = await make_person("facility_staff")
-    event_id = await make_event(kind="staff_exchange")
-    await confirm(event_id, person)
+    real = signals.TABLE_SUMMARY._impl
+    signals.TABLE_SUMMARY.provide(broken)
+    try:
+        person = await make_person("facility_staff")
+        event_id = await make_event(kind="staff_exchange")
+        await confirm(event_id, person)
+    finally:
+        signals.TABLE_SUMMARY.provide(real)
     assert await Registration.count().where(Registration.status == "confirmed") == 1
 
 
@@ -454,8 +468,8 @@ async def test_resend_invite_sends_the_current_invite_again(db, smtp_settings, s
     registration_id = await confirm(event_id, person)
     await change_event(event_id, title="新しい名称")
     await deliver(smtp_settings, smtp_server)
-    await resend_invite(registration_id, actor_id=coordinator)
-    await resend_invite(registration_id, actor_id=coordinator)
+    await resend_invite(registration_id, actor=as_staff(coordinator))
+    await resend_invite(registration_id, actor=as_staff(coordinator))
     received = await deliver(smtp_settings, smtp_server)
     assert len(received) == 2
     for _, message in received:
@@ -465,9 +479,9 @@ async def test_resend_invite_sends_the_current_invite_again(db, smtp_settings, s
     assert await AuditEntry.count().where(AuditEntry.action == "invite_resent") == 2
     await cancel_place(registration_id)
     with pytest.raises(Conflict):
-        await resend_invite(registration_id, actor_id=coordinator)
+        await resend_invite(registration_id, actor=as_staff(coordinator))
     with pytest.raises(NotFound):
-        await resend_invite(registration_id + 999, actor_id=coordinator)
+        await resend_invite(registration_id + 999, actor=as_staff(coordinator))
 
 
 async def test_host_family_invite_without_registration_is_in_the_feed_and_cancelled_with_the_event(
@@ -480,7 +494,7 @@ async def test_host_family_invite_without_registration_is_in_the_feed_and_cancel
     event_id = await make_event(kind="home_visit", visibility="private", title="家庭訪問（六浦）")
     await confirm(event_id, student)
     async with write_transaction():
-        part = await hooks.invite_for(event_id=event_id, person_id=family)
+        part = await signals.INVITE_PART.call(event_id=event_id, person_id=family, method="REQUEST")
     assert part is not None and part.method == "REQUEST"
     token = await feeds.issue_token(family, SECRET)
     (entry,) = parse_ics((await feeds.feed(token)).body).contents["vevent"]
@@ -488,7 +502,7 @@ async def test_host_family_invite_without_registration_is_in_the_feed_and_cancel
     await deliver(smtp_settings, smtp_server)
     async with write_transaction():
         await Event.update({Event.status: "cancelled", Event.updated_at: utcnow()}).where(Event.id == event_id)
-        await hooks.emit("event.cancelled", event_id=event_id)
+        await signals.EVENT_CANCELLED.send(signals.EventCancelled(event_id=event_id))
     received = await deliver(smtp_settings, smtp_server)
     assert sorted((rcpt[0], calendar_of(m)[0]) for rcpt, m in received) == sorted(
         [(await _email(family), "CANCEL"), (await _email(student), "CANCEL")])

@@ -11,7 +11,7 @@ from events.db import utcnow, write_transaction
 from events.mail import queue_mail
 from lifedesign.settings import SmtpSettings
 from lifedesign.worker import deliver_once
-from tests.conftest import ON_POSTGRES, parse_mail
+from tests.conftest import ON_POSTGRES, as_staff, parse_mail
 
 
 def smtp_settings(settings, port):
@@ -72,7 +72,7 @@ async def test_failure_after_550_is_shown_and_can_be_retried(db, settings, smtp_
     row = await OutboxMessage.select().first()
     assert row["status"] == "failed" and "550" in row["last_error"]
     assert (await outbox.counts())["failed"] == 1
-    await outbox.retry_failed(row["id"])
+    await outbox.retry_failed(row["id"], actor=as_staff(None))
     assert (await deliver_once(smtp_settings(settings, smtp_server.port)))["sent"] == 1
 
 

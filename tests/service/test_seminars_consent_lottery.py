@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from events.db import utcnow
+from events import clock, consent
 from events.errors import Conflict, DomainError, Invalid, NotFound
-from events.seminars import consent, draws, exports, registration, schedule
+from events.seminars import draws, exports, registration, schedule
 from events.seminars.tables import Event, GuardianConsent, LotteryDraw, Registration
-from tests.conftest import links_in, mail_text, outbox_mails
+from tests.conftest import as_person, as_staff, links_in, mail_text, outbox_mails
 from tests.service.seminars_helpers import adult, coordinator, email_of, minor, new_event, soon
 
 
@@ -21,7 +21,7 @@ async def _status(registration_id: int) -> str:
 
 
 async def _consent_token(guardian: str) -> str:
-    mails = await outbox_mails("seminar_consent_request", guardian)
+    mails = await outbox_mails("consent_request", guardian)
     assert len(mails) == 1
     link = [u for u in links_in(mails[0]) if "/consent/" in u][0]
     return link.rsplit("/consent/", 1)[1]
@@ -35,21 +35,22 @@ async def test_minor_holds_seat_until_guardian_consents(db):
     assert (await schedule.get_event(event_id))["remaining"] == 0
     assert len(await outbox_mails("seminar_pending_consent", await email_of(student))) == 1
     token = await _consent_token("mother@example.jp")
-    shown = await consent.consent_request_by_token(token)
-    assert shown["state"] == "pending" and shown["student_name"] == "佐藤 結衣"
-    assert "仕事と子育て" in shown["title"] and "金沢公会堂" in shown["consent_text"]
-    assert shown["text_version"] == registration.CONSENT_TEXT_VERSION
+    shown = await consent.view(token)
+    assert shown["state"] == "pending" and shown["student_name"] == "佐藤 結衣" and shown["may_answer"]
+    assert "仕事と子育て" in shown["title"] and ("会場", "金沢公会堂") in shown["facts"]
+    assert shown["text_version"] == "2025-1"
     stored = await GuardianConsent.select(GuardianConsent.token_hash).first()
     assert token not in stored["token_hash"]  # only the hash is kept
-    outcome = await consent.decide_consent(token, True, "203.0.113.9")
-    assert outcome == {"decision": "given", "registration_id": reg["id"], "registration_status": "confirmed"}
+    outcome = await consent.decide(token, "give", client="203.0.113.9")
+    assert outcome == {"decision": "given", "subject_kind": "registration", "subject_id": reg["id"]}
+    assert await _status(reg["id"]) == "confirmed"
     with pytest.raises(Conflict) as twice:
-        await consent.decide_consent(token, False, "203.0.113.9")
+        await consent.decide(token, "refuse", client="203.0.113.9")
     assert twice.value.code == "consent_already_decided"
-    record = (await consent.consent_records(reg["id"]))[0]
+    record = (await consent.records(consent.Subject("registration", reg["id"])))[0]
     assert record["decision"] == "given" and record["decided_from"] == "203.0.113.9" and "佐藤 結衣" in record["purpose"]
     assert len(await outbox_mails("seminar_consent_outcome", await email_of(student))) == 1
-    assert len(await outbox_mails("seminar_consent_outcome", "mother@example.jp")) == 1
+    assert len(await outbox_mails("consent_outcome", "mother@example.jp")) == 1
 
 
 async def test_refusal_releases_seat_to_waitlist(db):
@@ -59,7 +60,7 @@ async def test_refusal_releases_seat_to_waitlist(db):
     reg = await registration.register(event_id, student)
     wait = await registration.register(event_id, waiter)
     assert wait["status"] == "waitlisted"
-    await consent.decide_consent(await _consent_token("father@example.jp"), False, "client")
+    await consent.decide(await _consent_token("father@example.jp"), "refuse", client="client")
     assert await _status(reg["id"]) == "cancelled"
     assert await _status(wait["id"]) == "confirmed"
     student_mails = await outbox_mails("seminar_consent_outcome", await email_of(student))
@@ -74,25 +75,25 @@ async def test_expiry_job_releases_seat(db):
     reg = await registration.register(event_id, student)
     wait = await registration.register(event_id, waiter)
     token = await _consent_token("g@example.jp")
-    assert await consent.expire_consents() == 0  # nothing due yet
-    assert await consent.expire_consents(now=utcnow() + timedelta(hours=73)) == 1
-    assert await consent.expire_consents(now=utcnow() + timedelta(hours=73)) == 0  # idempotent
+    assert await consent.expire_due() == 0  # nothing due yet
+    with clock.travel(timedelta(hours=73)):
+        assert await consent.expire_due() == 1
+        assert await consent.expire_due() == 0  # idempotent
     assert await _status(reg["id"]) == "cancelled" and await _status(wait["id"]) == "confirmed"
-    assert (await consent.consent_request_by_token(token))["state"] == "expired"
+    assert (await consent.view(token))["state"] == "expired"
     with pytest.raises(Conflict):
-        await consent.decide_consent(token, True, "late")
+        await consent.decide(token, "give", client="late")
     with pytest.raises(NotFound):
-        await consent.consent_request_by_token("not-a-token")
+        await consent.view("not-a-token")
+    assert len(await outbox_mails("consent_outcome", "g@example.jp")) == 1  # the guardian is told once
 
 
 async def test_expired_but_not_yet_processed_is_refused(db):
     event_id = await new_event(capacity=1)
     await registration.register(event_id, await minor(guardian="late@example.jp"))
     token = await _consent_token("late@example.jp")
-    await GuardianConsent.update({GuardianConsent.expires_at: utcnow() - timedelta(minutes=1)}).where(
-        GuardianConsent.decision == "pending")
-    with pytest.raises(DomainError) as refused:
-        await consent.decide_consent(token, True, "x")
+    with clock.travel(timedelta(hours=72, minutes=1)), pytest.raises(DomainError) as refused:
+        await consent.decide(token, "give", client="x")  # the job has not run yet: the page still refuses
     assert refused.value.code == "consent_expired" and refused.value.status == 410
 
 
@@ -103,10 +104,10 @@ async def test_minor_promoted_from_waitlist_needs_consent(db):
     r1 = await registration.register(event_id, first)
     r2 = await registration.register(event_id, student)
     assert r2["status"] == "waitlisted"
-    await registration.cancel_registration(r1["id"], by=first)
+    await registration.cancel_registration(r1["id"], actor=as_person(first))
     assert await _status(r2["id"]) == "pending_consent"
     assert "保護者" in mail_text((await outbox_mails("seminar_promoted", await email_of(student)))[0])
-    assert len(await outbox_mails("seminar_consent_request", "mum@example.jp")) == 1
+    assert len(await outbox_mails("consent_request", "mum@example.jp")) == 1
 
 
 async def test_lottery_draw_confirms_winners_waitlists_rest_in_draw_order(db):
@@ -116,11 +117,11 @@ async def test_lottery_draw_confirms_winners_waitlists_rest_in_draw_order(db):
     regs = [await registration.register(event_id, p) for p in applicants]
     assert {r["status"] for r in regs} == {"applied"}
     assert (await schedule.get_event(event_id))["applied_count"] == 5
-    result = await draws.draw_lottery(event_id, by=coord, entropy=b"\x01" * 16)
+    result = await draws.draw_lottery(event_id, actor=as_staff(coord), entropy=b"\x01" * 16)
     assert len(result["winners"]) == 2 and len(result["waitlist"]) == 3
     for reg_id in result["winners"]:
         assert await _status(reg_id) == "confirmed"
-    ranks = [(await registration.get_registration(r))["waitlist_rank"] for r in result["waitlist"]]
+    ranks = [(await registration.get_registration(r, actor=as_staff(None)))["waitlist_rank"] for r in result["waitlist"]]
     assert ranks == [1, 2, 3]
     by_reg = {r["id"]: p for r, p in zip(regs, applicants, strict=True)}
     for reg_id in result["winners"]:
@@ -128,7 +129,7 @@ async def test_lottery_draw_confirms_winners_waitlists_rest_in_draw_order(db):
     for reg_id in result["waitlist"]:
         assert len(await outbox_mails("seminar_lottery_lost", await email_of(by_reg[reg_id]))) == 1
     with pytest.raises(Conflict) as again:
-        await draws.draw_lottery(event_id, by=coord)
+        await draws.draw_lottery(event_id, actor=as_staff(coord))
     assert again.value.code == "lottery_already_drawn"
     verified = await draws.verify_draw(event_id)
     assert verified["ok"] is True and verified["seed"] == (b"\x01" * 16).hex()
@@ -136,7 +137,7 @@ async def test_lottery_draw_confirms_winners_waitlists_rest_in_draw_order(db):
     await LotteryDraw.update({LotteryDraw.winners: list(reversed(result["waitlist"][:2]))}).where(LotteryDraw.event == event_id)
     assert (await draws.verify_draw(event_id))["ok"] is False
     # after the draw, a cancellation promotes in draw order
-    await registration.cancel_registration(result["winners"][0], by=coord, as_coordinator=True)
+    await registration.cancel_registration(result["winners"][0], actor=as_staff(coord))
     assert await _status(result["waitlist"][0]) == "confirmed"
 
 
@@ -156,9 +157,10 @@ async def test_worker_job_draws_closed_lotteries_only(db):
     for event_id in (open_event, closing):
         await registration.register(event_id, await adult())
         await registration.register(event_id, await adult())
-    await Event.update({Event.registration_closes_at: utcnow() - timedelta(minutes=1)}).where(Event.id == closing)
-    assert await draws.draw_due_lotteries() == 1
-    assert await draws.draw_due_lotteries() == 0
+    await Event.update({Event.registration_closes_at: soon(1)}).where(Event.id == closing)
+    with clock.travel(timedelta(days=1, minutes=1)):
+        assert await draws.draw_due_lotteries() == 1
+        assert await draws.draw_due_lotteries() == 0
     assert (await schedule.get_event(closing))["lottery_drawn_at"] is not None
     assert (await schedule.get_event(open_event))["lottery_drawn_at"] is None
 
@@ -168,7 +170,7 @@ async def test_exports_have_japanese_headers_bom_and_answers(db):
     qid = str((await schedule.get_event(event_id))["questions"][0]["id"])
     await registration.register(event_id, await adult("=HYPERLINK(1)"), answers={qid: ["仕事", "子育て"]})
     await registration.register(event_id, await minor("高校 花子"))
-    body = await exports.export_csv(event_id)
+    body = await exports.export(event_id, "csv", actor=as_staff(None))
     assert body.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
     assert rows[0][:4] == ["申込番号", "状態", "キャンセル待ち順", "氏名"] and rows[0][-1] == "関心"
@@ -176,7 +178,7 @@ async def test_exports_have_japanese_headers_bom_and_answers(db):
     assert rows[2][1] == "キャンセル待ち" and rows[2][2] == "1" and rows[2][9] == "はい"
     from openpyxl import load_workbook
 
-    sheet = load_workbook(io.BytesIO(await exports.export_xlsx(event_id))).active
+    sheet = load_workbook(io.BytesIO(await exports.export(event_id, "xlsx", actor=as_staff(None)))).active
     assert sheet["A1"].value == "申込番号" and sheet.max_row == 3
 
 
@@ -201,7 +203,7 @@ async def test_event_validation_codes(db):
     ]
     for change, code in cases:
         with pytest.raises(Invalid) as refused:
-            await schedule.create_event({**base, **change}, by=coord)
+            await schedule.create_event({**base, **change}, actor=as_staff(coord))
         assert refused.value.code == code, change
 
 
@@ -213,9 +215,9 @@ async def test_overlap_warning_duplicate_and_listings(db):
     elsewhere = await new_event(coord, starts_at=start, venue="金沢区役所")
     overlaps = await schedule.overlapping_events("金沢公会堂", start, start + timedelta(hours=2), exclude_id=first)
     assert [o["id"] for o in overlaps] == [second]
-    result = await schedule.update_event(first, {"description": "説明"}, by=coord)
+    result = await schedule.update_event(first, {"description": "説明"}, actor=as_staff(coord))
     assert [w["event_id"] for w in result["warnings"]] == [second]
-    copy = await schedule.duplicate_event(first, by=coord, starts_at=(start + timedelta(days=7)).isoformat(),
+    copy = await schedule.duplicate_event(first, actor=as_staff(coord), starts_at=(start + timedelta(days=7)).isoformat(),
                                           venue="横浜市立金沢高等学校")
     copied = await schedule.get_event(copy)
     assert copied["status"] == "draft" and copied["venue"] == "横浜市立金沢高等学校"
@@ -225,5 +227,5 @@ async def test_overlap_warning_duplicate_and_listings(db):
     assert first in public and second in public and elsewhere not in public and copy not in public
     week = await schedule.list_events_between(start - timedelta(days=1), start + timedelta(days=1))
     assert {e["id"] for e in week} == {first, second, elsewhere}
-    await schedule.cancel_event(second, by=coord)
+    await schedule.cancel_event(second, actor=as_staff(coord))
     assert await schedule.overlapping_events("金沢公会堂", start, start + timedelta(hours=2), exclude_id=first) == []

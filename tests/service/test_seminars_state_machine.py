@@ -22,7 +22,7 @@ from events.db import engine, is_sqlite, raw
 from events.errors import DomainError
 from events.seminars import draws, registration, schedule
 from events.seminars.tables import SEAT_HOLDING_STATES, Event, Registration
-from tests.conftest import make_person
+from tests.conftest import as_person, as_staff, make_person
 from tests.service.seminars_helpers import soon
 
 PEOPLE = 6
@@ -64,8 +64,8 @@ class RegistrationMachine(RuleBasedStateMachine):
                       "ends_at": (start + timedelta(hours=2)).isoformat(), "capacity": capacity}
             if lottery:
                 fields.update(allocation="lottery", registration_closes_at=soon(5).isoformat())
-            self.event_id = await schedule.create_event(fields, by=self.coordinator)
-            await schedule.publish_event(self.event_id, by=self.coordinator)
+            self.event_id = await schedule.create_event(fields, actor=as_staff(self.coordinator))
+            await schedule.publish_event(self.event_id, actor=as_staff(self.coordinator))
             await self._observe()
 
         self.run(go())
@@ -153,8 +153,8 @@ class RegistrationMachine(RuleBasedStateMachine):
         async def action():
             mine = await registration.my_registration(self.event_id, self.people[who])
             if mine and mine["status"] != "cancelled":
-                by = self.coordinator if as_coordinator else self.people[who]
-                await registration.cancel_registration(mine["id"], by=by, as_coordinator=as_coordinator)
+                actor = as_staff(self.coordinator) if as_coordinator else as_person(self.people[who])
+                await registration.cancel_registration(mine["id"], actor=actor)
 
         self._act(action)
 
@@ -165,25 +165,25 @@ class RegistrationMachine(RuleBasedStateMachine):
                    if status in SEAT_HOLDING_STATES]
         if holders:
             reg_id, person = holders[-1]
-            by = self.coordinator if as_coordinator else person
-            self._act(lambda: registration.cancel_registration(reg_id, by=by, as_coordinator=as_coordinator))
+            actor = as_staff(self.coordinator) if as_coordinator else as_person(person)
+            self._act(lambda: registration.cancel_registration(reg_id, actor=actor))
 
     @rule(who=st.integers(0, PEOPLE - 1))
     def leave_waitlist(self, who: int) -> None:
         async def action():
             mine = await registration.my_registration(self.event_id, self.people[who])
             if mine:
-                await registration.leave_waitlist(mine["id"], by=self.people[who])
+                await registration.leave_waitlist(mine["id"], actor=as_person(self.people[who]))
 
         self._act(action)
 
     @rule(capacity=st.integers(1, 4))
     def change_capacity(self, capacity: int) -> None:
-        self._act(lambda: schedule.update_event(self.event_id, {"capacity": capacity}, by=self.coordinator))
+        self._act(lambda: schedule.update_event(self.event_id, {"capacity": capacity}, actor=as_staff(self.coordinator)))
 
     @rule()
     def draw_lottery(self) -> None:
-        self._act(lambda: draws.draw_lottery(self.event_id, by=self.coordinator))
+        self._act(lambda: draws.draw_lottery(self.event_id, actor=as_staff(self.coordinator)))
 
 
 async def test_registration_state_machine(db):

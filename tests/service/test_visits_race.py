@@ -16,7 +16,7 @@ from events.db import utcnow
 from events.seminars.tables import Event, Registration
 from events.visits import confirmations, proposals, requests, rounds
 from events.visits.tables import VisitMatch
-from tests.conftest import ON_POSTGRES, make_person
+from tests.conftest import ON_POSTGRES, as_staff, make_person, outbox_mails
 from tests.service.test_visits_services import day, family, open_round
 
 
@@ -28,7 +28,7 @@ async def offered_pair() -> tuple[int, list[tuple[int, int]]]:
     students = [await make_person("student") for _ in range(2)]
     for student in students:
         await requests.submit_request(student, round_id, requests.RequestInput(windows=[(day(6, 9), day(6, 13))]))
-    await proposals.confirm_proposal(await proposals.run_matching(round_id, coordinator), coordinator)
+    await proposals.confirm_proposal(await proposals.run_matching(round_id, as_staff(coordinator)), as_staff(coordinator))
     matches = [(await confirmations.matches_of_student(s))[0]["id"] for s in students]
     return fam, list(zip(students, matches, strict=True))
 
@@ -75,20 +75,22 @@ async def test_negative_control_without_row_locks(db, slow_reads, monkeypatch):
 
 
 async def test_rerun_after_expiry_of_consent(db):
-    """The worker job expires a pending consent; the student is told and stays unmatched for no_consent."""
+    """The one consent expiry job (events.consent) expires a visit's pending consent too; the student is told and
+    stays unmatched for no_consent. The request expires at the first day asked for at the latest."""
+    from events import clock, consent
     from events.people import StudentInfo
-    from events.visits.tables import VisitConsent
 
     coordinator = await make_person("coordinator")
     round_id = await open_round(coordinator)
     born = utcnow().date().replace(year=utcnow().year - 15)
     student = await make_person("student", student=StudentInfo("high_school", "高校", 1, born, "g@example.jp"))
-    await requests.submit_request(student, round_id, requests.RequestInput(windows=[(day(6, 9), day(6, 13))]))
-    assert await requests.expire_consents() == 0  # nothing due: cheap and idempotent
-    await VisitConsent.update({VisitConsent.expires_at: utcnow() - timedelta(minutes=1)}).where(
-        VisitConsent.student == student)
-    assert await requests.expire_consents() == 1
-    assert await requests.expire_consents() == 0
-    assert (await VisitConsent.select(VisitConsent.decision).first())["decision"] == "expired"
-    view = await proposals.proposal_view(await proposals.run_matching(round_id, coordinator))
+    request_id = await requests.submit_request(student, round_id,
+                                               requests.RequestInput(windows=[(day(6, 9), day(6, 13))]))
+    assert await consent.expire_due() == 0  # nothing due: cheap and idempotent
+    with clock.travel(day(6, 9) + timedelta(minutes=1)):
+        assert await consent.expire_due() == 1
+        assert await consent.expire_due() == 0
+    assert await consent.state_of(consent.Subject("visit_request", request_id)) == "expired"
+    assert len(await outbox_mails("visit_consent_outcome")) == 1
+    view = await proposals.proposal_view(await proposals.run_matching(round_id, as_staff(coordinator)), actor=as_staff(None))
     assert view["unmatched"][0]["reason"] == "no_consent"

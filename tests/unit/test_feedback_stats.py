@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -10,13 +11,18 @@ from hypothesis import strategies as st
 
 from events.feedback_stats import (
     AnswerRow,
+    GroupSizes,
     GroupSummary,
     QuestionSpec,
     QuestionSummary,
     Suppressed,
     SurveySummary,
+    decide_release,
+    export_answers,
+    release_for,
     summarise,
     summarise_question,
+    usable_answer,
 )
 
 SETTINGS = settings(max_examples=150, deadline=None)
@@ -132,9 +138,15 @@ def test_totals_are_consistent_with_groups(survey: tuple[list[AnswerRow], int, i
             q.suppressed and not q.counts and not q.texts and q.mean is None for q in summary.questions
         )
         return
-    assert summary.questions == tuple(summarise_question(q, rows) for q in QUESTIONS)
     shown = [g for g in summary.groups.values() if isinstance(g, GroupSummary)]
-    for index, total in enumerate(summary.questions):
+    for index, (spec, total) in enumerate(zip(QUESTIONS, summary.questions, strict=True)):
+        exact = summarise_question(spec, rows)
+        # A question is withheld for the whole survey only when it has answers, but fewer than min_group.
+        assert total.suppressed == (0 < exact.respondents < min_group)
+        if total.suppressed:
+            assert all(g.questions[index].respondents == 0 for g in shown)
+            continue
+        assert total == exact
         per_group = [g.questions[index] for g in shown]
         assert sum(q.respondents for q in per_group) <= total.respondents
         for option_index, (label, count) in enumerate(total.counts):
@@ -209,7 +221,7 @@ def test_single_multi_and_text_questions() -> None:
         AnswerRow("r4", "A", {3: ("お金", "その他"), 4: "家事の話が聞きたい"}),
         AnswerRow("r5", "A", {2: "削除済み"}),
     ]
-    summary = summarise(QUESTIONS, rows, invited=5)
+    summary = summarise(QUESTIONS, rows, invited=5, min_group=1)  # no threshold: every figure is shown
     single, multi, text = summary.questions[1:]
     assert single.counts == (("対面", 2), ("オンライン", 1), ("どちらでも", 0))
     assert (single.respondents, single.ignored) == (3, 1)
@@ -283,3 +295,67 @@ def test_no_invitations_gives_zero_rate() -> None:
     summary = summarise(QUESTIONS, [], invited=0)
     assert summary.response_rate == 0.0
     assert summary.suppressed
+
+
+@SETTINGS
+@given(answer_rows(max_size=20))
+def test_usable_answers_are_what_the_figures_count(rows: list[AnswerRow]) -> None:
+    # The export lists exactly the answers the figures count, so it shows nothing the figures do not.
+    for question in QUESTIONS:
+        usable = [usable_answer(question, row.values.get(question.id)) for row in rows]
+        assert sum(value is not None for value in usable) == summarise_question(question, rows).respondents
+
+
+def test_release_decided_from_sizes_alone() -> None:
+    def sizes(respondents: int, **answers: int) -> GroupSizes:
+        return GroupSizes(respondents, {int(k[1:]): v for k, v in answers.items()})
+
+    # The report: A 6 and B 2. Showing A and the total gives B by subtraction, so A goes.
+    release = decide_release({"A": sizes(6, q1=6), "B": sizes(2, q1=2)}, [1])
+    assert (release.survey, release.groups, dict(release.withheld)) == (
+        True, frozenset(), {"A": "complementary", "B": "small_group"})
+    # With a third large group, withholding the smaller of the two is enough: the rest is B + A = 8.
+    release = decide_release({"A": sizes(6, q1=6), "B": sizes(2, q1=2), "C": sizes(7, q1=7)}, [1])
+    assert release.groups == {"C"} and release.withheld == {"A": "complementary", "B": "small_group"}
+    # Per question: C has 7 people but only 3 answered question 2, so C is withheld. The rest would be
+    # 7 people, but only 3 answers to question 2: so A (the smallest with answers to it) goes too.
+    release = decide_release({"A": sizes(8, q1=8, q2=8), "B": sizes(9, q1=9, q2=9), "C": sizes(7, q1=7, q2=3)},
+                             [1, 2])
+    assert release.groups == {"B"} and release.withheld == {"A": "complementary", "C": "small_group"}
+    assert release.shows(None, 1) and release.shows(None, 2)
+    # A question with too few answers overall is withheld for the survey; the survey itself is shown.
+    release = decide_release({"A": sizes(9, q1=9, q2=3)}, [1, 2])
+    assert release.shows(None) and release.shows(None, 1) and not release.shows(None, 2)
+    assert release.withheld == {"A": "small_group"}
+    # No threshold (named surveys): everything there is.
+    release = decide_release({"A": sizes(1, q1=1), "B": sizes(2, q1=0)}, [1], min_group=1)
+    assert release.groups == {"A", "B"} and release.shows(None, 1) and not release.withheld
+
+
+def test_event_filter_shows_what_the_event_table_shows_and_nothing_else() -> None:
+    rows = _rows("A", [5] * 8) + _rows("B", [1, 1]) + _rows("C", [3] * 6) + _rows("D", [4] * 7)
+    release = release_for([SATISFACTION], rows)
+    whole = summarise([SATISFACTION], rows, invited=30, release=release)
+    for group in "ABCD":
+        scoped = summarise([SATISFACTION], rows, invited=30, scope=group, release=release, group_by=False)
+        listed = whole.groups[group]
+        assert scoped.suppressed == isinstance(listed, Suppressed)
+        if isinstance(listed, GroupSummary):
+            assert scoped.questions == listed.questions and scoped.respondents == listed.respondents
+        else:
+            assert all(q.suppressed and not q.counts for q in scoped.questions)
+            assert scoped.respondents == sum(1 for r in rows if r.group == group)  # how many, not what
+
+
+def test_export_names_only_shown_groups_and_blanks_withheld_questions() -> None:
+    rows = [AnswerRow(f"a{i}", "A", {1: 4, 4: "よかった" if i < 2 else ""}) for i in range(6)]
+    rows += [AnswerRow(f"b{i}", "B", {1: 2}) for i in range(7)]
+    rows += [AnswerRow(f"c{i}", "C", {1: 1}) for i in range(2)]
+    release = release_for([SATISFACTION, COMMENT], rows)
+    # A (6 people, 2 comments) and C (2 people) are withheld, B is shown; 2 comments overall: withheld.
+    assert release.groups == {"B"} and release.withheld == {"A": "small_group", "C": "small_group"}
+    assert not release.shows(None, COMMENT.id) and release.shows(None, SATISFACTION.id)
+    exported = export_answers([SATISFACTION, COMMENT], rows, release)
+    assert exported.filled == (SATISFACTION.id,)
+    assert Counter(row.group for row in exported.rows) == {"B": 7, None: 8}
+    assert all(set(row.values) <= {SATISFACTION.id} for row in exported.rows)

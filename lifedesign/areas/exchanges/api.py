@@ -8,10 +8,9 @@ import msgspec
 from litestar import Request, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from events import audit
 from events.errors import Forbidden, Invalid
 from events.exchanges import importing, sessions
-from lifedesign.security import COORDINATOR, LOGGED_IN, client_of
+from lifedesign.security import COORDINATOR, LOGGED_IN, actor_of
 
 
 class SessionUpdate(msgspec.Struct):
@@ -82,9 +81,9 @@ async def api_sessions(event_id: FromQuery[int | None] = None) -> list[SessionOu
 
 
 @post("/api/v1/exchanges", guards=[COORDINATOR], tags=["exchanges"])
-async def api_create(data: JSONBody[SessionIn]) -> SessionOut:
+async def api_create(request: Request, data: JSONBody[SessionIn]) -> SessionOut:
     session_id = await sessions.create_session(
-        data.event_id, rounds=data.rounds, table_size=data.table_size, tables=data.tables, themes=data.themes,
+        data.event_id, actor=actor_of(request), rounds=data.rounds, table_size=data.table_size, tables=data.tables, themes=data.themes,
         themes_en=data.themes_en, round_minutes=data.round_minutes)
     return session_out(await sessions.get_session(session_id))
 
@@ -95,50 +94,44 @@ async def api_session(session_id: FromPath[int]) -> SessionOut:
 
 
 @patch("/api/v1/exchanges/{session_id:int}", guards=[COORDINATOR], tags=["exchanges"])
-async def api_update(session_id: FromPath[int], data: JSONBody[SessionUpdate]) -> SessionOut:
-    await sessions.update_session(session_id, rounds=data.rounds, table_size=data.table_size, tables=data.tables,
-                                  themes=data.themes, themes_en=data.themes_en, round_minutes=data.round_minutes)
+async def api_update(request: Request, session_id: FromPath[int], data: JSONBody[SessionUpdate]) -> SessionOut:
+    await sessions.update_session(session_id, actor=actor_of(request), rounds=data.rounds, table_size=data.table_size,
+                                  tables=data.tables, themes=data.themes, themes_en=data.themes_en,
+                                  round_minutes=data.round_minutes)
     return session_out(await sessions.get_session(session_id))
 
 
 @post("/api/v1/exchanges/{session_id:int}/plan", guards=[COORDINATOR], tags=["exchanges"])
 async def api_plan(request: Request, session_id: FromPath[int], data: JSONBody[PlanIn]) -> dict[str, Any]:
     """Plan the seats (rounds already held stay as they were). The answer says how close it is to the bound."""
-    summary = await sessions.assign_tables(session_id, data.seed)
-    await audit.record("exchange_planned", actor_id=request.state.person["id"], subject_type="exchange_session",
-                       subject_id=session_id, detail=summary.as_dict(), client=client_of(request))
+    summary = await sessions.assign_tables(session_id, data.seed, actor=actor_of(request))
     return summary.as_dict()
 
 
 @post("/api/v1/exchanges/{session_id:int}/replan", guards=[COORDINATOR], tags=["exchanges"])
 async def api_replan(request: Request, session_id: FromPath[int], data: JSONBody[ReplanIn]) -> dict[str, Any]:
     """Live re-plan: mark people late / absent / arrived, then re-solve only the rounds not yet held."""
-    summary = await sessions.replan(session_id, late=data.late, absent=data.absent, arrived=data.arrived,
-                                    seed=data.seed)
-    await audit.record("exchange_replanned", actor_id=request.state.person["id"], subject_type="exchange_session",
-                       subject_id=session_id, detail={**summary.as_dict(), "late": data.late, "absent": data.absent,
-                                                      "arrived": data.arrived}, client=client_of(request))
+    summary = await sessions.replan(session_id, actor=actor_of(request), late=data.late, absent=data.absent,
+                                    arrived=data.arrived, seed=data.seed)
     return summary.as_dict()
 
 
 @post("/api/v1/exchanges/{session_id:int}/round", guards=[COORDINATOR], tags=["exchanges"])
-async def api_round(session_id: FromPath[int], data: JSONBody[RoundIn]) -> SessionOut:
-    await sessions.set_current_round(session_id, data.current_round)
+async def api_round(request: Request, session_id: FromPath[int], data: JSONBody[RoundIn]) -> SessionOut:
+    await sessions.set_current_round(session_id, data.current_round, actor=actor_of(request))
     return session_out(await sessions.get_session(session_id))
 
 
 @post("/api/v1/exchanges/{session_id:int}/mail", guards=[COORDINATOR], tags=["exchanges"])
 async def api_mail(request: Request, session_id: FromPath[int]) -> Response:
-    count = await sessions.send_table_mail(session_id)
-    await audit.record("exchange_tables_mailed", actor_id=request.state.person["id"], subject_type="exchange_session",
-                       subject_id=session_id, detail={"queued": count}, client=client_of(request))
+    count = await sessions.send_table_mail(session_id, actor=actor_of(request))
     return Response(content={"status": "queued", "queued": count}, status_code=202)
 
 
 @get("/api/v1/exchanges/{session_id:int}/seats", guards=[COORDINATOR], tags=["exchanges"])
-async def api_seats(session_id: FromPath[int]) -> list[dict[str, Any]]:
+async def api_seats(request: Request, session_id: FromPath[int]) -> list[dict[str, Any]]:
     """Every round: tables and the people at them (name, kana, facility)."""
-    return await sessions.seating(session_id)
+    return (await sessions.seating_view(session_id, actor=actor_of(request), purpose="seats"))["seating"]
 
 
 @get("/api/v1/exchanges/{session_id:int}/my-seats", guards=[LOGGED_IN], tags=["exchanges"])
@@ -153,9 +146,9 @@ async def api_my_seats(request: Request, session_id: FromPath[int]) -> dict[str,
 
 
 @get("/api/v1/exchanges/met", guards=[COORDINATOR], tags=["exchanges"])
-async def api_met() -> dict[str, Any]:
+async def api_met(request: Request) -> dict[str, Any]:
     """Who has met whom across sessions: person pairs and facility pairs with meeting counts."""
-    matrix = await sessions.met_matrix()
+    matrix = await sessions.met_view(actor=actor_of(request))
     return {
         "people": matrix["people"], "facilities": matrix["facilities"],
         "people_pairs": [{"a": a, "b": b, "times": n} for (a, b), n in sorted(matrix["people_pairs"].items())],
@@ -170,10 +163,7 @@ async def api_import(request: Request, what: FromPath[str], dry_run: FromQuery[b
         raise Invalid("取り込めるのは facilities か staff です。", code="unknown_import", status=404)
     data = await request.body()
     run = importing.import_staff if what == "staff" else importing.import_facilities
-    report = await run(data, request.headers.get("x-filename", ""), dry_run=dry_run)
-    if report.written:
-        await audit.record(f"imported_{what}", actor_id=request.state.person["id"], subject_type=what,
-                           detail={"created": report.created, "updated": report.updated}, client=client_of(request))
+    report = await run(data, request.headers.get("x-filename", ""), actor=actor_of(request), dry_run=dry_run)
     if not report.ok:
         return Response(content={"status": 422, "code": "import_rejected",
                                  "message": "取り込めない行があるため、何も取り込んでいません。", **report.as_dict()},

@@ -6,11 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from events.access import Actor
+from lifedesign.bootstrap import prepare
 
-async def _prepare() -> None:
-    from lifedesign.cli import _prepare as prepare
-
-    await prepare()
+CLI = Actor.system("cli")  # the CLI acts for the ward: its imports and plans are audited as "cli"
 
 
 async def cmd_import(args: argparse.Namespace) -> int:
@@ -21,7 +20,7 @@ async def cmd_import(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"lifedesign: error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 1
-    await _prepare()
+    await prepare()
     last = [-1]
 
     def progress(done: int, total: int) -> None:
@@ -32,7 +31,7 @@ async def cmd_import(args: argparse.Namespace) -> int:
 
     run = importing.import_staff if args.what == "staff" else importing.import_facilities
     print(f"checking {args.file} …", flush=True)
-    report = await run(data, Path(args.file).name, dry_run=args.dry_run, progress=progress)
+    report = await run(data, Path(args.file).name, actor=CLI, dry_run=args.dry_run, progress=progress)
     if not report.ok:
         for error in report.errors:
             print(f"{args.file}:{error.line}: {error.message}" if error.line else f"{args.file}: {error.message}",
@@ -48,8 +47,8 @@ async def cmd_import(args: argparse.Namespace) -> int:
 async def cmd_plan(args: argparse.Namespace) -> int:
     from events.exchanges import sessions
 
-    await _prepare()
-    summary = await sessions.assign_tables(args.session, args.seed)
+    await prepare()
+    summary = await sessions.assign_tables(args.session, args.seed, actor=CLI)
     print(f"session {summary.session_id}: {summary.people} people, {summary.tables} tables, {summary.rounds} rounds "
           f"({summary.fixed_rounds} held), seed {summary.seed}")
     print(f"rounds without repeats: {summary.clash_free_rounds} of {summary.rounds} (bound {summary.bound}); "

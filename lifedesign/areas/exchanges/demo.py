@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from events import people
+from events import people, places
+from events.access import Actor
 from events.db import utcnow, write_transaction
 from events.errors import Conflict
 from events.exchanges import sessions
@@ -24,6 +25,7 @@ STAFF_PER_FACILITY = {"金沢さくら保育園": 4, "南六浦保育園": 4, "�
                       "富岡ひまわり保育園": 3, "金沢八景小規模保育室": 2}
 TITLE = "令和7年度 第1回 保育士交流会「保育の楽しさを語ろう」"
 THEMES = ["保育の楽しさ", "保護者対応", "若手の育成", "これからの保育"]
+ACTOR = Actor.system("demo")  # the demo loader acts for the ward (its plan is audited as "demo")
 THEMES_EN = ["The joy of childcare", "Working with parents", "Growing young staff", "Childcare ahead"]
 
 
@@ -59,29 +61,25 @@ async def load(progress: Callable[[str], None]) -> dict[str, int]:
                 kind="staff_exchange", title=TITLE, title_en="FY2025 Nursery staff exchange #1: the joy of childcare",
                 description="区内の保育園・幼稚園・こども園の職員が、ほかの施設の方と少人数のテーブルで語り合う交流会です。",
                 venue="金沢区役所 7階 会議室", venue_en="Kanazawa Ward Office, 7F meeting room",
-                starts_at=starts, ends_at=starts + timedelta(hours=2), capacity=40, taken=0,
+                starts_at=starts, ends_at=starts + timedelta(hours=2), capacity=40,
                 audience="facility_staff", status="published", created_at=now, updated_at=now,
             )).returning(Event.id))[0]
         event_id = event["id"]
         registered = {r["person"] for r in await Registration.select(Registration.person).where(
             (Registration.event == event_id) & (Registration.status != "cancelled"))}
-        now = utcnow()
         added = 0
-        for person_id in staff:
+        for person_id in staff:  # the staff are registered as a coordinator would, through the place ledger
             if person_id not in registered:
-                await Registration.insert(Registration(event=event_id, person=person_id, status="confirmed",
-                                                       created_at=now, updated_at=now, confirmed_at=now))
+                await places.place(event_id, person_id, source=places.Source.COORDINATOR)
                 added += 1
-        if added:
-            await Event.update({Event.taken: Event.taken + added}).where(Event.id == event_id)
     session = await sessions.session_for_event(event_id)
     if session is None:
-        session_id = await sessions.create_session(event_id, rounds=4, table_size=4, themes=THEMES,
+        session_id = await sessions.create_session(event_id, actor=ACTOR, rounds=4, table_size=4, themes=THEMES,
                                                    themes_en=THEMES_EN, round_minutes=20)
     else:
         session_id = session["id"]
     if session is None or not session["plan_version"] or added:
-        summary = await sessions.assign_tables(session_id, seed=2025)
+        summary = await sessions.assign_tables(session_id, seed=2025, actor=ACTOR)
         progress(f"exchanges: session {session_id} planned — {summary.people} people, {summary.tables} tables, "
                  f"{summary.clash_free_rounds}/{summary.rounds} rounds without repeats (bound {summary.bound})")
     return {"exchange_staff": len(staff), "exchange_sessions": 1}

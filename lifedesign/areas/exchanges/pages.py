@@ -10,13 +10,12 @@ from litestar.datastructures import UploadFile
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from events import audit
 from events.core.tables import FACILITY_KINDS
 from events.errors import DomainError, Forbidden, Invalid
 from events.exchanges import directory, importing, sessions
 from lifedesign.i18n import gettext_for
 from lifedesign.rendering import form_data, page
-from lifedesign.security import COORDINATOR, LOGGED_IN, client_of
+from lifedesign.security import COORDINATOR, LOGGED_IN, actor_of
 
 PRESENCE_LABELS = {"": "未確認", "arrived": "到着", "late": "遅れて参加", "absent": "欠席・退出"}
 
@@ -74,7 +73,8 @@ async def exchanges_create(request: Request) -> Response:
         event_id = _int_or_none(form.get("event", ""), "event")
         if event_id is None:
             raise Invalid("イベントを選んでください。", code="event_required", field="event")
-        session_id = await sessions.create_session(event_id, **_session_form(form, themes, themes_en))
+        session_id = await sessions.create_session(event_id, actor=actor_of(request),
+                                                   **_session_form(form, themes, themes_en))
     except DomainError as exc:
         return await _index(request, error=gettext_for(request.state.locale)(exc.message), status=exc.status)
     return Redirect(path=f"/exchanges/{session_id}", status_code=303)
@@ -82,12 +82,10 @@ async def exchanges_create(request: Request) -> Response:
 
 async def _session_page(request: Request, session_id: int, *, notice: str = "", error: str = "",
                         status: int = 200) -> Response:
-    session = await sessions.get_session(session_id)
-    participants = await sessions.participants(session_id)
-    seating = await sessions.seating(session_id)
+    view = await sessions.session_view(session_id, actor=actor_of(request))
     return page(
-        request, "pages/exchanges/session.html", status_code=status, title=session["event_title"], session=session,
-        participants=participants, seating=seating, gaps=sessions.plan_gaps(session, participants, seating),
+        request, "pages/exchanges/session.html", status_code=status, title=view["session"]["event_title"],
+        session=view["session"], participants=view["participants"], seating=view["seating"], gaps=view["gaps"],
         presence_labels=PRESENCE_LABELS, notice=notice, error=error,
     )
 
@@ -124,7 +122,7 @@ async def session_settings(request: Request, session_id: FromPath[int]) -> Respo
     themes, themes_en = await _themes(request)
 
     async def action() -> None:
-        await sessions.update_session(session_id, **_session_form(form, themes, themes_en))
+        await sessions.update_session(session_id, actor=actor_of(request), **_session_form(form, themes, themes_en))
 
     return await _act(request, session_id, action, gettext_for(request.state.locale)("設定を保存しました。"))
 
@@ -134,9 +132,8 @@ async def session_plan(request: Request, session_id: FromPath[int]) -> Response:
     form = await form_data(request)
 
     async def action() -> str:
-        summary = await sessions.assign_tables(session_id, _int_or_none(form.get("seed", ""), "seed"))
-        await audit.record("exchange_planned", actor_id=request.state.person["id"], subject_type="exchange_session",
-                           subject_id=session_id, detail=summary.as_dict(), client=client_of(request))
+        summary = await sessions.assign_tables(session_id, _int_or_none(form.get("seed", ""), "seed"),
+                                               actor=actor_of(request))
         return _plan_notice(request, summary)
 
     return await _act(request, session_id, action, "")
@@ -150,7 +147,7 @@ async def session_presence(request: Request, session_id: FromPath[int]) -> Respo
         person_id = _int_or_none(form.get("person", ""), "person")
         if person_id is None:
             raise Invalid("参加者を選んでください。", code="person_required")
-        await sessions.set_presence(session_id, person_id, form.get("status", ""))
+        await sessions.set_presence(session_id, person_id, form.get("status", ""), actor=actor_of(request))
 
     return await _act(request, session_id, action,
                       gettext_for(request.state.locale)("出欠を記録しました。席に反映するには「残りのラウンドの席を決め直す」を押してください。"))
@@ -161,7 +158,8 @@ async def session_round(request: Request, session_id: FromPath[int]) -> Response
     form = await form_data(request)
 
     async def action() -> None:
-        await sessions.set_current_round(session_id, _int_or_none(form.get("current_round", ""), "current_round") or 0)
+        await sessions.set_current_round(session_id, _int_or_none(form.get("current_round", ""), "current_round") or 0,
+                                         actor=actor_of(request))
 
     return await _act(request, session_id, action, gettext_for(request.state.locale)("現在のラウンドを更新しました。"))
 
@@ -171,10 +169,7 @@ async def session_mail(request: Request, session_id: FromPath[int]) -> Response:
     _ = gettext_for(request.state.locale)
 
     async def action() -> str:
-        count = await sessions.send_table_mail(session_id)
-        await audit.record("exchange_tables_mailed", actor_id=request.state.person["id"],
-                           subject_type="exchange_session", subject_id=session_id, detail={"queued": count},
-                           client=client_of(request))
+        count = await sessions.send_table_mail(session_id, actor=actor_of(request))
         return _("{count}人に席のご案内メールを送信予約しました（席が変わっていない方には再送しません）。").format(count=count)
 
     return await _act(request, session_id, action, "")
@@ -182,19 +177,17 @@ async def session_mail(request: Request, session_id: FromPath[int]) -> Response:
 
 @get("/exchanges/{session_id:int}/chart", guards=[COORDINATOR], include_in_schema=False)
 async def session_chart(request: Request, session_id: FromPath[int], round: FromQuery[int | None] = None) -> Response:
-    session = await sessions.get_session(session_id)
-    seating = await sessions.seating(session_id)
-    if round is not None:
-        seating = [r for r in seating if r["round"] == round]
-    return page(request, "pages/exchanges/chart.html", title=session["event_title"], session=session, seating=seating)
+    view = await sessions.seating_view(session_id, actor=actor_of(request), purpose="chart", round_no=round)
+    return page(request, "pages/exchanges/chart.html", title=view["session"]["event_title"], session=view["session"],
+                seating=view["seating"])
 
 
 @get("/exchanges/{session_id:int}/cards", guards=[COORDINATOR], include_in_schema=False)
 async def session_cards(request: Request, session_id: FromPath[int]) -> Response:
-    session = await sessions.get_session(session_id)
-    seating = await sessions.seating(session_id)
+    view = await sessions.seating_view(session_id, actor=actor_of(request), purpose="cards")
+    session = view["session"]
     people: dict[int, dict[str, Any]] = {}
-    for r in seating:
+    for r in view["seating"]:
         for t in r["tables"]:
             for p in t["people"]:
                 people.setdefault(p["id"], {**p, "tables": {}})["tables"][r["round"]] = t["table"]
@@ -219,14 +212,12 @@ async def my_table(request: Request, session_id: FromPath[int]) -> Response:
 
 @get("/exchanges/met", guards=[COORDINATOR], include_in_schema=False)
 async def met(request: Request, by: FromQuery[str] = "facility", facility: FromQuery[int | None] = None) -> Response:
-    matrix = await sessions.met_matrix()
+    actor = actor_of(request)
+    matrix = await sessions.met_view(actor=actor, facility_id=facility if by == "person" else None)
     people = matrix["people"]
-    if by == "person" and facility is not None:
-        members = {p["id"] for p in await directory.list_staff(facility_id=facility)}
-        people = [p for p in people if p["id"] in members]
     return page(request, "pages/exchanges/met.html", title=_t(request, "交流の記録（誰と誰が同じテーブルになったか）"), by=by,
                 matrix=matrix, people=people[:150], truncated=len(people) > 150, facility=facility,
-                all_facilities=await directory.facilities_with_counts())
+                all_facilities=await directory.facilities_with_counts(actor=actor))
 
 
 # ---------------------------------------------------------------- facilities and staff
@@ -235,12 +226,13 @@ async def met(request: Request, by: FromQuery[str] = "facility", facility: FromQ
 @get("/exchanges/facilities", guards=[COORDINATOR], include_in_schema=False)
 async def facilities(request: Request) -> Response:
     return page(request, "pages/exchanges/facilities.html", title=_t(request, "施設の一覧"),
-                facilities=await directory.facilities_with_counts(), kind_labels=importing.KIND_LABELS)
+                facilities=await directory.facilities_with_counts(actor=actor_of(request)),
+                kind_labels=importing.KIND_LABELS)
 
 
 async def _facility_page(request: Request, facility_id: int, *, error: str = "", status: int = 200,
                          form: dict[str, str] | None = None) -> Response:
-    facility = await directory.get_facility(facility_id)
+    facility = await directory.get_facility(facility_id, actor=actor_of(request))
     return page(request, "pages/exchanges/facility_edit.html", status_code=status, title=facility["name"],
                 facility={**facility, **(form or {})}, kinds=FACILITY_KINDS, kind_labels=importing.KIND_LABELS,
                 error=error)
@@ -255,8 +247,8 @@ async def facility_edit(request: Request, facility_id: FromPath[int]) -> Respons
 async def facility_save(request: Request, facility_id: FromPath[int]) -> Response:
     form = await form_data(request)
     try:
-        await directory.update_facility(facility_id, name=form.get("name", ""), kind=form.get("kind", ""),
-                                        area=form.get("area", ""))
+        await directory.update_facility(facility_id, actor=actor_of(request), name=form.get("name", ""),
+                                        kind=form.get("kind", ""), area=form.get("area", ""))
     except DomainError as exc:
         if exc.status == 404:
             raise
@@ -267,22 +259,20 @@ async def facility_save(request: Request, facility_id: FromPath[int]) -> Respons
 
 @get("/exchanges/staff", guards=[COORDINATOR], include_in_schema=False)
 async def staff(request: Request, q: FromQuery[str] = "", facility: FromQuery[int | None] = None) -> Response:
-    found = await directory.list_staff(facility_id=facility, query=q)
-    await audit.record("staff_viewed_staff_list", actor_id=request.state.person["id"], subject_type="people",
-                       detail={"q": q, "facility": facility, "count": len(found)}, client=client_of(request))
+    actor = actor_of(request)
+    found = await directory.list_staff(actor=actor, facility_id=facility, query=q)
     return page(request, "pages/exchanges/staff.html", title=_t(request, "職員の一覧"), staff=found, q=q, facility=facility,
-                facilities=await directory.facilities_with_counts())
+                facilities=await directory.facilities_with_counts(actor=actor))
 
 
 async def _staff_page(request: Request, person_id: int, *, error: str = "", status: int = 200,
                       form: dict[str, str] | None = None) -> Response:
-    member = await directory.get_staff(person_id)
-    await audit.record("staff_viewed_person", actor_id=request.state.person["id"], subject_type="person",
-                       subject_id=person_id, client=client_of(request))
+    actor = actor_of(request)
+    member = await directory.get_staff(person_id, actor=actor)
     if form:
         member = {**member, **form, "facility_id": _int_or_none(form.get("facility", ""), "facility")}
     return page(request, "pages/exchanges/staff_edit.html", status_code=status, title=member["name"], member=member,
-                facilities=await directory.facilities_with_counts(), error=error)
+                facilities=await directory.facilities_with_counts(actor=actor), error=error)
 
 
 @get("/exchanges/staff/{person_id:int}", guards=[COORDINATOR], include_in_schema=False)
@@ -297,8 +287,9 @@ async def staff_save(request: Request, person_id: FromPath[int]) -> Response:
         facility_id = _int_or_none(form.get("facility", ""), "facility")
         if facility_id is None:
             raise Invalid("所属施設を選んでください。", code="facility_required", field="facility")
-        await directory.update_staff(person_id, name=form.get("name", ""), kana=form.get("kana", ""),
-                                     facility_id=facility_id, job_title=form.get("job_title", ""))
+        await directory.update_staff(person_id, actor=actor_of(request), name=form.get("name", ""),
+                                     kana=form.get("kana", ""), facility_id=facility_id,
+                                     job_title=form.get("job_title", ""))
     except DomainError as exc:
         if exc.code == "staff_not_found":
             raise
@@ -324,11 +315,7 @@ async def import_upload(request: Request) -> Response:
     else:
         data = await upload.read()
         run = importing.import_staff if what == "staff" else importing.import_facilities
-        report = await run(data, upload.filename or "", dry_run=dry_run)
-        if report.written:
-            await audit.record(f"imported_{report.what}", actor_id=request.state.person["id"], subject_type=report.what,
-                               detail={"file": upload.filename, "created": report.created, "updated": report.updated},
-                               client=client_of(request))
+        report = await run(data, upload.filename or "", actor=actor_of(request), dry_run=dry_run)
     return page(request, "pages/exchanges/import.html", status_code=200 if report.ok else 422,
                 title=_t(request, "施設・職員の取り込み"), report=report, what=what, dry_run=dry_run,
                 filename=upload.filename if isinstance(upload, UploadFile) else "")

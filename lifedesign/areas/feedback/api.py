@@ -9,10 +9,9 @@ import msgspec
 from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from events import audit
 from events.feedback import results, surveys
 from events.feedback.defaults import TEMPLATES
-from lifedesign.security import COORDINATOR, client_of
+from lifedesign.security import COORDINATOR, actor_of
 
 
 class QuestionIn(msgspec.Struct):
@@ -71,6 +70,8 @@ class ResultsOut(msgspec.Struct):
     responded: int
     response_rate: float
     suppressed: bool
+    withheld: str  # why the scope's figures are withheld: "" (shown), "small_group" or "complementary"
+    min_group: int | None  # anonymous surveys: the fewest people a shown figure covers; named: None
     questions: list[QuestionFigures]
     not_answered: list[str] | None  # named surveys only; anonymous surveys never list people
 
@@ -98,7 +99,7 @@ async def api_survey_create(request: Request, data: JSONBody[SurveyIn]) -> Surve
     survey_id = await surveys.create_survey(
         audience=data.audience, template=data.template, title=data.title, title_en=data.title_en,
         event_id=data.event_id, series=data.series, anonymous=data.anonymous, closes_at=data.closes_at,
-        reminder_days=data.reminder_days, actor_id=request.state.person["id"],
+        reminder_days=data.reminder_days, actor=actor_of(request),
         questions=[msgspec.structs.asdict(q) for q in data.questions] if data.questions is not None else None,
     )
     return _out([s for s in await surveys.list_surveys() if s["id"] == survey_id][0])
@@ -111,32 +112,26 @@ async def api_question_add(survey_id: FromPath[int], data: JSONBody[QuestionIn])
 
 @post("/api/v1/feedback/surveys/{survey_id:int}/close", guards=[COORDINATOR], tags=["feedback"])
 async def api_survey_close(request: Request, survey_id: FromPath[int]) -> dict[str, str]:
-    await surveys.close_survey(survey_id)
-    await audit.record("feedback_survey_closed", actor_id=request.state.person["id"], subject_type="survey",
-                       subject_id=survey_id, client=client_of(request))
+    await surveys.close_survey(survey_id, actor=actor_of(request))
     return {"status": "closed"}
 
 
 @get("/api/v1/feedback/surveys/{survey_id:int}/results", guards=[COORDINATOR], tags=["feedback"])
 async def api_results(request: Request, survey_id: FromPath[int], event: FromQuery[int | None] = None) -> ResultsOut:
-    """Figures per question; groups under 5 answers are withheld. Anonymous surveys give counts only."""
-    outcome = await results.survey_results(survey_id, event_id=event)
+    """Figures per question, of the whole survey or of one event. Anonymous surveys: figures that could
+    single out fewer than 5 people are withheld (as on the results page); named surveys show everything."""
+    outcome = await results.survey_results(survey_id, actor=actor_of(request), event_id=event, view="api")
     survey = outcome["survey"]
-    not_answered = None
-    if not survey["anonymous"]:
-        not_answered = [p["name"] for p in outcome["nonrespondents"]]
-        if not_answered:
-            await audit.record("staff_viewed_feedback_nonrespondents", actor_id=request.state.person["id"],
-                               subject_type="survey", subject_id=survey_id,
-                               detail={"event": event, "count": len(not_answered)}, client=client_of(request))
+    summary = outcome["summary"]
     return ResultsOut(
         survey_id=survey_id, event_id=event, anonymous=survey["anonymous"], invited=outcome["invited"],
-        responded=outcome["responded"], response_rate=outcome["rate"], suppressed=outcome["summary"].suppressed,
+        responded=outcome["responded"], response_rate=outcome["rate"], suppressed=summary.suppressed,
+        withheld=outcome["withheld"], min_group=outcome["min_group"] if survey["anonymous"] else None,
         questions=[QuestionFigures(
             id=q["id"], kind=q["kind"], text=q["text"], suppressed=q["summary"].suppressed,
             respondents=q["summary"].respondents, counts=list(q["counts"]), mean=q["summary"].mean,
             median=q["summary"].median, texts=q["texts"]) for q in outcome["questions"]],
-        not_answered=not_answered,
+        not_answered=None if survey["anonymous"] else [p["name"] for p in outcome["nonrespondents"]],
     )
 
 

@@ -9,7 +9,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from events import audit, timefmt
+from events import timefmt
 from events.db import utcnow
 from events.errors import DomainError, Invalid, NotFound
 from events.feedback import answering, results, surveys
@@ -19,7 +19,7 @@ from events.seminars.tables import Event
 from events.timefmt import TOKYO
 from lifedesign.i18n import gettext_for
 from lifedesign.rendering import HOME_SECTIONS, form_data, page, register_nav, render_fragment
-from lifedesign.security import COORDINATOR, LANG_COOKIE, client_of
+from lifedesign.security import COORDINATOR, LANG_COOKIE, actor_of
 
 KIND_LABELS = {"scale": "5段階", "single": "単一選択", "multi": "複数選択", "text": "自由記述"}
 
@@ -164,7 +164,7 @@ async def survey_create(request: Request) -> Response:
             series=form.get("series", "") if not event else "", anonymous=form.get("anonymous", "1") == "1",
             closes_at=_parse_closes(form.get("closes_at", "")),
             reminder_days=int(form["reminder_days"]) if form.get("reminder_days", "").isdigit() else 3,
-            actor_id=request.state.person["id"],
+            actor=actor_of(request),
         )
     except DomainError as exc:
         return await _list_page(request, error=gettext_for(request.state.locale)(exc.message), form=form,
@@ -222,9 +222,7 @@ async def question_remove(request: Request, survey_id: FromPath[int], question_i
 
 @post("/coordinator/feedback/{survey_id:int}/close", guards=[COORDINATOR], include_in_schema=False)
 async def survey_close(request: Request, survey_id: FromPath[int]) -> Response:
-    await surveys.close_survey(survey_id)
-    await audit.record("feedback_survey_closed", actor_id=request.state.person["id"], subject_type="survey",
-                       subject_id=survey_id, client=client_of(request))
+    await surveys.close_survey(survey_id, actor=actor_of(request))
     return Redirect(path=f"/coordinator/feedback/{survey_id}", status_code=303)
 
 
@@ -232,26 +230,21 @@ def _event_filter(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-async def _results(request: Request, survey_id: int, event: str | None) -> dict[str, Any]:
-    outcome = await results.survey_results(survey_id, event_id=_event_filter(event), locale=request.state.locale)
-    if not outcome["survey"]["anonymous"] and outcome["nonrespondents"]:
-        await audit.record("staff_viewed_feedback_nonrespondents", actor_id=request.state.person["id"],
-                           subject_type="survey", subject_id=survey_id,
-                           detail={"event": outcome["event_id"], "count": len(outcome["nonrespondents"])},
-                           client=client_of(request))
-    return outcome
+async def _results(request: Request, survey_id: int, event: str | None, view: str) -> dict[str, Any]:
+    return await results.survey_results(survey_id, actor=actor_of(request), event_id=_event_filter(event),
+                                        locale=request.state.locale, view=view)
 
 
 @get("/coordinator/feedback/{survey_id:int}/results", guards=[COORDINATOR], include_in_schema=False)
 async def survey_results(request: Request, survey_id: FromPath[int], event: FromQuery[str | None] = None) -> Response:
-    outcome = await _results(request, survey_id, event)
+    outcome = await _results(request, survey_id, event, "results")
     return page(request, "pages/feedback/results.html", title=outcome["survey"]["title"], r=outcome,
                 audiences=AUDIENCE_LABELS, kinds=KIND_LABELS)
 
 
 @get("/coordinator/feedback/{survey_id:int}/print", guards=[COORDINATOR], include_in_schema=False)
 async def survey_print(request: Request, survey_id: FromPath[int], event: FromQuery[str | None] = None) -> Response:
-    outcome = await _results(request, survey_id, event)
+    outcome = await _results(request, survey_id, event, "print")
     event_title = next((e["title"] for e in outcome["events"] if e["event"] == outcome["event_id"]), "")
     return page(request, "pages/feedback/print.html", title=outcome["survey"]["title"], r=outcome,
                 audiences=AUDIENCE_LABELS, event_title=event_title,
@@ -259,19 +252,10 @@ async def survey_print(request: Request, survey_id: FromPath[int], event: FromQu
 
 
 async def _export(request: Request, survey_id: int, event: str | None, fmt: str) -> Response:
-    survey = await surveys.get_survey(survey_id)
-    header, rows = await results.export_table(survey_id, event_id=_event_filter(event))
-    await audit.record("feedback_exported", actor_id=request.state.person["id"], subject_type="survey",
-                       subject_id=survey_id, detail={"format": fmt, "rows": len(rows), "named": not survey["anonymous"]},
-                       client=client_of(request))
-    filename = f"survey-{survey_id}-answers.{fmt}"
-    if fmt == "csv":
-        return Response(content=results.to_csv(header, rows), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                                 "Cache-Control": "no-store"})
-    return Response(content=results.to_xlsx(header, rows),
-                    media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+    export = await results.export_answers(survey_id, actor=actor_of(request), event_id=_event_filter(event), fmt=fmt)
+    return Response(content=export.content, media_type=export.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{export.filename}"',
+                             "Cache-Control": "no-store"})
 
 
 @get("/coordinator/feedback/{survey_id:int}/answers.csv", guards=[COORDINATOR], include_in_schema=False)
@@ -287,8 +271,9 @@ async def export_xlsx(request: Request, survey_id: FromPath[int], event: FromQue
 @get("/coordinator/feedback/series", guards=[COORDINATOR], include_in_schema=False)
 async def series_overview(request: Request, series: FromQuery[str] = "", audience: FromQuery[str] = "") -> Response:
     """Every survey of one series (optionally one audience), with its headline figures."""
-    chosen = await surveys.list_surveys(series=series, audience=audience if audience in AUDIENCES else "")
-    outcomes = [await results.survey_results(s["id"], locale=request.state.locale) for s in chosen if series]
+    outcomes = await results.series_results(actor=actor_of(request), series=series,
+                                            audience=audience if audience in AUDIENCES else "",
+                                            locale=request.state.locale)
     return page(request, "pages/feedback/series.html", title="シリーズ別の集計", series=series, audience=audience,
                 outcomes=outcomes, audiences=AUDIENCE_LABELS, series_choices=await _series_choices())
 

@@ -12,7 +12,7 @@ from events.errors import NotFound
 from events.invites import feeds, invites, reminders
 from lifedesign.i18n import gettext_for
 from lifedesign.rendering import PROFILE_SECTIONS, form_data, page, render_fragment
-from lifedesign.security import COORDINATOR, LOGGED_IN, client_of
+from lifedesign.security import COORDINATOR, LOGGED_IN, actor_of
 from lifedesign.settings import get_settings
 
 CALENDAR_TYPE = "text/calendar"  # Litestar adds "; charset=utf-8" to text/* types
@@ -86,8 +86,7 @@ async def unsubscribe(request: Request, token: FromPath[str]) -> Response:
       status_code=HTTP_202_ACCEPTED)
 async def resend_invite_api(request: Request, registration_id: FromPath[int]) -> dict[str, object]:
     """Send the person's current calendar invite again (same UID and SEQUENCE)."""
-    return await invites.resend_invite(registration_id, actor_id=request.state.person["id"],
-                                       client=client_of(request))
+    return await invites.resend_invite(registration_id, actor=actor_of(request))
 
 
 @post("/coordinator/registrations/{registration_id:int}/resend-invite", guards=[COORDINATOR],
@@ -95,7 +94,7 @@ async def resend_invite_api(request: Request, registration_id: FromPath[int]) ->
 async def resend_invite_form(request: Request, registration_id: FromPath[int]) -> Response:
     """The same, from a button on a coordinator page (form with _csrf and an optional local `next`)."""
     form = await form_data(request)
-    await invites.resend_invite(registration_id, actor_id=request.state.person["id"], client=client_of(request))
+    await invites.resend_invite(registration_id, actor=actor_of(request))
     target = form.get("next", "")
     if target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return Redirect(path=target, status_code=303)

@@ -1,13 +1,16 @@
-"""Area 'seminars': JSON API, CLI commands, worker jobs and demo data (see lifedesign/areas/__init__.py).
+"""Area 'seminars': pages, JSON API, CLI commands, worker jobs and demo data (see lifedesign/areas/__init__.py).
 
-Services live in events/seminars/ (schedule, registration, consent, draws, exports); the HTML pages are
-added to ROUTES by the pages module of this folder.
+Services live in events/seminars/ (schedule, registration, draws, exports, notices).
 """
 
-from lifedesign.areas.seminars import api, cli, demo, jobs
+from events import seminars
+from events.seminars import draws
+from lifedesign.areas.seminars import api, cli, demo
+from lifedesign.areas.seminars.pages import PAGE_ROUTES
 
-ROUTES: list = [*api.ROUTES]
-from lifedesign.areas.seminars.pages import PAGE_ROUTES; ROUTES += PAGE_ROUTES  # noqa: E402, E702, I001
+seminars.install()
+
+ROUTES: list = [*api.ROUTES, *PAGE_ROUTES]
 COMMANDS: list = [*cli.COMMANDS]
-JOBS: list = [*jobs.JOBS]
+JOBS: list = [draws.draw_due_lotteries]  # lotteries are drawn when their window closes
 DEMO = demo.load

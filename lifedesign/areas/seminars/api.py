@@ -13,12 +13,10 @@ from litestar import Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from events import audit
+from events import access, consent, people
 from events.errors import Forbidden, Invalid, NotFound
-from events.seminars import consent, draws, exports, registration, schedule
-from lifedesign.security import COORDINATOR, LOGGED_IN, client_of
-
-STAFF_ROLES = {"coordinator", "admin"}
+from events.seminars import draws, exports, registration, schedule
+from lifedesign.security import COORDINATOR, LOGGED_IN, actor_of, client_of
 
 
 class QuestionIn(msgspec.Struct):
@@ -92,9 +90,20 @@ class EventOut(msgspec.Struct):
 
 
 class RegistrationIn(msgspec.Struct):
+    """Empty: register yourself. With `email` and `name` (coordinators, at the counter or on the phone): someone
+    else; a new person needs `participant` "adult" (18 or older) or "student" with `birth_date` (and, for a
+    minor, `guardian_email`), so a minor waits for the guardian's consent like anyone else."""
+
     email: str | None = None
     name: str | None = None
     answers: dict[str, Any] = {}
+    participant: str | None = None  # adult | student
+    birth_date: str | None = None  # YYYY-MM-DD
+    school_level: str = "high_school"
+    school_name: str = ""
+    grade: int = 1
+    guardian_email: str = ""
+    guardian_name: str = ""
 
 
 class RegistrationOut(msgspec.Struct):
@@ -124,12 +133,7 @@ class AttendanceIn(msgspec.Struct):
 
 
 class ConsentDecisionIn(msgspec.Struct):
-    decision: str  # give | refuse
-
-
-def _is_staff(request: Request) -> bool:
-    person = request.state.person
-    return bool(person and STAFF_ROLES & set(person["roles"]))
+    decision: str = ""  # give | refuse | revoke
 
 
 def event_out(event: dict[str, Any], warnings: list[dict[str, Any]] | None = None) -> EventOut:
@@ -145,9 +149,19 @@ def registration_out(result: dict[str, Any]) -> RegistrationOut:
 
 async def _visible_event(request: Request, event_id: int) -> dict[str, Any]:
     event = await schedule.get_event(event_id)
-    if not _is_staff(request) and (event["status"] == "draft" or event["visibility"] != "public"):
-        raise NotFound("そのイベントは見つかりません。", code="event_not_found")
+    await access.require_event_visible(event, actor_of(request))
     return event
+
+
+def participant_of(data: RegistrationIn) -> registration.Participant | None:
+    """The counter form's "who is this" as the service takes it (None when not given)."""
+    if data.participant in (None, ""):
+        return None
+    if data.participant == "adult":
+        return registration.Participant(adult=True)
+    if data.participant != "student":
+        raise Invalid("participant は adult か student です。", code="invalid_participant", field="participant")
+    return registration.Participant(adult=False, student=people.student_info_from(msgspec.structs.asdict(data)))
 
 
 # ---------------------------------------------------------------- events
@@ -158,10 +172,10 @@ async def event_create(request: Request, data: JSONBody[EventIn]) -> EventOut:
     """Create an event (a draft unless `publish` is true). Times are ISO 8601 with an offset."""
     fields = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None and k != "publish"}
     fields["questions"] = [msgspec.structs.asdict(q) for q in data.questions]
-    by = request.state.person["id"]
-    event_id = await schedule.create_event(fields, by=by)
+    actor = actor_of(request)
+    event_id = await schedule.create_event(fields, actor=actor)
     if data.publish:
-        return event_out(await schedule.publish_event(event_id, by=by))
+        return event_out(await schedule.publish_event(event_id, actor=actor))
     event = await schedule.get_event(event_id)
     overlaps = await schedule.overlapping_events(event["venue"], event["starts_at"], event["ends_at"], exclude_id=event_id)
     return event_out(event, [{"code": "venue_overlap", "event_id": o["id"],
@@ -175,7 +189,7 @@ async def event_list(
 ) -> list[EventOut]:
     """Upcoming published public events; coordinators may ask for every event between `start` and `end`."""
     if start or end:
-        if not _is_staff(request):
+        if not actor_of(request).staff:
             raise Forbidden("期間を指定した一覧はコーディネーターのみ利用できます。", code="coordinator_only")
         begin = schedule.parse_time(start, "start")
         finish = schedule.parse_time(end, "end")
@@ -195,41 +209,36 @@ async def event_detail(request: Request, event_id: FromPath[int]) -> EventOut:
 @patch("/api/v1/events/{event_id:int}", guards=[COORDINATOR], tags=["events"])
 async def event_update(request: Request, event_id: FromPath[int], data: JSONBody[dict[str, Any]]) -> EventOut:
     """Change only the given fields. Changing a published event's time, venue or title mails everyone registered."""
-    return event_out(await schedule.update_event(event_id, data, by=request.state.person["id"]))
+    return event_out(await schedule.update_event(event_id, data, actor=actor_of(request)))
 
 
 @post("/api/v1/events/{event_id:int}/publish", guards=[COORDINATOR], status_code=HTTP_200_OK, tags=["events"])
 async def event_publish(request: Request, event_id: FromPath[int]) -> EventOut:
-    return event_out(await schedule.publish_event(event_id, by=request.state.person["id"]))
+    return event_out(await schedule.publish_event(event_id, actor=actor_of(request)))
 
 
 @post("/api/v1/events/{event_id:int}/cancel", guards=[COORDINATOR], status_code=HTTP_200_OK, tags=["events"])
 async def event_cancel(request: Request, event_id: FromPath[int], data: JSONBody[CancelIn | None] = None) -> dict[str, Any]:
-    count = await schedule.cancel_event(event_id, by=request.state.person["id"], reason=data.reason if data else "")
-    await audit.record("event_cancelled", actor_id=request.state.person["id"], subject_type="event", subject_id=event_id,
-                       detail={"registrations_cancelled": count}, client=client_of(request))
+    count = await schedule.cancel_event(event_id, actor=actor_of(request), reason=data.reason if data else "")
     return {"id": event_id, "status": "cancelled", "registrations_cancelled": count}
 
 
 @post("/api/v1/events/{event_id:int}/complete", guards=[COORDINATOR], status_code=HTTP_200_OK, tags=["events"])
 async def event_complete(request: Request, event_id: FromPath[int]) -> EventOut:
-    return event_out(await schedule.complete_event(event_id, by=request.state.person["id"]))
+    return event_out(await schedule.complete_event(event_id, actor=actor_of(request)))
 
 
 @post("/api/v1/events/{event_id:int}/duplicate", guards=[COORDINATOR], status_code=HTTP_201_CREATED, tags=["events"])
 async def event_duplicate(request: Request, event_id: FromPath[int], data: JSONBody[DuplicateIn | None] = None) -> EventOut:
     data = data or DuplicateIn()
-    new_id = await schedule.duplicate_event(event_id, by=request.state.person["id"], starts_at=data.starts_at,
+    new_id = await schedule.duplicate_event(event_id, actor=actor_of(request), starts_at=data.starts_at,
                                             ends_at=data.ends_at, venue=data.venue, title=data.title)
     return event_out(await schedule.get_event(new_id))
 
 
 @post("/api/v1/events/{event_id:int}/draw", guards=[COORDINATOR], status_code=HTTP_200_OK, tags=["lottery"])
 async def event_draw(request: Request, event_id: FromPath[int]) -> dict[str, Any]:
-    result = await draws.draw_lottery(event_id, by=request.state.person["id"])
-    await audit.record("lottery_drawn", actor_id=request.state.person["id"], subject_type="event", subject_id=event_id,
-                       detail={"seed": result["seed"], "winners": len(result["winners"])}, client=client_of(request))
-    return result
+    return await draws.draw_lottery(event_id, actor=actor_of(request))
 
 
 @get("/api/v1/events/{event_id:int}/lottery", tags=["lottery"])
@@ -251,16 +260,16 @@ async def registration_create(
     An `Idempotency-Key` header makes a retry return the first answer."""
     data = data or RegistrationIn()
     key = request.headers.get("idempotency-key")
-    me = request.state.person
+    actor = actor_of(request)
     if data.email:
-        if not _is_staff(request):
+        if not actor.staff:
             raise Forbidden("ほかの方の申込はコーディネーターのみ行えます。", code="coordinator_only")
-        result = await registration.register_by_coordinator(event_id, email=data.email, name=data.name or "",
-                                                            by=me["id"], answers=data.answers, idempotency_key=key)
-        await audit.record("staff_registered_person", actor_id=me["id"], subject_type="registration",
-                           subject_id=result["id"], detail={"event_id": event_id}, client=client_of(request))
+        result = await registration.register_by_coordinator(
+            event_id, email=data.email, name=data.name or "", actor=actor, participant=participant_of(data),
+            answers=data.answers, idempotency_key=key)
     else:
-        result = await registration.register(event_id, me["id"], answers=data.answers, idempotency_key=key)
+        result = await registration.register(event_id, actor.person_id, actor=actor, answers=data.answers,
+                                             idempotency_key=key)
     headers = {"Idempotent-Replayed": "true"} if result.get("replayed") else {}
     return Response(registration_out(result), status_code=HTTP_201_CREATED, headers=headers)
 
@@ -268,12 +277,7 @@ async def registration_create(
 @get("/api/v1/events/{event_id:int}/registrations", guards=[COORDINATOR], tags=["registrations"])
 async def registration_list(request: Request, event_id: FromPath[int], status: FromQuery[str | None] = None) -> list[dict[str, Any]]:
     """Registrations with answers and waiting-list order. Every view is audited (contact details, minors)."""
-    rows = await registration.list_registrations(event_id, status=status)
-    await audit.record("staff_viewed_registrations", actor_id=request.state.person["id"], subject_type="event",
-                       subject_id=event_id, detail={"status": status, "count": len(rows),
-                                                    "minors": sum(1 for r in rows if r["is_minor"])},
-                       client=client_of(request))
-    return rows
+    return await registration.list_registrations(event_id, actor=actor_of(request), status=status)
 
 
 @get("/api/v1/events/{event_id:int}/registrations/me", guards=[LOGGED_IN], tags=["registrations"])
@@ -292,67 +296,44 @@ async def registrations_of_me(request: Request) -> list[dict[str, Any]]:
 
 @get("/api/v1/events/{event_id:int}/checkin", guards=[COORDINATOR], tags=["registrations"])
 async def checkin(request: Request, event_id: FromPath[int], q: FromQuery[str] = "") -> list[dict[str, Any]]:
-    rows = await registration.checkin_search(event_id, q)
-    await audit.record("staff_checkin_search", actor_id=request.state.person["id"], subject_type="event",
-                       subject_id=event_id, detail={"q": q[:100], "count": len(rows)}, client=client_of(request))
-    return rows
+    return await registration.checkin_search(event_id, q, actor=actor_of(request))
 
 
 @get("/api/v1/events/{event_id:int}/registrations.csv", guards=[COORDINATOR], tags=["registrations"])
 async def export_csv(request: Request, event_id: FromPath[int], status: FromQuery[str | None] = None) -> Response[bytes]:
-    body = await exports.export_csv(event_id, status=status)
-    await audit.record("staff_exported_registrations", actor_id=request.state.person["id"], subject_type="event",
-                       subject_id=event_id, detail={"format": "csv", "status": status}, client=client_of(request))
+    body = await exports.export(event_id, "csv", actor=actor_of(request), status=status)
     return Response(body, media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{exports.export_filename(event_id, "csv")}"'})
 
 
 @get("/api/v1/events/{event_id:int}/registrations.xlsx", guards=[COORDINATOR], tags=["registrations"])
 async def export_xlsx(request: Request, event_id: FromPath[int], status: FromQuery[str | None] = None) -> Response[bytes]:
-    body = await exports.export_xlsx(event_id, status=status)
-    await audit.record("staff_exported_registrations", actor_id=request.state.person["id"], subject_type="event",
-                       subject_id=event_id, detail={"format": "xlsx", "status": status}, client=client_of(request))
+    body = await exports.export(event_id, "xlsx", actor=actor_of(request), status=status)
     return Response(body, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", headers={
         "Content-Disposition": f'attachment; filename="{exports.export_filename(event_id, "xlsx")}"'})
 
 
-async def _own_or_staff(request: Request, registration_id: int) -> dict[str, Any]:
-    found = await registration.get_registration(registration_id)
-    if found["person_id"] != request.state.person["id"] and not _is_staff(request):
-        raise NotFound("その申込は見つかりません。", code="registration_not_found")
-    return found
-
-
 @get("/api/v1/registrations/{registration_id:int}", guards=[LOGGED_IN], tags=["registrations"])
 async def registration_detail(request: Request, registration_id: FromPath[int]) -> dict[str, Any]:
-    return await _own_or_staff(request, registration_id)
+    return await registration.get_registration(registration_id, actor=actor_of(request))
 
 
 @delete("/api/v1/registrations/{registration_id:int}", guards=[LOGGED_IN], status_code=HTTP_200_OK, tags=["registrations"])
 async def registration_cancel(request: Request, registration_id: FromPath[int]) -> RegistrationOut:
     """Cancel a registration: the person until the cutoff, a coordinator any time. Frees the seat for the next in line."""
-    await _own_or_staff(request, registration_id)
-    me = request.state.person
-    staff = _is_staff(request)
-    result = await registration.cancel_registration(registration_id, by=me["id"], as_coordinator=staff)
-    if staff:
-        await audit.record("staff_cancelled_registration", actor_id=me["id"], subject_type="registration",
-                           subject_id=registration_id, client=client_of(request))
-    return registration_out(result)
+    return registration_out(await registration.cancel_registration(registration_id, actor=actor_of(request)))
 
 
 @post("/api/v1/registrations/{registration_id:int}/leave-waitlist", guards=[LOGGED_IN], status_code=HTTP_200_OK,
       tags=["registrations"])
 async def registration_leave(request: Request, registration_id: FromPath[int]) -> RegistrationOut:
-    await _own_or_staff(request, registration_id)
-    return registration_out(await registration.leave_waitlist(
-        registration_id, by=request.state.person["id"], as_coordinator=_is_staff(request)))
+    return registration_out(await registration.leave_waitlist(registration_id, actor=actor_of(request)))
 
 
 @post("/api/v1/registrations/{registration_id:int}/attendance", guards=[COORDINATOR], status_code=HTTP_200_OK,
       tags=["registrations"])
 async def registration_attendance(request: Request, registration_id: FromPath[int], data: JSONBody[AttendanceIn]) -> RegistrationOut:
-    return registration_out(await registration.mark_attendance(registration_id, data.status, by=request.state.person["id"]))
+    return registration_out(await registration.mark_attendance(registration_id, data.status, actor=actor_of(request)))
 
 
 # ---------------------------------------------------------------- guardian consent (no account; the token is the key)
@@ -360,16 +341,16 @@ async def registration_attendance(request: Request, registration_id: FromPath[in
 
 @get("/api/v1/consent/{token:str}", tags=["consent"])
 async def consent_show(request: Request, token: FromPath[str]) -> dict[str, Any]:
+    """What the guardian is asked (a seminar place or a home visit), and which answers are possible."""
     request.state.personal = True
-    return await consent.consent_request_by_token(token)
+    return await consent.view(token)
 
 
 @post("/api/v1/consent/{token:str}", status_code=HTTP_200_OK, tags=["consent"])
 async def consent_decide(request: Request, token: FromPath[str], data: JSONBody[ConsentDecisionIn]) -> dict[str, Any]:
+    """`decision`: give | refuse, or revoke a consent given earlier (until the start)."""
     request.state.personal = True
-    if data.decision not in ("give", "refuse"):
-        raise Invalid("decision は give か refuse です。", code="invalid_decision", field="decision")
-    return await consent.decide_consent(token, data.decision == "give", client_of(request))
+    return await consent.decide(token, data.decision, client=client_of(request))
 
 
 ROUTES = [

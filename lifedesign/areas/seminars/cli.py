@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from lifedesign.bootstrap import prepare
+
 
 async def cmd_lottery_draw(args: argparse.Namespace) -> int:
     from events.seminars import draws
-    from lifedesign.cli import _prepare
-
-    await _prepare()
+    await prepare()
     result = await draws.draw_lottery(args.event_id)
     print(f"drawn: event {args.event_id}, seed {result['seed']}, {len(result['winners'])} winners, "
           f"{len(result['waitlist'])} on the waiting list")
@@ -19,9 +19,7 @@ async def cmd_lottery_draw(args: argparse.Namespace) -> int:
 
 async def cmd_lottery_verify(args: argparse.Namespace) -> int:
     from events.seminars import draws
-    from lifedesign.cli import _prepare
-
-    await _prepare()
+    await prepare()
     result = await draws.verify_draw(args.event_id)
     summary = {k: result[k] for k in ("event_id", "seed", "algorithm", "capacity", "applications") if k in result}
     print(("OK " if result["ok"] else "MISMATCH ") + json.dumps(summary, ensure_ascii=False))

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from events import people, timefmt
+from events.access import Actor
 from events.db import utcnow
 from events.errors import DomainError
 from events.seminars import registration, schedule
@@ -58,7 +59,7 @@ def _events() -> list[dict]:
 async def load(progress: Callable[[str], None]) -> dict[str, int]:
     """Idempotent: an event with the same title and start is not created twice."""
     coordinator = await people.find_by_email("coordinator@kanazawa-ward.example.jp")
-    by = coordinator["id"] if coordinator else None
+    actor = Actor(coordinator["id"], frozenset({"coordinator"}), "demo") if coordinator else Actor.system("demo")
     created = 0
     ids = []
     for fields in _events():
@@ -68,8 +69,8 @@ async def load(progress: Callable[[str], None]) -> dict[str, int]:
         if existing:
             ids.append(existing["id"])
             continue
-        event_id = await schedule.create_event(fields, by=by)
-        await schedule.publish_event(event_id, by=by)
+        event_id = await schedule.create_event(fields, actor=actor)
+        await schedule.publish_event(event_id, actor=actor)
         ids.append(event_id)
         created += 1
     registered = 0

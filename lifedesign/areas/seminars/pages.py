@@ -1,5 +1,4 @@
-"""Seminar pages for everyone: the event list and page, registering, cancelling, one's own registrations,
-and the guardian's consent page (no account; the token in the link is the key).
+"""Seminar pages for everyone: the event list and page, registering, cancelling, one's own registrations.
 
 Thin: parse the form, call one events.seminars service, render. Coordinator pages: pages_coordinator.py.
 """
@@ -13,28 +12,26 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from events import audit, timefmt
+from events import access, timefmt
 from events.db import utcnow
-from events.errors import DomainError, NotFound
-from events.seminars import consent, registration, schedule
-from events.seminars.pages_support import eligibility
+from events.errors import DomainError
+from events.seminars import registration, schedule
+from events.seminars.tables import LIVE_STATES
 from lifedesign.areas.seminars.pages_common import (
     AUDIENCE_LABELS,
     LABELS,
     REFUSALS,
-    is_staff,
     localized,
     safe_next,
 )
 from lifedesign.areas.seminars.pages_coordinator import COORDINATOR_ROUTES
 from lifedesign.i18n import gettext_for
 from lifedesign.rendering import HOME_SECTIONS, form_data, form_list, page, register_nav, render_fragment
-from lifedesign.security import LOGGED_IN, client_of
+from lifedesign.security import LOGGED_IN, actor_of
 
 register_nav("/coordinator/events", "イベント管理", ("coordinator",))
 register_nav("/my/registrations", "申し込み状況", ("student", "facility_staff", "host_family"))
 
-LIVE = ("confirmed", "waitlisted", "pending_consent", "applied", "attended", "no_show")
 
 NOTICES = {
     "confirmed": "お申し込みが完了し、参加が確定しました。確認のメールをお送りしました。",
@@ -60,14 +57,10 @@ def refusal_message(exc: DomainError, event: dict[str, Any] | None, _: Any) -> s
 
 
 async def _visible_event(request: Request, event_id: int) -> dict[str, Any]:
-    """Drafts and private events are shown only to staff and to people registered for them."""
+    """The same visibility rule as the API (events.access): drafts and private events for staff and members."""
     event = await schedule.get_event(event_id)
-    if event["status"] != "draft" and event["visibility"] == "public" or is_staff(request):
-        return event
-    person = request.state.person
-    if person and event["status"] != "draft" and await registration.my_registration(event_id, person["id"]):
-        return event
-    raise NotFound("そのイベントは見つかりません。", code="event_not_found")
+    await access.require_event_visible(event, actor_of(request))
+    return event
 
 
 # ---------------------------------------------------------------- public list and event page
@@ -93,8 +86,8 @@ async def _event_page(request: Request, event_id: int, *, error: str = "", field
     event = localized(await _visible_event(request, event_id), locale)
     person = request.state.person
     mine = await registration.my_registration(event_id, person["id"]) if person else None
-    live = mine if mine and mine["status"] in LIVE else None
-    refusal = await eligibility(event, person["id"]) if person and not live else None
+    live = mine if mine and mine["status"] in LIVE_STATES else None
+    refusal = await registration.eligibility(event, person["id"]) if person and not live else None
     if refusal:
         refusal = {**refusal, "message": refusal_message(DomainError(refusal["message"], code=refusal["code"]), event, _)}
     return page(
@@ -137,8 +130,8 @@ async def register(request: Request, event_id: FromPath[int]) -> Response:
     answers = await _answers_from_form(request, event["questions"])
     try:
         # the key comes from the page: a double click or a resent form returns the first result
-        result = await registration.register(event_id, request.state.person["id"], answers=answers,
-                                             idempotency_key=form.get("idem") or None)
+        result = await registration.register(event_id, request.state.person["id"], actor=actor_of(request),
+                                             answers=answers, idempotency_key=form.get("idem") or None)
     except DomainError as exc:
         field = str(exc.extra.get("field", ""))
         field_errors = {field.removeprefix("answers."): refusal_message(exc, event, _)} if field.startswith("answers.") else {}
@@ -150,32 +143,22 @@ async def register(request: Request, event_id: FromPath[int]) -> Response:
     return Redirect(path=f"/events/{event_id}?notice={result['status']}", status_code=303)
 
 
-async def _own_or_staff(request: Request, registration_id: int) -> tuple[dict[str, Any], bool]:
-    found = await registration.get_registration(registration_id)
-    own = found["person_id"] == request.state.person["id"]
-    if not own and not is_staff(request):
-        raise NotFound("その申込は見つかりません。", code="registration_not_found")
-    return found, own
-
-
 @post("/registrations/{registration_id:int}/cancel", guards=[LOGGED_IN], include_in_schema=False)
 async def cancel(request: Request, registration_id: FromPath[int]) -> Response:
-    found, own = await _own_or_staff(request, registration_id)
+    actor = actor_of(request)
+    found = await registration.get_registration(registration_id, actor=actor)
     form = await form_data(request)
-    me = request.state.person["id"]
-    await registration.cancel_registration(registration_id, by=me, as_coordinator=not own, reason=form.get("reason", ""))
-    if not own:
-        await audit.record("staff_cancelled_registration", actor_id=me, subject_type="registration",
-                           subject_id=registration_id, client=client_of(request))
+    await registration.cancel_registration(registration_id, actor=actor, reason=form.get("reason", ""))
     target = safe_next(form.get("next", ""), f"/events/{found['event_id']}?notice=cancelled")
     return Redirect(path=target, status_code=303)
 
 
 @post("/registrations/{registration_id:int}/leave-waitlist", guards=[LOGGED_IN], include_in_schema=False)
 async def leave_waitlist(request: Request, registration_id: FromPath[int]) -> Response:
-    found, own = await _own_or_staff(request, registration_id)
+    actor = actor_of(request)
+    found = await registration.get_registration(registration_id, actor=actor)
     form = await form_data(request)
-    await registration.leave_waitlist(registration_id, by=request.state.person["id"], as_coordinator=not own)
+    await registration.leave_waitlist(registration_id, actor=actor)
     target = safe_next(form.get("next", ""), f"/events/{found['event_id']}?notice=left")
     return Redirect(path=target, status_code=303)
 
@@ -202,7 +185,7 @@ async def home_section(request: Request) -> str:
         return ""
     now = utcnow()
     rows = [r for r in await registration.registrations_of_person(person["id"])
-            if r["status"] in LIVE and r["ends_at"] > now]
+            if r["status"] in LIVE_STATES and r["ends_at"] > now]
     for row in rows:
         row["when"] = timefmt.event_when(row, request.state.locale)
     return render_fragment(request, "pages/seminars/_home.html", rows=rows, **LABELS)
@@ -211,68 +194,5 @@ async def home_section(request: Request) -> str:
 HOME_SECTIONS.append(home_section)
 
 
-# ---------------------------------------------------------------- guardian consent
-
-
-def _consent_message(request: Request, heading: str, lines: list[str], status_code: int) -> Response:
-    _ = gettext_for(request.state.locale)
-    return page(request, "pages/message.html", status_code=status_code, title=_(heading), heading=_(heading),
-                lines=[_(line) for line in lines], link=None)
-
-
-CONSENT_STATES = {
-    "given": ("ご回答ありがとうございます", ["この参加については、既に同意をいただいています。"]),
-    "refused": ("ご回答ありがとうございます", ["この参加については、既に「同意しない」とご回答いただいています。"]),
-    "expired": ("回答の期限が過ぎました", ["回答の期限を過ぎたため、お申込みは取り消されました。",
-                                   "ご不明な点は、金沢区こども家庭支援課までお問い合わせください。"]),
-    "withdrawn": ("お申込みは取り消されています", ["生徒さんのお申込みが取り消されたため、ご回答の必要はありません。"]),
-}
-
-
-@get("/consent/{token:str}", include_in_schema=False)
-async def consent_page(request: Request, token: FromPath[str]) -> Response:
-    request.state.personal = True
-    try:
-        found = await consent.consent_request_by_token(token)
-    except NotFound:
-        return _consent_message(request, "このリンクは無効です", [
-            "メールに記載されたリンクをもう一度ご確認ください。",
-            "ご不明な点は、金沢区こども家庭支援課までお問い合わせください。"], 404)
-    if found["state"] != "pending":
-        heading, lines = CONSENT_STATES.get(found["state"], CONSENT_STATES["withdrawn"])
-        return _consent_message(request, heading, lines, 410 if found["state"] == "expired" else 200)
-    return page(request, "pages/seminars/consent.html", title=gettext_for(request.state.locale)("参加への同意のお願い"),
-                consent=found, token=token)
-
-
-@post("/consent/{token:str}", include_in_schema=False)
-async def consent_decide(request: Request, token: FromPath[str]) -> Response:
-    request.state.personal = True
-    form = await form_data(request)
-    decision = form.get("decision", "")
-    if decision not in ("give", "refuse"):
-        return await consent_page(request, token)
-    try:
-        await consent.decide_consent(token, decision == "give", client_of(request))
-    except NotFound:
-        return await consent_page(request, token)
-    except DomainError as exc:
-        if exc.code == "consent_expired":
-            return _consent_message(request, *CONSENT_STATES["expired"], 410)
-        if exc.code == "consent_already_decided":
-            state = exc.extra.get("decision", "given")
-            heading, lines = CONSENT_STATES.get(state, CONSENT_STATES["given"])
-            return _consent_message(request, heading, lines, 409)
-        raise
-    if decision == "give":
-        return _consent_message(request, "同意いただき、ありがとうございました", [
-            "生徒さんの参加が確定しました。生徒さんと保護者の方に、確認のメールをお送りしました。",
-            "当日お会いできることを楽しみにしております。"], 200)
-    return _consent_message(request, "ご回答ありがとうございました", [
-        "「同意しない」とのご回答を承りました。生徒さんのお申込みは取り消されました。",
-        "ご不明な点は、金沢区こども家庭支援課までお問い合わせください。"], 200)
-
-
-PUBLIC_ROUTES = [event_list, seminar_redirect, event_page, register, cancel, leave_waitlist, my_registrations,
-                 consent_page, consent_decide]
+PUBLIC_ROUTES = [event_list, seminar_redirect, event_page, register, cancel, leave_waitlist, my_registrations]
 PAGE_ROUTES = [*PUBLIC_ROUTES, *COORDINATOR_ROUTES]

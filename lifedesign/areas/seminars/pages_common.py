@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from litestar import Request
-
 from events import timefmt
 
 STATUS_LABELS = {
@@ -29,7 +27,6 @@ AUDIENCE_LABELS = {
 KIND_LABELS = {"seminar": "セミナー", "home_visit": "家庭訪問", "staff_exchange": "職員交流会"}
 ALLOCATION_LABELS = {"first_come": "先着順", "lottery": "抽選"}
 QUESTION_KIND_LABELS = {"text": "記述", "single": "単一選択", "multi": "複数選択", "checkbox": "チェックボックス"}
-STAFF_ROLES = {"coordinator", "admin"}
 
 # The page's words for each refusal of register(): what happened and what the person can do next.
 REFUSALS = {
@@ -53,11 +50,6 @@ LABELS = {
     "status_labels": STATUS_LABELS, "event_status_labels": EVENT_STATUS_LABELS, "audience_labels": AUDIENCE_LABELS,
     "kind_labels": KIND_LABELS, "allocation_labels": ALLOCATION_LABELS, "question_kind_labels": QUESTION_KIND_LABELS,
 }
-
-
-def is_staff(request: Request) -> bool:
-    person = request.state.person
-    return bool(person and STAFF_ROLES & set(person["roles"]))
 
 
 def localized(event: dict[str, Any], locale: str) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from events import audit, timefmt
-from events.db import utcnow
+from events import people, timefmt
+from events.db import aware, utcnow
 from events.errors import DomainError
 from events.seminars import draws, exports, registration, schedule
 from events.seminars.pages_support import calendar_grid, calendar_range, tokyo_bounds
@@ -24,7 +24,7 @@ from events.timefmt import TOKYO
 from lifedesign.areas.seminars.pages_common import LABELS, REFUSALS, attachment, localized
 from lifedesign.i18n import gettext_for
 from lifedesign.rendering import form_data, page
-from lifedesign.security import COORDINATOR, client_of
+from lifedesign.security import COORDINATOR, actor_of
 
 FIELD_LABELS = {
     "title": "タイトル", "title_en": "タイトル（英語）", "description": "説明", "description_en": "説明（英語）",
@@ -145,7 +145,7 @@ async def event_create(request: Request) -> Response:
     fields = _fields_from_form(form)
     fields["questions"] = _questions_for_service(values["questions"])
     try:
-        event_id = await schedule.create_event(fields, by=request.state.person["id"])
+        event_id = await schedule.create_event(fields, actor=actor_of(request))
     except DomainError as exc:
         field, message = _field_error(exc, gettext_for(request.state.locale))
         return _form_page(request, event=None, values=values, error=message, field=field, status_code=exc.status)
@@ -175,7 +175,7 @@ async def event_update(request: Request, event_id: FromPath[int]) -> Response:
     if questions != current:  # questions are locked once people registered; send them only when changed
         changes["questions"] = questions
     try:
-        await schedule.update_event(event_id, changes, by=request.state.person["id"])
+        await schedule.update_event(event_id, changes, actor=actor_of(request))
     except DomainError as exc:
         field, message = _field_error(exc, gettext_for(request.state.locale))
         return _form_page(request, event=event, values=values, error=message, field=field, status_code=exc.status)
@@ -255,7 +255,7 @@ async def event_admin(request: Request, event_id: FromPath[int], notice: FromQue
         other["when"] = timefmt.event_when(other, request.state.locale)
     record = await draws.lottery_record(event_id)
     if record:
-        record["drawn_at"] = schedule.aware(record["drawn_at"])
+        record["drawn_at"] = aware(record["drawn_at"])
     verified = await draws.verify_draw(event_id) if record and verify else None
     return page(request, "pages/seminars/coord_event.html", title=event["display_title"], event=event,
                 overlaps=overlaps, record=record, verified=verified, notice=_(NOTICES[notice]) if notice in NOTICES else "",
@@ -269,29 +269,27 @@ def _back(event_id: int, notice: str) -> Response:
 
 @post("/coordinator/events/{event_id:int}/publish", guards=[COORDINATOR], include_in_schema=False)
 async def event_publish(request: Request, event_id: FromPath[int]) -> Response:
-    await schedule.publish_event(event_id, by=request.state.person["id"])
+    await schedule.publish_event(event_id, actor=actor_of(request))
     return _back(event_id, "published")
 
 
 @post("/coordinator/events/{event_id:int}/cancel", guards=[COORDINATOR], include_in_schema=False)
 async def event_cancel(request: Request, event_id: FromPath[int]) -> Response:
     form = await form_data(request)
-    count = await schedule.cancel_event(event_id, by=request.state.person["id"], reason=form.get("reason", ""))
-    await audit.record("event_cancelled", actor_id=request.state.person["id"], subject_type="event", subject_id=event_id,
-                       detail={"registrations_cancelled": count}, client=client_of(request))
+    await schedule.cancel_event(event_id, actor=actor_of(request), reason=form.get("reason", ""))
     return _back(event_id, "cancelled")
 
 
 @post("/coordinator/events/{event_id:int}/complete", guards=[COORDINATOR], include_in_schema=False)
 async def event_complete(request: Request, event_id: FromPath[int]) -> Response:
-    await schedule.complete_event(event_id, by=request.state.person["id"])
+    await schedule.complete_event(event_id, actor=actor_of(request))
     return _back(event_id, "completed")
 
 
 @post("/coordinator/events/{event_id:int}/duplicate", guards=[COORDINATOR], include_in_schema=False)
 async def event_duplicate(request: Request, event_id: FromPath[int]) -> Response:
     form = await form_data(request)
-    new_id = await schedule.duplicate_event(event_id, by=request.state.person["id"],
+    new_id = await schedule.duplicate_event(event_id, actor=actor_of(request),
                                             starts_at=_as_tokyo_iso(form.get("starts_at", "")) or None,
                                             venue=form.get("venue") or None)
     return _back(new_id, "duplicated")
@@ -299,13 +297,21 @@ async def event_duplicate(request: Request, event_id: FromPath[int]) -> Response
 
 @post("/coordinator/events/{event_id:int}/draw", guards=[COORDINATOR], include_in_schema=False)
 async def event_draw(request: Request, event_id: FromPath[int]) -> Response:
-    result = await draws.draw_lottery(event_id, by=request.state.person["id"])
-    await audit.record("lottery_drawn", actor_id=request.state.person["id"], subject_type="event", subject_id=event_id,
-                       detail={"seed": result["seed"], "winners": len(result["winners"])}, client=client_of(request))
+    await draws.draw_lottery(event_id, actor=actor_of(request))
     return _back(event_id, "drawn")
 
 
 # ---------------------------------------------------------------- registrations, exports, check-in
+
+
+def counter_participant(form: dict[str, str]) -> registration.Participant | None:
+    """The counter form's 「参加者」 choice: an adult (18 or older), or a student with a birth date."""
+    choice = form.get("participant", "")
+    if choice == "adult":
+        return registration.Participant(adult=True)
+    if choice == "student":
+        return registration.Participant(adult=False, student=people.student_info_from(form))
+    return None
 
 
 async def _registrations_page(request: Request, event_id: int, status: str, *, error: str = "", notice: str = "",
@@ -313,11 +319,8 @@ async def _registrations_page(request: Request, event_id: int, status: str, *, e
     _ = gettext_for(request.state.locale)
     event = localized(await schedule.get_event(event_id), request.state.locale)
     status = status if status in (*REGISTRATION_STATES, "live") else ""
-    rows = await registration.list_registrations(event_id, status=status or None)
+    rows = await registration.list_registrations(event_id, actor=actor_of(request), status=status or None)
     minors = sum(1 for r in rows if r["is_minor"])
-    await audit.record("staff_viewed_registrations", actor_id=request.state.person["id"], subject_type="event",
-                       subject_id=event_id, detail={"status": status, "count": len(rows), "minors": minors, "page": True},
-                       client=client_of(request))
     query = urlencode({"status": status}) if status else ""
     return page(request, "pages/seminars/coord_registrations.html", status_code=status_code,
                 title=_("申込者一覧") + " — " + event["display_title"], event=event, rows=rows, status=status,
@@ -335,31 +338,24 @@ async def registrations_page(request: Request, event_id: FromPath[int], status: 
 async def counter_registration(request: Request, event_id: FromPath[int]) -> Response:
     """Telephone and counter registrations: by e-mail and name (the person is created if new)."""
     form = await form_data(request)
-    me = request.state.person["id"]
     try:
-        result = await registration.register_by_coordinator(event_id, email=form.get("email", ""),
-                                                            name=form.get("name", ""), by=me,
-                                                            idempotency_key=form.get("idem") or None)
+        await registration.register_by_coordinator(
+            event_id, email=form.get("email", ""), name=form.get("name", ""), actor=actor_of(request),
+            participant=counter_participant(form), idempotency_key=form.get("idem") or None)
     except DomainError as exc:
         _ = gettext_for(request.state.locale)
         return await _registrations_page(request, event_id, "", error=_(REFUSALS.get(exc.code, exc.message)), form=form,
                                          status_code=exc.status)
-    await audit.record("staff_registered_person", actor_id=me, subject_type="registration", subject_id=result["id"],
-                       detail={"event_id": event_id}, client=client_of(request))
     return Redirect(path=f"/coordinator/events/{event_id}/registrations?notice=registered", status_code=303)
 
 
 async def _export(request: Request, event_id: int, status: str, ext: str) -> Response:
     event = await schedule.get_event(event_id)
     status = status if status in (*REGISTRATION_STATES, "live") else ""
-    if ext == "csv":
-        body, media = await exports.export_csv(event_id, status=status or None), "text/csv; charset=utf-8"
-    else:
-        body = await exports.export_xlsx(event_id, status=status or None)
-        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    await audit.record("staff_exported_registrations", actor_id=request.state.person["id"], subject_type="event",
-                       subject_id=event_id, detail={"format": ext, "status": status}, client=client_of(request))
-    day = event["starts_at"].astimezone(TOKYO).strftime("%Y%m%d")
+    body = await exports.export(event_id, ext, actor=actor_of(request), status=status or None)
+    media = ("text/csv; charset=utf-8" if ext == "csv"
+             else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    day = timefmt.short(event["starts_at"], "%Y%m%d")
     safe_title = "".join(c for c in event["title"] if c not in '\\/:*?"<>|\r\n\t')[:60]
     return Response(body, media_type=media, headers={
         "Content-Disposition": attachment(exports.export_filename(event_id, ext), f"申込者一覧_{day}_{safe_title}.{ext}")})
@@ -379,10 +375,7 @@ async def _checkin_page(request: Request, event_id: int, q: str, *, error: str =
                         status_code: int = 200) -> Response:
     _ = gettext_for(request.state.locale)
     event = localized(await schedule.get_event(event_id), request.state.locale)
-    rows = await registration.checkin_search(event_id, q)
-    await audit.record("staff_checkin_search", actor_id=request.state.person["id"], subject_type="event",
-                       subject_id=event_id, detail={"q": q[:100], "count": len(rows), "page": True},
-                       client=client_of(request))
+    rows = await registration.checkin_search(event_id, q, actor=actor_of(request))
     return page(request, "pages/seminars/coord_checkin.html", status_code=status_code, title=_("受付（出欠）"),
                 event=event, rows=rows, q=q, error=error, marked=marked,
                 attended=sum(1 for r in rows if r["status"] == "attended"), **LABELS)
@@ -397,10 +390,11 @@ async def checkin_page(request: Request, event_id: FromPath[int], q: FromQuery[s
 @post("/coordinator/registrations/{registration_id:int}/attendance", guards=[COORDINATOR], include_in_schema=False)
 async def attendance(request: Request, registration_id: FromPath[int]) -> Response:
     form = await form_data(request)
-    found = await registration.get_registration(registration_id)
+    actor = actor_of(request)
+    found = await registration.get_registration(registration_id, actor=actor)
     q = form.get("q", "")
     try:
-        await registration.mark_attendance(registration_id, form.get("status", ""), by=request.state.person["id"])
+        await registration.mark_attendance(registration_id, form.get("status", ""), actor=actor)
     except DomainError as exc:
         return await _checkin_page(request, found["event_id"], q, error=gettext_for(request.state.locale)(exc.message),
                                    status_code=exc.status)

@@ -4,17 +4,14 @@ Services live in events/visits/ (households, rounds, requests, proposals, confir
 events/matching.py. See lifedesign/areas/__init__.py for what an area exports.
 """
 
-from events.visits import confirmations
-from lifedesign.areas.visits import api, demo, jobs, pages
+from events import visits
+from events.visits import households
+from lifedesign.areas.visits import api, demo, pages
 
-try:  # follow-up surveys ask the host family of a confirmed visit too (when the feedback area is installed)
-    from events.feedback.sending import register_extra_recipients
-except ImportError:  # pragma: no cover - feedback area absent
-    register_extra_recipients = None
-if register_extra_recipients is not None:
-    register_extra_recipients("host_family", confirmations.host_of_event)
+visits.install()
 
 ROUTES: list = [*api.ROUTES, *pages.ROUTES]
 COMMANDS: list = []
-JOBS: list = [*jobs.JOBS]
+# A visit whose household's vetting no longer covers its day goes on hold (the safeguarding invariant).
+JOBS: list = [households.enforce_vetting]
 DEMO = demo.load

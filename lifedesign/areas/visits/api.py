@@ -15,12 +15,10 @@ from litestar import Request, get, post, put
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from events import audit
 from events.errors import Invalid, NotFound
 from events.visits import confirmations, households, proposals, requests, rounds
-from lifedesign.security import COORDINATOR, LOGGED_IN, client_of, requires
+from lifedesign.security import COORDINATOR, LOGGED_IN, actor_of, requires
 
-STAFF = {"coordinator", "admin"}
 STUDENT = requires("student")
 FAMILY = requires("host_family")
 STUDENT_OR_FAMILY = requires("student", "host_family")
@@ -97,7 +95,7 @@ def _person(request: Request) -> dict[str, Any]:
 
 
 def _staff(request: Request) -> bool:
-    return bool(set(_person(request)["roles"]) & STAFF)
+    return actor_of(request).staff
 
 
 def _side(request: Request) -> str:
@@ -116,7 +114,7 @@ async def round_list(request: Request) -> list[dict[str, Any]]:
 @post("/api/v1/visits/rounds", guards=[COORDINATOR], tags=["visits"], status_code=HTTP_201_CREATED)
 async def round_create(request: Request, data: JSONBody[RoundIn]) -> dict[str, Any]:
     round_id = await rounds.create_round(
-        _person(request)["id"], name=data.name, requests_open_at=data.requests_open_at,
+        actor_of(request), name=data.name, requests_open_at=data.requests_open_at,
         requests_close_at=data.requests_close_at, description=data.description, status=data.status, seed=data.seed)
     return await rounds.get_round(round_id)
 
@@ -131,7 +129,7 @@ async def round_detail(request: Request, round_id: FromPath[int]) -> dict[str, A
 
 @post("/api/v1/visits/rounds/{round_id:int}/status", guards=[COORDINATOR], tags=["visits"], status_code=HTTP_200_OK)
 async def round_status(request: Request, round_id: FromPath[int], data: JSONBody[StatusIn]) -> dict[str, Any]:
-    await rounds.set_round_status(_person(request)["id"], round_id, data.status)
+    await rounds.set_round_status(actor_of(request), round_id, data.status)
     return await rounds.get_round(round_id)
 
 
@@ -162,23 +160,21 @@ async def household_address_save(request: Request, data: JSONBody[AddressIn]) ->
 @get("/api/v1/visits/households", guards=[COORDINATOR], tags=["visits"])
 async def household_list(request: Request) -> list[dict[str, Any]]:
     """Profiles only; an address is read one by one through the audited address endpoint."""
-    found = await households.list_households()
-    await audit.record("staff_viewed_households", actor_id=_person(request)["id"], subject_type="visit_household",
-                       detail={"count": len(found)}, client=client_of(request))
-    return found
+    return await households.list_households(actor=actor_of(request))
 
 
 @post("/api/v1/visits/households/{household_id:int}/vetting", guards=[COORDINATOR], tags=["visits"],
       status_code=HTTP_200_OK)
 async def household_vetting(request: Request, household_id: FromPath[int], data: JSONBody[VettingIn]) -> dict[str, Any]:
-    await households.record_vetting(_person(request)["id"], household_id, interviewed_on=data.interviewed_on,
+    actor = actor_of(request)
+    await households.record_vetting(actor, household_id, interviewed_on=data.interviewed_on,
                                     valid_until=data.valid_until)
-    return await households.get_household(household_id)
+    return await households.view_household(household_id, actor=actor)
 
 
 @get("/api/v1/visits/households/{household_id:int}/address", guards=[COORDINATOR], tags=["visits"])
 async def household_address(request: Request, household_id: FromPath[int]) -> dict[str, Any]:
-    return await households.read_address(household_id, viewer_id=_person(request)["id"], client=client_of(request))
+    return await households.read_address(household_id, actor=actor_of(request))
 
 
 # ----------------------------------------------------------------------------- slots
@@ -188,7 +184,7 @@ async def household_address(request: Request, household_id: FromPath[int]) -> di
 async def slot_list(request: Request, round_id: FromPath[int]) -> list[dict[str, Any]]:
     """Coordinators see all slots of the round; a family only its own."""
     if _staff(request):
-        return await rounds.slots_of_round(round_id)
+        return await rounds.view_slots(round_id, actor=actor_of(request))
     household = await households.household_of(_person(request)["id"])
     return await rounds.slots_of_round(round_id, household_id=household["id"]) if household else []
 
@@ -220,15 +216,12 @@ def _request_input(data: RequestIn) -> requests.RequestInput:
       status_code=HTTP_201_CREATED)
 async def request_submit(request: Request, round_id: FromPath[int], data: JSONBody[RequestIn]) -> dict[str, Any]:
     request_id = await requests.submit_request(_person(request)["id"], round_id, _request_input(data))
-    return await requests.get_request(request_id, viewer_id=_person(request)["id"], staff=False)
+    return await requests.get_request(request_id, actor=actor_of(request))
 
 
 @get("/api/v1/visits/rounds/{round_id:int}/requests", guards=[COORDINATOR], tags=["visits"])
 async def request_list(request: Request, round_id: FromPath[int]) -> list[dict[str, Any]]:
-    found = await requests.requests_of_round(round_id)
-    await audit.record("staff_viewed_visit_requests", actor_id=_person(request)["id"], subject_type="visit_round",
-                       subject_id=round_id, detail={"count": len(found)}, client=client_of(request))
-    return found
+    return await requests.view_requests(round_id, actor=actor_of(request))
 
 
 @get("/api/v1/visits/requests", guards=[STUDENT], tags=["visits"])
@@ -238,12 +231,7 @@ async def request_mine(request: Request) -> list[dict[str, Any]]:
 
 @get("/api/v1/visits/requests/{request_id:int}", guards=[requires("student", "coordinator")], tags=["visits"])
 async def request_detail(request: Request, request_id: FromPath[int]) -> dict[str, Any]:
-    staff = _staff(request)
-    row = await requests.get_request(request_id, viewer_id=_person(request)["id"], staff=staff)
-    if staff:
-        await audit.record("staff_viewed_visit_request", actor_id=_person(request)["id"], subject_type="visit_request",
-                           subject_id=request_id, client=client_of(request))
-    return row
+    return await requests.get_request(request_id, actor=actor_of(request))
 
 
 @post("/api/v1/visits/requests/{request_id:int}/withdraw", guards=[STUDENT], tags=["visits"],
@@ -257,16 +245,17 @@ async def request_withdraw(request: Request, request_id: FromPath[int]) -> dict[
 
 
 @get("/api/v1/visits/rounds/{round_id:int}/rules", guards=[COORDINATOR], tags=["visits"])
-async def rule_list(round_id: FromPath[int]) -> list[dict[str, Any]]:
-    return await proposals.rules_of_round(round_id)
+async def rule_list(request: Request, round_id: FromPath[int]) -> list[dict[str, Any]]:
+    return await proposals.rules_of_round(round_id, actor=actor_of(request))
 
 
 @post("/api/v1/visits/rounds/{round_id:int}/rules", guards=[COORDINATOR], tags=["visits"], status_code=HTTP_200_OK)
 async def rule_set(request: Request, round_id: FromPath[int], data: JSONBody[RuleIn]) -> list[dict[str, Any]]:
     """Pin or forbid a (student, household) pair for the next runs; kind "none" removes it."""
-    await proposals.set_rule(_person(request)["id"], round_id, student_id=data.student_id,
-                             household_id=data.household_id, kind=data.kind)
-    return await proposals.rules_of_round(round_id)
+    actor = actor_of(request)
+    await proposals.set_rule(actor, round_id, student_id=data.student_id, household_id=data.household_id,
+                             kind=data.kind)
+    return await proposals.rules_of_round(round_id, actor=actor)
 
 
 @post("/api/v1/visits/rounds/{round_id:int}/matching", guards=[COORDINATOR], tags=["visits"],
@@ -275,21 +264,21 @@ async def matching_run(request: Request, round_id: FromPath[int], data: JSONBody
     """Run the matching (accepted and offered visits stay pinned) and store a draft proposal."""
     if not 0.5 <= data.time_limit <= 60:
         raise Invalid("計算時間は0.5〜60秒で指定してください。", code="invalid_time_limit", field="time_limit")
-    proposal_id = await proposals.run_matching(round_id, _person(request)["id"], seed=data.seed,
-                                               time_limit=data.time_limit)
-    return await proposals.proposal_view(proposal_id)
+    actor = actor_of(request)
+    proposal_id = await proposals.run_matching(round_id, actor, seed=data.seed, time_limit=data.time_limit)
+    return await proposals.proposal_view(proposal_id, actor=actor)
 
 
 @get("/api/v1/visits/proposals/{proposal_id:int}", guards=[COORDINATOR], tags=["visits"])
-async def proposal_detail(proposal_id: FromPath[int]) -> dict[str, Any]:
-    return await proposals.proposal_view(proposal_id)
+async def proposal_detail(request: Request, proposal_id: FromPath[int]) -> dict[str, Any]:
+    return await proposals.proposal_view(proposal_id, actor=actor_of(request))
 
 
 @post("/api/v1/visits/proposals/{proposal_id:int}/confirm", guards=[COORDINATOR], tags=["visits"],
       status_code=HTTP_200_OK)
 async def proposal_confirm(request: Request, proposal_id: FromPath[int]) -> dict[str, Any]:
     """Offer the proposal to students and families (they confirm or decline)."""
-    return await proposals.confirm_proposal(proposal_id, _person(request)["id"])
+    return await proposals.confirm_proposal(proposal_id, actor_of(request))
 
 
 # ----------------------------------------------------------------------------- answers and disclosure
@@ -324,16 +313,14 @@ async def match_decline(request: Request, match_id: FromPath[int]) -> dict[str, 
 async def match_address(request: Request, match_id: FromPath[int]) -> dict[str, Any]:
     """The family's address, once both sides confirmed and until a week after the visit (audited)."""
     match = await confirmations.match_of(match_id, _person(request)["id"], side="student")
-    return await households.read_address(match["household"], viewer_id=_person(request)["id"],
-                                         client=client_of(request))
+    return await households.read_address(match["household"], actor=actor_of(request))
 
 
 @get("/api/v1/visits/matches/{match_id:int}/contact", guards=[FAMILY], tags=["visits"])
 async def match_contact(request: Request, match_id: FromPath[int]) -> dict[str, Any]:
     """The visiting student's contact, on the same terms as the address (audited)."""
     match = await confirmations.match_of(match_id, _person(request)["id"], side="family")
-    return await households.read_student_contact(match["student"], viewer_id=_person(request)["id"],
-                                                 client=client_of(request))
+    return await households.read_student_contact(match["student"], actor=actor_of(request))
 
 
 ROUTES = [round_list, round_create, round_detail, round_status, household_mine, household_save,

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
 from events import people
+from events.access import Actor
 from events.db import utcnow
 from events.errors import Conflict, DomainError
 from events.timefmt import TOKYO
@@ -50,6 +51,7 @@ def _at(first_day: datetime, offset: int, hour: int) -> datetime:
 
 async def load(progress: Callable[[str], None] = print) -> dict[str, int]:
     coordinator = await people.find_by_email(COORDINATOR)
+    actor = Actor(coordinator["id"], frozenset({"coordinator"}), "demo") if coordinator else None
     if coordinator is None:
         return {}
     first_day = (utcnow() + timedelta(days=21)).astimezone(TOKYO)
@@ -61,7 +63,7 @@ async def load(progress: Callable[[str], None] = print) -> dict[str, int]:
         round_id = existing["id"]
     else:
         round_id = await rounds.create_round(
-            coordinator["id"], name=name, description="区内の子育て家庭を訪問し、仕事と子育ての両立を身近に感じるプログラムです。",
+            actor, name=name, description="区内の子育て家庭を訪問し、仕事と子育ての両立を身近に感じるプログラムです。",
             requests_open_at=utcnow() - timedelta(days=1), requests_close_at=utcnow() + timedelta(days=14),
             seed=20260601)
     slots_made = 0
@@ -77,7 +79,7 @@ async def load(progress: Callable[[str], None] = print) -> dict[str, int]:
                                                                       "045-000-0000"))
         if vetted:
             today = utcnow().date()
-            await households.record_vetting(coordinator["id"], household_id, interviewed_on=today - timedelta(days=30),
+            await households.record_vetting(actor, household_id, interviewed_on=today - timedelta(days=30),
                                             valid_until=today + timedelta(days=335))
         for offset, start, end, capacity in slot_specs:
             starts_at = _at(first_day, offset, start)

@@ -14,20 +14,21 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from events import audit
+from events import timefmt
+from events.access import is_staff
 from events.core.tables import WARD_AREAS
+from events.db import utcnow
 from events.errors import DomainError, Invalid
 from events.timefmt import TOKYO
 from events.visits import confirmations, households, proposals, requests, rounds
 from events.visits.tables import HOUSEHOLD_TAGS, LANGUAGES
 from lifedesign.i18n import gettext_for
 from lifedesign.rendering import form_data, form_list, page, register_nav
-from lifedesign.security import COORDINATOR, client_of, requires
+from lifedesign.security import COORDINATOR, actor_of, requires
 
 STUDENT = requires("student")
 FAMILY = requires("host_family")
 STUDENT_OR_FAMILY = requires("student", "host_family")
-STAFF = {"coordinator", "admin"}
 
 register_nav("/visits", "家庭訪問", ("student",))
 register_nav("/visits/my", "訪問予定", ("student", "host_family"))
@@ -51,7 +52,7 @@ STATUS_LABELS = {
     "draft": "準備中", "open": "受付中", "closed": "締切", "completed": "終了",
     "offered": "募集中", "withdrawn": "取り下げ", "active": "申込中",
     "proposed": "提案", "confirmed_by_coordinator": "回答待ち", "accepted": "双方が参加を確定", "declined": "辞退",
-    "cancelled": "取りやめ", "superseded": "差し替え",
+    "cancelled": "取りやめ", "superseded": "差し替え", "on_hold": "安全のため保留", "revoked": "同意の取り消し",
     "pending": "回答待ち", "given": "同意済み", "refused": "同意なし", "expired": "期限切れ", "not_needed": "不要",
 }
 SCHOOL_LEVELS = {"high_school": "高校", "university": "大学"}
@@ -98,7 +99,7 @@ async def _student_page(request: Request, *, notice: str = "", error: str = "", 
 async def visits_home(request: Request, notice: FromQuery[str] = "") -> Response:
     roles = set(request.state.person["roles"])
     if "student" not in roles:
-        return Redirect(path="/visits/admin" if roles & STAFF else "/visits/slots", status_code=303)
+        return Redirect(path="/visits/admin" if is_staff(roles) else "/visits/slots", status_code=303)
     return await _student_page(request, notice=_notice(request, notice))
 
 
@@ -257,18 +258,16 @@ async def slot_withdraw(request: Request, slot_id: FromPath[int]) -> Response:
 async def _my_page(request: Request, *, notice: str = "", error: str = "", status: int = 200) -> Response:
     person = request.state.person
     is_student = "student" in person["roles"]
-    client = client_of(request)
+    actor = actor_of(request)
     if is_student:
         visits = await confirmations.matches_of_student(person["id"])
         for visit in visits:  # the address only for a visit both sides confirmed, each view audited
-            visit["address"] = (await households.read_address(visit["household"], viewer_id=person["id"],
-                                                              client=client)
+            visit["address"] = (await households.read_address(visit["household"], actor=actor)
                                 if visit["visit_confirmed"] else None)
     else:
         visits = await confirmations.matches_of_family(person["id"])
         for visit in visits:
-            visit["contact"] = (await households.read_student_contact(visit["student"], viewer_id=person["id"],
-                                                                      client=client)
+            visit["contact"] = (await households.read_student_contact(visit["student"], actor=actor)
                                 if visit["visit_confirmed"] else None)
     return _page(request, "pages/visits/my.html", status_code=status, title="訪問予定", visits=visits,
                 is_student=is_student, notice=notice, error=error, **_common())
@@ -299,36 +298,17 @@ async def match_answer(request: Request, match_id: FromPath[int]) -> Response:
 
 
 @get("/visits/consent/{token:str}", include_in_schema=False)
-async def consent_page(request: Request, token: FromPath[str]) -> Response:
-    request.state.personal = True
-    info = await requests.consent_info(token)
-    return _page(request, "pages/visits/consent.html", status_code=200 if info else 404, title="保護者の方の同意",
-                info=info, token=token, done="", error="")
-
-
-@post("/visits/consent/{token:str}", include_in_schema=False)
-async def consent_decide(request: Request, token: FromPath[str]) -> Response:
-    request.state.personal = True
-    form = await form_data(request)
-    error = ""
-    done = ""
-    try:
-        done = await requests.decide_consent(token, form.get("decision", ""), client=client_of(request))
-    except DomainError as exc:
-        error = _error(request, exc)
-    info = await requests.consent_info(token)
-    return _page(request, "pages/visits/consent.html", status_code=200 if not error else 400,
-                title="保護者の方の同意", info=info, token=token, done=done, error=error)
+async def consent_page(token: FromPath[str]) -> Response:
+    # Mails sent before the one consent page existed link here; the page is /consent/<token> for every subject.
+    return Redirect(path=f"/consent/{token}", status_code=301)
 
 
 # ============================================================================ coordinators
 
 
 async def _admin_page(request: Request, *, notice: str = "", error: str = "", status: int = 200) -> Response:
-    found = await households.list_households()
-    await audit.record("staff_viewed_households", actor_id=request.state.person["id"], subject_type="visit_household",
-                       detail={"count": len(found)}, client=client_of(request))
-    today = date.today()
+    found = await households.list_households(actor=actor_of(request))
+    today = timefmt.tokyo_date(utcnow())
     return _page(request, "pages/visits/admin.html", status_code=status, title="家庭訪問の管理",
                 rounds=await rounds.list_rounds(), households=found, today=today,
                 vetted=lambda h: households.vetting_valid(h, today), notice=notice, error=error, **_common())
@@ -344,7 +324,7 @@ async def admin_round_create(request: Request) -> Response:
     form = await form_data(request)
     try:
         round_id = await rounds.create_round(
-            request.state.person["id"], name=form.get("name", ""), description=form.get("description", ""),
+            actor_of(request), name=form.get("name", ""), description=form.get("description", ""),
             requests_open_at=_tokyo(form.get("open_date", ""), "00:00", "open_date"),
             requests_close_at=_tokyo(form.get("close_date", ""), "23:59", "close_date"),
         )
@@ -355,11 +335,11 @@ async def admin_round_create(request: Request) -> Response:
 
 async def _household_admin_page(request: Request, household_id: int, *, notice: str = "", error: str = "",
                                 status: int = 200) -> Response:
-    household = await households.get_household(household_id)
-    address = await households.read_address(household_id, viewer_id=request.state.person["id"],
-                                            client=client_of(request))
+    actor = actor_of(request)
+    household = await households.view_household(household_id, actor=actor)
+    address = await households.read_address(household_id, actor=actor)
     return _page(request, "pages/visits/admin_household.html", status_code=status, title=household["display_name"],
-                household=household, address=address, notice=notice, error=error, today=date.today(),
+                household=household, address=address, notice=notice, error=error, today=timefmt.tokyo_date(utcnow()),
                 **_common())
 
 
@@ -377,7 +357,7 @@ async def admin_vetting(request: Request, household_id: FromPath[int]) -> Respon
             valid_until = date.fromisoformat(form.get("valid_until", ""))
         except ValueError:
             raise Invalid("面談日と有効期限を入力してください。", code="invalid_vetting_dates") from None
-        await households.record_vetting(request.state.person["id"], household_id, interviewed_on=interviewed,
+        await households.record_vetting(actor_of(request), household_id, interviewed_on=interviewed,
                                         valid_until=valid_until)
     except DomainError as exc:
         if exc.status == 404:
@@ -388,19 +368,11 @@ async def admin_vetting(request: Request, household_id: FromPath[int]) -> Respon
 
 async def _round_admin_page(request: Request, round_id: int, *, notice: str = "", error: str = "",
                             status: int = 200) -> Response:
-    round_row = await rounds.get_round(round_id)
-    round_requests = await requests.requests_of_round(round_id)
-    for row in round_requests:
+    view = await proposals.round_review(round_id, actor=actor_of(request))
+    for row in view["requests"]:
         row["window_lines"] = requests.describe_windows(requests.windows_of(row), request.state.locale)
-    await audit.record("staff_viewed_visit_requests", actor_id=request.state.person["id"], subject_type="visit_round",
-                       subject_id=round_id, detail={"count": len(round_requests)}, client=client_of(request))
-    proposal_id = await proposals.latest_proposal_id(round_id)
-    review = await proposals.proposal_view(proposal_id) if proposal_id else None
-    return _page(request, "pages/visits/admin_round.html", status_code=status, title=round_row["name"],
-                round=round_row, slots=await rounds.slots_of_round(round_id), requests=round_requests,
-                review=review, rules=await proposals.rules_of_round(round_id),
-                households=await households.list_households(),
-                notice=notice, error=error, **_common())
+    return _page(request, "pages/visits/admin_round.html", status_code=status, title=view["round"]["name"],
+                **view, notice=notice, error=error, **_common())
 
 
 @get("/visits/admin/rounds/{round_id:int}", guards=[COORDINATOR], include_in_schema=False)
@@ -415,7 +387,7 @@ async def admin_run(request: Request, round_id: FromPath[int]) -> Response:
         seed_text = form.get("seed", "")
         if seed_text and not seed_text.isdigit():
             raise Invalid("シードは数字で入力してください。", code="invalid_seed")
-        await proposals.run_matching(round_id, request.state.person["id"], seed=int(seed_text) if seed_text else None)
+        await proposals.run_matching(round_id, actor_of(request), seed=int(seed_text) if seed_text else None)
     except DomainError as exc:
         if exc.status == 404:
             raise
@@ -429,7 +401,7 @@ async def admin_rule(request: Request, round_id: FromPath[int]) -> Response:
     try:
         if not (form.get("student", "").isdigit() and form.get("household", "").isdigit()):
             raise Invalid("学生と家庭を選んでください。", code="invalid_rule")
-        await proposals.set_rule(request.state.person["id"], round_id, student_id=int(form["student"]),
+        await proposals.set_rule(actor_of(request), round_id, student_id=int(form["student"]),
                                  household_id=int(form["household"]), kind=form.get("kind", ""))
     except DomainError as exc:
         if exc.status == 404 and exc.code == "round_not_found":
@@ -442,7 +414,7 @@ async def admin_rule(request: Request, round_id: FromPath[int]) -> Response:
 async def admin_round_status(request: Request, round_id: FromPath[int]) -> Response:
     form = await form_data(request)
     try:
-        await rounds.set_round_status(request.state.person["id"], round_id, form.get("status", ""))
+        await rounds.set_round_status(actor_of(request), round_id, form.get("status", ""))
     except DomainError as exc:
         if exc.status == 404:
             raise
@@ -455,7 +427,7 @@ async def admin_confirm(request: Request, proposal_id: FromPath[int]) -> Respons
     form = await form_data(request)
     round_id = int(form.get("round", "0") or 0)
     try:
-        await proposals.confirm_proposal(proposal_id, request.state.person["id"])
+        await proposals.confirm_proposal(proposal_id, actor_of(request))
     except DomainError as exc:
         if exc.status == 404 or not round_id:
             raise
@@ -464,6 +436,5 @@ async def admin_confirm(request: Request, proposal_id: FromPath[int]) -> Respons
 
 
 ROUTES = [visits_home, request_form, request_submit, request_withdraw, household_form, household_save,
-          household_address_save, slots, slot_add, slot_withdraw, my_visits, match_answer, consent_page,
-          consent_decide, admin_home, admin_round_create, admin_household, admin_vetting, admin_round, admin_run,
+          household_address_save, slots, slot_add, slot_withdraw, my_visits, match_answer, consent_page, admin_home, admin_round_create, admin_household, admin_vetting, admin_round, admin_run,
           admin_rule, admin_round_status, admin_confirm]
