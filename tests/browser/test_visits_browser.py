@@ -9,8 +9,8 @@ import pytest
 
 from events.db import utcnow
 from events.people import StudentInfo
-from events.visits import requests
 from events.seminars.tables import GuardianConsent
+from events.visits import requests
 from tests.conftest import links_in, make_person, outbox_mails
 from tests.service.test_visits_services import day, open_round
 
