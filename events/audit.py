@@ -78,6 +78,8 @@ ACTION_LABELS = {
     "staff_viewed_staff_list": "職員の一覧を表示",
     "staff_viewed_person": "職員の情報を表示",
     "invitation_sent": "イベントに招待",
+    "invitation_withdrawn": "イベントへの招待を取り消し",
+    "staff_viewed_invitations": "招待した方の一覧を表示",
 }
 
 

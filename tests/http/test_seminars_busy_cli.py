@@ -28,7 +28,9 @@ async def test_lock_wait_beyond_bound_is_503_with_retry_after(client, settings, 
     if ON_POSTGRES:
         import asyncpg
 
-        monkeypatch.setattr(registration, "LOCK_TIMEOUT_MS", 300)
+        from events import db
+
+        monkeypatch.setattr(db, "LOCK_TIMEOUT_MS", 300)
         blocker = await asyncpg.connect(settings.database_url)
         try:
             transaction = blocker.transaction()

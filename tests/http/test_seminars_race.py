@@ -1,15 +1,18 @@
 """200 concurrent HTTP registrations for 10 seats: exactly 10 confirmed, 190 waitlisted, no 5xx — on both engines.
 
-The negative control turns the conditional seat write into a read-then-write and shows that the same race
-oversells on PostgreSQL, so the test can fail. (SQLite runs every write transaction one at a time behind
-BEGIN IMMEDIATE, so even the unsafe path cannot oversell there; the control is PostgreSQL-only.)
+The negative control, defined here and nowhere in production code, replaces the ledger's conditional seat
+write (events.places._take_seat) by a read-then-write and shows that the same race oversells on PostgreSQL,
+so the test can fail. (SQLite runs every write transaction one at a time behind BEGIN IMMEDIATE, so even the
+unsafe path cannot oversell there; the control is PostgreSQL-only.)
 """
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from events.seminars import registration
+from events import places
 from events.seminars.tables import Event, Registration
 from tests.conftest import ON_POSTGRES
 from tests.http.seminars_race import people_with_tokens, race, running_server
@@ -47,7 +50,19 @@ async def test_race_never_oversells(db, settings):
 @pytest.mark.skipif(not ON_POSTGRES, reason="SQLite serialises writers: the unsafe path cannot oversell there")
 async def test_negative_control_unsafe_check_then_insert_oversells(db, settings, monkeypatch):
     racers = await people_with_tokens(CLIENTS // 2)  # half the crowd is plenty to show the oversell
-    monkeypatch.setattr(registration, "_UNSAFE_CHECK_THEN_INSERT", True)
+    async def check_then_take(event_id: int) -> bool:
+        """The classic oversell: count the seat holders, wait a moment, decide (no conditional UPDATE)."""
+        held = await Registration.count().where(
+            (Registration.event == event_id) & Registration.status.is_in(list(places.SEAT_HOLDING_STATES)))
+        capacity = (await Event.select(Event.capacity).where(Event.id == event_id).first())["capacity"]
+        await asyncio.sleep(0.005)
+        return held < capacity
+
+    async def no_release(event_id: int) -> None:
+        return None
+
+    monkeypatch.setattr(places, "_take_seat", check_then_take)
+    monkeypatch.setattr(places, "_release_seat", no_release)
     async with running_server(settings) as base_url:
         event_id = await new_event(capacity=SEATS)
         outcome = await race(base_url, f"/api/v1/events/{event_id}/registrations", [t for _, t in racers])

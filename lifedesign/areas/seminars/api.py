@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from events import access, consent, people
 from events.errors import Forbidden, Invalid, NotFound
-from events.seminars import draws, exports, registration, schedule
+from events.seminars import draws, exports, invitations, registration, schedule
 from lifedesign.security import COORDINATOR, LOGGED_IN, actor_of, client_of
 
 
@@ -130,6 +130,15 @@ class DuplicateIn(msgspec.Struct):
 
 class AttendanceIn(msgspec.Struct):
     status: str
+
+
+class GuestIn(msgspec.Struct):
+    email: str
+    name: str = ""
+
+
+class InvitationsIn(msgspec.Struct):
+    guests: list[GuestIn]
 
 
 class ConsentDecisionIn(msgspec.Struct):
@@ -336,6 +345,19 @@ async def registration_attendance(request: Request, registration_id: FromPath[in
     return registration_out(await registration.mark_attendance(registration_id, data.status, actor=actor_of(request)))
 
 
+@post("/api/v1/events/{event_id:int}/invitations", guards=[COORDINATOR], status_code=HTTP_201_CREATED,
+      tags=["registrations"])
+async def invitation_create(request: Request, event_id: FromPath[int], data: JSONBody[InvitationsIn]) -> dict[str, int]:
+    """Invite people to a private event (each new invitation is mailed once); only they may see it and register."""
+    guests = [(people.normalize_email(g.email), g.name) for g in data.guests]
+    return await invitations.invite(event_id, guests, actor=actor_of(request))
+
+
+@get("/api/v1/events/{event_id:int}/invitations", guards=[COORDINATOR], tags=["registrations"])
+async def invitation_list(request: Request, event_id: FromPath[int]) -> list[dict[str, Any]]:
+    return await invitations.invitations_of(event_id, actor=actor_of(request))
+
+
 # ---------------------------------------------------------------- guardian consent (no account; the token is the key)
 
 
@@ -357,5 +379,5 @@ ROUTES = [
     event_create, event_list, event_detail, event_update, event_publish, event_cancel, event_complete, event_duplicate,
     event_draw, event_lottery, registration_create, registration_list, registration_mine, registrations_of_me, checkin,
     export_csv, export_xlsx, registration_detail, registration_cancel, registration_leave, registration_attendance,
-    consent_show, consent_decide,
+    invitation_create, invitation_list, consent_show, consent_decide,
 ]

@@ -17,7 +17,7 @@ from litestar.response import Redirect
 from events import people, timefmt
 from events.db import aware, utcnow
 from events.errors import DomainError
-from events.seminars import draws, exports, registration, schedule
+from events.seminars import draws, exports, invitations, registration, schedule
 from events.seminars.pages_support import calendar_grid, calendar_range, tokyo_bounds
 from events.seminars.tables import REGISTRATION_STATES
 from events.timefmt import TOKYO
@@ -242,12 +242,18 @@ NOTICES = {
     "duplicated": "イベントを複製しました（下書き）。日時や会場を確認してください。",
     "drawn": "抽選を行いました。申し込んだ方全員に結果をメールでお知らせしました。",
     "registered": "申込を登録しました。",
+    "invited": "招待のメールをお送りしました。",
 }
 
 
 @get("/coordinator/events/{event_id:int}", guards=[COORDINATOR], include_in_schema=False)
 async def event_admin(request: Request, event_id: FromPath[int], notice: FromQuery[str] = "",
                       verify: FromQuery[str] = "") -> Response:
+    return await _event_admin_page(request, event_id, notice=notice, verify=verify)
+
+
+async def _event_admin_page(request: Request, event_id: int, *, notice: str = "", verify: str = "", error: str = "",
+                            guests: str = "", status_code: int = 200) -> Response:
     _ = gettext_for(request.state.locale)
     event = localized(await schedule.get_event(event_id), request.state.locale)
     overlaps = await schedule.overlapping_events(event["venue"], event["starts_at"], event["ends_at"], exclude_id=event_id)
@@ -257,10 +263,27 @@ async def event_admin(request: Request, event_id: FromPath[int], notice: FromQue
     if record:
         record["drawn_at"] = aware(record["drawn_at"])
     verified = await draws.verify_draw(event_id) if record and verify else None
-    return page(request, "pages/seminars/coord_event.html", title=event["display_title"], event=event,
+    invited = (await invitations.invitations_of(event_id, actor=actor_of(request))
+               if event["visibility"] == "private" else [])
+    return page(request, "pages/seminars/coord_event.html", status_code=status_code, title=event["display_title"], event=event,
                 overlaps=overlaps, record=record, verified=verified, notice=_(NOTICES[notice]) if notice in NOTICES else "",
+                invited=invited, error=error, guests=guests,
                 started=event["starts_at"] <= utcnow(), duplicate_start=_local_input(event["starts_at"] + timedelta(days=7)),
                 **LABELS)
+
+
+@post("/coordinator/events/{event_id:int}/invitations", guards=[COORDINATOR], include_in_schema=False)
+async def event_invite(request: Request, event_id: FromPath[int]) -> Response:
+    """Invite people to a private event: one e-mail address (and a name) per line."""
+    form = await form_data(request)
+    try:
+        await invitations.invite(event_id, invitations.parse_guests(form.get("guests", "")), actor=actor_of(request))
+    except DomainError as exc:
+        if exc.status == 404:
+            raise
+        return await _event_admin_page(request, event_id, error=gettext_for(request.state.locale)(exc.message),
+                                       guests=form.get("guests", ""), status_code=exc.status)
+    return _back(event_id, "invited")
 
 
 def _back(event_id: int, notice: str) -> Response:
@@ -403,5 +426,6 @@ async def attendance(request: Request, registration_id: FromPath[int]) -> Respon
 
 
 COORDINATOR_ROUTES = [event_new, event_create, event_edit, event_update, event_admin_list, calendar, event_admin,
-                      event_publish, event_cancel, event_complete, event_duplicate, event_draw, registrations_page,
+                      event_publish, event_cancel, event_complete, event_duplicate, event_draw, event_invite,
+                      registrations_page,
                       counter_registration, export_csv, export_xlsx, checkin_page, attendance]
