@@ -317,7 +317,7 @@ async def matches_of_student(student_id: int) -> list[dict[str, Any]]:
         VisitMatch.slot.starts_at.as_alias("starts_at"), VisitMatch.slot.ends_at.as_alias("ends_at"),
         VisitMatch.round.name.as_alias("round_name"), VisitMatch.registration.status.as_alias("registration_status"),
     ).where((VisitMatch.student == student_id)
-            & VisitMatch.status.is_in([*LIVE_MATCH_STATES, "declined", "cancelled"])).order_by(
+            & VisitMatch.status.is_in([*LIVE_MATCH_STATES, "declined", "cancelled", "on_hold"])).order_by(
         VisitMatch.id, ascending=False)
     for row in rows:
         row["visit_confirmed"] = row["registration_status"] == "confirmed" and row["status"] == "accepted"
@@ -333,7 +333,7 @@ async def matches_of_family(person_id: int) -> list[dict[str, Any]]:
         VisitMatch.slot.starts_at.as_alias("starts_at"), VisitMatch.slot.ends_at.as_alias("ends_at"),
         VisitMatch.round.name.as_alias("round_name"), VisitMatch.registration.status.as_alias("registration_status"),
     ).where((VisitMatch.household.person == person_id)
-            & VisitMatch.status.is_in([*LIVE_MATCH_STATES, "declined", "cancelled"])).order_by(
+            & VisitMatch.status.is_in([*LIVE_MATCH_STATES, "declined", "cancelled", "on_hold"])).order_by(
         VisitMatch.slot.starts_at).order_by(VisitMatch.id)
     for row in rows:
         row["visit_confirmed"] = row["registration_status"] == "confirmed" and row["status"] == "accepted"
