@@ -64,6 +64,25 @@ async def test_delivery_and_retry_after_451(db, settings, smtp_server):
     assert len(smtp_server.messages) == 2
 
 
+async def test_a_mail_that_keeps_failing_gives_up_after_max_attempts(db, settings, smtp_server):
+    """Each 4xx waits longer (backoff); after MAX_ATTEMPTS the row is failed, not retried for ever."""
+    from events import clock
+
+    await queue(1)
+    config = smtp_settings(settings, smtp_server.port)
+    smtp_server.replies = ["451 4.3.0 try again later"] * (outbox.MAX_ATTEMPTS + 2)
+    seen = []
+    with clock.travel(utcnow()):
+        for _ in range(outbox.MAX_ATTEMPTS + 2):
+            await deliver_once(config)
+            seen.append((await status_of())[0])
+            clock.advance(timedelta(days=2))  # past any backoff
+    assert seen[: outbox.MAX_ATTEMPTS - 1] == ["awaiting_retry"] * (outbox.MAX_ATTEMPTS - 1)
+    assert seen[outbox.MAX_ATTEMPTS - 1:] == ["failed"] * 3
+    row = await OutboxMessage.select(OutboxMessage.attempts).first()
+    assert row["attempts"] == outbox.MAX_ATTEMPTS and smtp_server.messages == []
+
+
 async def test_failure_after_550_is_shown_and_can_be_retried(db, settings, smtp_server):
     await queue(1)
     smtp_server.replies = ["550 5.1.1 no such user"]
