@@ -4,8 +4,8 @@ import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from events import auth, people
-from events.core.tables import AuditEntry, LoginToken, WebSession
+from events import auth, clock, people
+from events.core.tables import AuditEntry, WebSession
 from events.db import utcnow
 from lifedesign.settings import SmtpSettings
 from lifedesign.worker import deliver_once
@@ -69,8 +69,9 @@ async def test_link_is_single_use_and_expires(client):
 
     await auth.request_login("once@example.jp", client="t2")
     path = urlsplit(await _link_for("once@example.jp")).path
-    await LoginToken.update({LoginToken.expires_at: utcnow() - timedelta(seconds=1)}).where(LoginToken.used_at.is_null())
-    expired = await client.post(path, data={"_csrf": csrf_from((await client.get("/login")).text)}, follow_redirects=False)
+    with clock.travel(timedelta(minutes=10, seconds=1)):  # the link lives ten minutes
+        expired = await client.post(path, data={"_csrf": csrf_from((await client.get("/login")).text)},
+                                    follow_redirects=False)
     assert expired.status_code == 400
 
 
@@ -126,11 +127,14 @@ async def test_disabling_an_account_ends_its_sessions(client):
 async def test_idle_and_absolute_timeouts(client):
     await make_person("student", "idle@example.jp")
     await login(client, "idle@example.jp")
-    await WebSession.update({WebSession.last_seen_at: utcnow() - timedelta(hours=3)}).where(WebSession.id > 0)
-    assert (await client.get("/api/v1/me")).status_code == 401
+    with clock.travel(timedelta(hours=3)):  # idle longer than 120 minutes
+        assert (await client.get("/api/v1/me")).status_code == 401
     await login(client, "idle@example.jp")
-    await WebSession.update({WebSession.created_at: utcnow() - timedelta(days=2)}).where(WebSession.ended_at.is_null())
-    assert (await client.get("/api/v1/me")).status_code == 401
+    with clock.travel(utcnow()):
+        for _ in range(26):  # busy all the time, but past the absolute 24 hours
+            clock.advance(timedelta(hours=1))
+            me = await client.get("/api/v1/me")
+        assert me.status_code == 401
 
 
 async def test_api_tokens(client):

@@ -10,7 +10,6 @@ from events import auth
 from events.core.tables import ROLES, AuditEntry
 from tests.conftest import make_person
 
-
 # The public routes, each with the reason it needs no login. Token routes are keyed by their secret token.
 PUBLIC = {
     ("GET", "/"): "the home page",

@@ -9,7 +9,7 @@ import secrets
 from datetime import timedelta
 from urllib.parse import unquote
 
-from events import people
+from events import clock, people
 from events.core.tables import AuditEntry
 from events.seminars import registration, schedule
 from events.seminars.tables import Event
@@ -253,14 +253,14 @@ async def test_coordinator_nav_entry(client):
 
 async def test_complete_after_start_and_filters(client):
     await as_coordinator(client)
-    event_id = await new_event(title="始まったセミナー")
+    event_id = await new_event(title="始まったセミナー", starts_at=soon(0, 1))
     await new_event(title="別のセミナー", kind="staff_exchange", audience="facility_staff")
     page = await client.get(f"/coordinator/events/{event_id}")
     assert "終了にする" not in page.text  # not before the start
-    await Event.update({Event.starts_at: soon(-0.1), Event.ends_at: soon(0, 1)}).where(Event.id == event_id)
-    page = await client.get(f"/coordinator/events/{event_id}")
-    done = await client.post(f"/coordinator/events/{event_id}/complete", data={"_csrf": csrf_from(page.text)},
-                             follow_redirects=False)
+    with clock.travel(timedelta(hours=1, minutes=30)):  # the event (an hour ahead) has started
+        page = await client.get(f"/coordinator/events/{event_id}")
+        done = await client.post(f"/coordinator/events/{event_id}/complete", data={"_csrf": csrf_from(page.text)},
+                                 follow_redirects=False)
     assert done.status_code == 303 and (await schedule.get_event(event_id))["status"] == "completed"
     found = await client.get("/coordinator/events?q=始まった")
     assert "始まったセミナー" in found.text and "別のセミナー" not in found.text

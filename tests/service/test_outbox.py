@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from events import outbox
+from events import clock, outbox
 from events.core.tables import OutboxMessage
 from events.db import utcnow, write_transaction
 from events.mail import queue_mail
@@ -58,16 +58,14 @@ async def test_delivery_and_retry_after_451(db, settings, smtp_server):
     assert "451" in row["last_error"] and row["due_at"] > utcnow()
     # not yet due: nothing happens; once due, it is delivered
     assert (await deliver_once(smtp_settings(settings, smtp_server.port)))["sent"] == 0
-    await OutboxMessage.update({OutboxMessage.due_at: utcnow() - timedelta(seconds=1)}).where(OutboxMessage.id > 0)
-    assert (await deliver_once(smtp_settings(settings, smtp_server.port)))["sent"] == 1
+    with clock.travel(timedelta(hours=1)):  # past the backoff
+        assert (await deliver_once(smtp_settings(settings, smtp_server.port)))["sent"] == 1
     assert await status_of() == ["sent", "sent"]
     assert len(smtp_server.messages) == 2
 
 
 async def test_a_mail_that_keeps_failing_gives_up_after_max_attempts(db, settings, smtp_server):
     """Each 4xx waits longer (backoff); after MAX_ATTEMPTS the row is failed, not retried for ever."""
-    from events import clock
-
     await queue(1)
     config = smtp_settings(settings, smtp_server.port)
     smtp_server.replies = ["451 4.3.0 try again later"] * (outbox.MAX_ATTEMPTS + 2)
@@ -114,9 +112,9 @@ async def test_stuck_row_is_requeued(db, settings):
     claimed = await outbox.claim_due("dead-worker")
     assert len(claimed) == 1 and await status_of() == ["inflight"]
     assert await outbox.requeue_stuck() == 0  # fresh claims are left alone
-    await OutboxMessage.update({OutboxMessage.claimed_at: utcnow() - timedelta(hours=1)}).where(OutboxMessage.id > 0)
-    assert await outbox.requeue_stuck() == 1
-    tally = await deliver_once(settings)  # files transport
+    with clock.travel(timedelta(hours=1)):  # the worker died an hour ago
+        assert await outbox.requeue_stuck() == 1
+        tally = await deliver_once(settings)  # files transport
     assert tally["sent"] == 1
     assert len(list(settings.mail_dir.glob("*.eml"))) == 1
 
