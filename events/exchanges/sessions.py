@@ -34,9 +34,9 @@ from events.exchanges import directory
 from events.exchanges.tables import PRESENCE_STATES, ExchangePresence, ExchangeSession, TableSeat
 from events.mail import queue_mail
 from events.rotation import Participant, RotationError, plan_rotation
-from events.seminars.tables import Event, Registration
+from events.seminars.tables import CALENDAR_STATES, Event, Registration
 
-SEATED_STATES = ("confirmed", "attended")
+SEATED_STATES = CALENDAR_STATES  # a place whose person takes part (the one definition, events.seminars.tables)
 MAX_ROUNDS = 20
 MAX_TABLE_SIZE = 20
 PLAN_TIME_LIMIT = 1.0

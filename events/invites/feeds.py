@@ -16,6 +16,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from events import access
+from events.access import Actor
 from events.config import config
 from events.db import raw, utcnow, write_transaction
 from events.errors import NotFound
@@ -165,7 +167,8 @@ async def feed(raw_token: str, if_none_match: str | None = None) -> FeedResponse
 async def public_download(event_id: int, locale: str = "ja") -> bytes:
     """METHOD:PUBLISH of a published public event ("add to my calendar"); others are not found."""
     event = await event_row(event_id)
-    if event is None or event["status"] not in LIVE_EVENT_STATES or event["visibility"] != "public":
+    if event is None or event["status"] not in LIVE_EVENT_STATES or not access.event_visible(
+            event, Actor.of(None), member=False):  # what anyone may see (events.access), and still on
         raise NotFound("そのイベントは見つかりません。", code="event_not_found")
     entry = calendar_event(
         event, person_id=None, locale=locale, sequence=max(0, event["calendar_sequence"] or 0),
