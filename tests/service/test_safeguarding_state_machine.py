@@ -25,17 +25,18 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import initialize, invariant, rule, run_state_machine_as_test
 
 from events import clock, consent, places
 from events.core.tables import Person, StudentProfile
-from events.db import engine, is_sqlite, raw, utcnow
+from events.db import raw, utcnow
 from events.errors import DomainError
 from events.people import StudentInfo
 from events.seminars import registration
 from events.timefmt import TOKYO
 from events.visits import confirmations, households, proposals, requests, rounds
 from tests.conftest import as_person, as_staff, links_in, make_person, outbox_mails
+from tests.service.machines import DatabaseMachine
 
 PEOPLE = ("sg-minor-0", "sg-minor-1", "sg-adult-0", "sg-adult-1")
 CLEARED = ("visit_match", "visit_proposal", "visit_pair_rule", "visit_request", "visit_slot", "visit_round",
@@ -54,24 +55,9 @@ def age_on(born: date, day: date) -> int:
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
-class SafeguardingMachine(RuleBasedStateMachine):
+class SafeguardingMachine(DatabaseMachine):
     # What the runs went through, so a run that never reached a confirmed minor cannot pass unnoticed.
     seen: Counter[str] = Counter()
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.loop = asyncio.new_event_loop()
-        if not is_sqlite():
-            self.run(engine().start_connection_pool(min_size=1, max_size=2))
-        self.run(self._reset())
-
-    def run(self, coroutine):
-        return self.loop.run_until_complete(coroutine)
-
-    def teardown(self) -> None:
-        if not is_sqlite():
-            self.run(engine().close_connection_pool())
-        self.loop.close()
 
     async def _reset(self) -> None:
         for table in CLEARED:
@@ -103,6 +89,7 @@ class SafeguardingMachine(RuleBasedStateMachine):
             for index in range(2):  # the guardians said yes at first; rules below may take it back
                 await self._answer_consent(index, "give")
             await self._rematch()
+            await self._everyone_answers(True)  # start from confirmed visits: every rule below can break one
             await self._check()
 
         self.run(go())
@@ -150,21 +137,20 @@ class SafeguardingMachine(RuleBasedStateMachine):
     def rematch(self) -> None:
         self._act(self._rematch)
 
+    async def _everyone_answers(self, accept: bool) -> None:
+        """Each offered visit: the family and the student answer (all yes, or the first one says no)."""
+        for student in self.students:
+            for match in await confirmations.matches_of_student(student):
+                if match["status"] not in ("confirmed_by_coordinator", "accepted"):
+                    continue
+                await confirmations.respond(match["id"], self.family, side="family", accept=True)
+                await confirmations.respond(match["id"], student, side="student", accept=accept)
+                if not accept:
+                    return
+
     @rule(accept=st.booleans())
     def everyone_answers(self, accept: bool) -> None:
-        """Each offered visit: the family and the student answer (all yes, or the first one says no)."""
-
-        async def go():
-            for student in self.students:
-                for match in await confirmations.matches_of_student(student):
-                    if match["status"] not in ("confirmed_by_coordinator", "accepted"):
-                        continue
-                    await confirmations.respond(match["id"], self.family, side="family", accept=True)
-                    await confirmations.respond(match["id"], student, side="student", accept=accept)
-                    if not accept:
-                        return
-
-        self._act(go)
+        self._act(lambda: self._everyone_answers(accept))
 
     @rule(who=st.integers(0, len(PEOPLE) - 1))
     def student_declines(self, who: int) -> None:
@@ -251,7 +237,8 @@ async def _people() -> None:
 
 
 def _settings(examples: int) -> settings:
-    return settings(max_examples=examples, stateful_step_count=10, deadline=None,
+    # derandomize: the same code explores the same runs, so CI is repeatable and the negative control reliable
+    return settings(max_examples=examples, stateful_step_count=10, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck),
                     # a failure is reported as found: shrinking a database-backed machine can take many minutes
                     phases=[Phase.explicit, Phase.reuse, Phase.generate])
@@ -261,7 +248,7 @@ async def test_safeguarding_holds_at_every_step(db):
     await _people()
     SafeguardingMachine.seen.clear()
     await asyncio.to_thread(run_state_machine_as_test, SafeguardingMachine, settings=_settings(20))
-    # the runs reached the states that matter: minors confirmed with adults, and visits put on hold
+    # the runs reached the states that matter: minors confirmed with adults (370 checks here), visits on hold (72)
     assert SafeguardingMachine.seen["confirmed minor with an adult"] > 0, SafeguardingMachine.seen
     assert SafeguardingMachine.seen["visits put on hold"] > 0, SafeguardingMachine.seen
 

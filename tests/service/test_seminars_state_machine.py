@@ -15,36 +15,22 @@ from datetime import timedelta
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import initialize, invariant, rule, run_state_machine_as_test
 
 from events.core.tables import OutboxMessage, Person
-from events.db import engine, is_sqlite, raw
+from events.db import raw
 from events.errors import DomainError
 from events.seminars import draws, registration, schedule
 from events.seminars.tables import SEAT_HOLDING_STATES, Event, Registration
 from tests.conftest import as_person, as_staff, make_person
+from tests.service.machines import DatabaseMachine
 from tests.service.seminars_helpers import soon
 
 PEOPLE = 6
 AREA_TABLES = ("idempotent_request", "lottery_draw", "guardian_consent", "registration", "event_question", "event")
 
 
-class RegistrationMachine(RuleBasedStateMachine):
-    def __init__(self) -> None:
-        super().__init__()
-        self.loop = asyncio.new_event_loop()
-        if not is_sqlite():  # one pool per example, on this thread's loop: no new connection per query
-            self.run(engine().start_connection_pool(min_size=1, max_size=2))
-        self.run(self._reset())
-
-    def run(self, coroutine):
-        return self.loop.run_until_complete(coroutine)
-
-    def teardown(self) -> None:
-        if not is_sqlite():
-            self.run(engine().close_connection_pool())
-        self.loop.close()
-
+class RegistrationMachine(DatabaseMachine):
     async def _reset(self) -> None:
         for table in AREA_TABLES:
             await raw(f"DELETE FROM {table}")
