@@ -46,6 +46,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _setup(clients: int, seats: int, rounds: int) -> tuple[list[str], list[int]]:
+    from events.access import Actor
     from events.core.tables import ApiToken, Person, PersonRole
     from events.db import utcnow, write_transaction
     from events.seminars import schedule
@@ -73,12 +74,13 @@ async def _setup(clients: int, seats: int, rounds: int) -> tuple[list[str], list
             for i, t in zip(ids[1:], tokens, strict=True)
         ])
     events = []
+    coordinator = Actor(ids[0], frozenset({"coordinator"}), "bench")
     start = datetime.now(UTC) + timedelta(days=10)
     for _ in range(rounds):
         event_id = await schedule.create_event({
             "title": "ベンチマーク・ライフデザインセミナー", "venue": "金沢公会堂", "starts_at": start.isoformat(),
-            "ends_at": (start + timedelta(hours=2)).isoformat(), "capacity": seats}, by=ids[0])
-        await schedule.publish_event(event_id, by=ids[0])
+            "ends_at": (start + timedelta(hours=2)).isoformat(), "capacity": seats}, actor=coordinator)
+        await schedule.publish_event(event_id, actor=coordinator)
         events.append(event_id)
     return tokens, events
 
@@ -121,7 +123,10 @@ async def main() -> int:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seats", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (50 clients, 5 seats, 1 round)")
     args = parser.parse_args()
+    if args.quick:
+        args.clients, args.seats, args.rounds = 50, 5, 1
 
     data_dir = Path(tempfile.mkdtemp(prefix="lifedesign-bench-"))
     url = args.database_url or f"sqlite:///{data_dir / 'bench.sqlite3'}"
