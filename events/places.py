@@ -270,15 +270,20 @@ async def promote(event_id: int) -> list[int]:
     if event["status"] != "published" or (event["allocation"] == "lottery" and not event["lottery_drawn_at"]):
         return []
     promoted: list[int] = []
+    passed_over: list[int] = []
     while True:
         candidate = await Registration.select().where(
             (Registration.event == event_id) & (Registration.status == "waitlisted")
+            & Registration.id.not_in(passed_over or [-1])
         ).order_by(Registration.queue_position).order_by(Registration.id).output(load_json=True).first()
         if candidate is None:
             return promoted
+        status = await _seat_status(event, candidate["person"])
+        if status == "pending_consent" and not (await consent.guardian_of(candidate["person"]))[0]:
+            passed_over.append(candidate["id"])  # nobody to ask: the seat goes to the next in line, the minor waits
+            continue
         try:
-            updated = await _apply(candidate, event, await _seat_status(event, candidate["person"]),
-                                   reason="promoted")
+            updated = await _apply(candidate, event, status, reason="promoted")
         except Full:
             return promoted
         if updated is not None:
