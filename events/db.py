@@ -121,16 +121,6 @@ def is_unique_violation(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.exceptions.UniqueViolationError)
 
 
-def is_check_violation(exc: BaseException, name: str) -> bool:
-    if isinstance(exc, sqlite3.IntegrityError):
-        return name in str(exc)
-    try:
-        import asyncpg
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, asyncpg.exceptions.CheckViolationError) and name in str(exc)
-
-
 @asynccontextmanager
 async def write_transaction() -> AsyncIterator[Any]:
     """Every service that writes runs inside this; nested calls join the outer transaction.

@@ -167,16 +167,6 @@ async def sign_up(
     )
 
 
-async def ensure_person(email: str, name: str) -> tuple[int, bool]:
-    """Counter and telephone registrations: find the person by e-mail, or create them without a role."""
-    email = normalize_email(email)
-    async with write_transaction():
-        existing = await find_by_email(email)
-        if existing:
-            return existing["id"], False
-        return await create_person(email, name), True
-
-
 async def add_student_profile(person_id: int, student: StudentInfo) -> None:
     """A person first known without one (e.g. registered at the counter) becomes a student."""
     student = student.validated(utcnow().date())

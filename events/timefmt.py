@@ -15,10 +15,6 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 WEEKDAYS_JA = "月火水木金土日"
 
 
-def tokyo(value: datetime) -> datetime:
-    return value.astimezone(TOKYO)
-
-
 def tokyo_date(value: datetime) -> date:
     return value.astimezone(TOKYO).date()
 
