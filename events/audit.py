@@ -52,6 +52,7 @@ ACTION_LABELS = {
     "staff_viewed_audit": "監査ログを表示",
     "event_cancelled": "イベントを中止",
     "lottery_drawn": "抽選を実施",
+    "lottery_cancelled": "抽選を無効と宣言",
     "invite_resent": "招待状を再送",
     "outbox_retry": "メールを再送",
     "admin_user_added": "アカウントを追加",

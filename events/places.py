@@ -17,7 +17,10 @@ columns (a test parses the code for other writers). The rules it keeps, each her
    confirms it, refusal or expiry ends it. (A home visit's consent is the visit request's, given before any
    match; the safeguarding invariant keeps checking it.)
 5. **A freed seat goes to the first in line** (waiting-list order) in the same transaction, unless the
-   event is not published or is a lottery not yet drawn.
+   event is not published or is a lottery not yet drawn — as an *offer* that holds the seat until its
+   deadline (`offer_deadline`: `offer_hours`, never past `offer_fallback_hours` before the start, where the
+   seat is confirmed at once instead). An unanswered or declined offer passes to the next in line.
+   Companions (one application, a shared `group_key`) take seats, wait and move up together, never split.
 6. **Safeguarding holds at all times** on home-visit events: after every change there, the invariant of
    events.safeguarding is re-established in the same transaction (places that break it are ended with
    reason `safeguarding_hold`, and the people who must know are told).
@@ -31,11 +34,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from events import consent, safeguarding, signals, timefmt
 from events.config import config
-from events.db import aware, in_write_transaction, is_sqlite, raw, utcnow
+from events.db import aware, in_write_transaction, is_sqlite, raw, utcnow, write_transaction
 from events.errors import Conflict, Forbidden, NotFound
 from events.seminars.tables import (
     LIVE_STATES,
@@ -46,6 +51,7 @@ from events.seminars.tables import (
 )
 
 REGISTRATION_SUBJECT = "registration"
+MIN_OFFER = timedelta(hours=1)  # an offer that could not stay open this long is a confirmation instead
 
 
 class Source(enum.StrEnum):
@@ -70,7 +76,7 @@ def _require_transaction() -> None:
 
 
 async def event_row(event_id: int) -> dict[str, Any]:
-    event = await Event.select().where(Event.id == event_id).first()
+    event = await Event.select().where(Event.id == event_id).output(load_json=True).first()
     if event is None:
         raise NotFound("そのイベントは見つかりません。", code="event_not_found")
     for key in ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at", "lottery_drawn_at"):
@@ -205,42 +211,89 @@ async def _apply(row: Mapping[str, Any], event: Mapping[str, Any], new: str, *, 
 # ---------------------------------------------------------------- public operations
 
 
+@dataclass(frozen=True)
+class Applicant:
+    """One person of an application: their answers and what is recorded with the row (lottery ticket,
+    priority and its reason, accommodation request, ward tie)."""
+
+    person_id: int
+    answers: Mapping[str, Any] = field(default_factory=dict)
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+_ROW_VALUES = ("lottery_ticket", "priority", "priority_reason", "group_key", "accommodation", "ward_tie")
+
+
 async def place(event_id: int, person_id: int, *, source: Source, answers: Mapping[str, Any] | None = None,
                 idempotency_key: str | None = None, registered_by: int | None = None, reason: str = "registered",
-                waitlist: bool = True) -> dict[str, Any]:
+                waitlist: bool = True, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Give the person a place: applied (a lottery not yet drawn), a seat, or the end of the waiting list.
 
     A UNIQUE index refuses a second live registration of the same person (the caller maps it)."""
+    rows = await place_group(event_id, [Applicant(person_id, answers or {}, values or {})], source=source,
+                             idempotency_key=idempotency_key, registered_by=registered_by, reason=reason,
+                             waitlist=waitlist)
+    return rows[0]
+
+
+async def place_group(event_id: int, applicants: list[Applicant], *, source: Source,
+                      idempotency_key: str | None = None, registered_by: int | None = None,
+                      reason: str = "registered", waitlist: bool = True) -> list[dict[str, Any]]:
+    """An application of one person, or of companions together: all of them get seats, or all apply to the
+    lottery, or all wait — consecutively — on the waiting list (never some in and some out)."""
     _require_transaction()
+    if not applicants:
+        raise ValueError("an application needs at least one person")
     event = await event_row(event_id)
-    await _may_hold(event, person_id, source)
+    for applicant in applicants:
+        await _may_hold(event, applicant.person_id, source)
+    if len(applicants) > 1:
+        await lock_event(event_id)  # PostgreSQL: the free seats counted below stay free until commit
     queue_position = None
     if event["allocation"] == "lottery" and not event["lottery_drawn_at"] and event["kind"] != "home_visit":
-        status = "applied"
-    elif await _take_seat(event_id):
-        status = await _seat_status(event, person_id)
+        statuses = ["applied"] * len(applicants)
+    elif await _take_seats(event_id, len(applicants)):
+        statuses = [await _seat_status(event, a.person_id) for a in applicants]
     elif waitlist and event["kind"] != "home_visit" and event["status"] == "published":
-        status = "waitlisted"
+        statuses = ["waitlisted"] * len(applicants)
         queue_position = await _next_queue_position(event_id)
     elif event["status"] != "published":
         raise Conflict("このイベントは現在、申込を受け付けていません。", code="event_not_published")
     else:
         raise Full("満席のため席を確保できませんでした。")
     now = utcnow()
-    rows = await Registration.insert(Registration(
-        event=event_id, person=person_id, status=status, answers=dict(answers or {}), queue_position=queue_position,
-        idempotency_key=idempotency_key, registered_by=registered_by, created_at=now, updated_at=now,
-        confirmed_at=now if status == "confirmed" else None,
-    )).returning(*Registration.all_columns())
-    row = rows[0]
-    await _changed(row, event, None, reason=reason, by=registered_by,
-                   detail={"waitlist_rank": await waitlist_rank(event_id, queue_position)} if queue_position else None)
-    if status == "pending_consent":
-        await consent.request(consent.Subject(REGISTRATION_SUBJECT, row["id"]), person_id,
-                              not_after=event["starts_at"])
+    made = []
+    for offset, (applicant, status) in enumerate(zip(applicants, statuses, strict=True)):
+        extra = {key: applicant.values[key] for key in _ROW_VALUES if key in applicant.values}
+        rows = await Registration.insert(Registration(
+            event=event_id, person=applicant.person_id, status=status, answers=dict(applicant.answers),
+            queue_position=None if queue_position is None else queue_position + offset,
+            idempotency_key=idempotency_key if offset == 0 else None, registered_by=registered_by, created_at=now,
+            updated_at=now, confirmed_at=now if status == "confirmed" else None, **extra,
+        )).returning(*Registration.all_columns())
+        made.append(rows[0])
+    for row in made:
+        rank = await waitlist_rank(event_id, row["queue_position"]) if row["queue_position"] else None
+        await _changed(row, event, None, reason=reason, by=registered_by,
+                       detail={"waitlist_rank": rank} if rank else None)
+        if row["status"] == "pending_consent":
+            await consent.request(consent.Subject(REGISTRATION_SUBJECT, row["id"]), row["person"],
+                                  not_after=event["starts_at"])
     if event["kind"] == "home_visit":
         await recheck(event_id)
-    return row
+    return made
+
+
+async def _take_seats(event_id: int, count: int) -> bool:
+    """`count` seats at once, or none (a group's seats are taken whole)."""
+    taken = 0
+    while taken < count:
+        if not await _take_seat(event_id):
+            for _ in range(taken):
+                await _release_seat(event_id)
+            return False
+        taken += 1
+    return True
 
 
 async def end(registration_id: int, *, reason: str, by: int | None = None,
@@ -263,31 +316,88 @@ async def move(registration_id: int, new: str, *, expect: tuple[str, ...], reaso
     return await _apply(row, await event_row(row["event"]), new, reason=reason, by=by, detail=detail)
 
 
+def offer_deadline(event: Mapping[str, Any], now: datetime) -> datetime | None:
+    """When a waiting-list offer made now must be answered, or None to confirm at once: within
+    `offer_fallback_hours` of the start (or with offers switched off, `offer_hours` 0) nobody waits for an
+    answer; an offer never runs past that fallback point."""
+    hours = int(event.get("offer_hours") or 0)
+    if hours <= 0:
+        return None
+    latest = event["starts_at"] - timedelta(hours=int(event.get("offer_fallback_hours") or 0))
+    deadline = min(now + timedelta(hours=hours), latest)
+    return deadline if deadline - now >= MIN_OFFER else None
+
+
 async def promote(event_id: int) -> list[int]:
-    """Free seats go to the waiting list, first in line first (rule 5)."""
+    """Free seats go to the waiting list, first in line first (rule 5). A seat is offered with a deadline
+    (`offer_deadline`), or confirmed at once near the start. Companions waiting together move together; an
+    entry that does not fit the seats left is passed over for the next, as in the draw."""
     _require_transaction()
     event = await event_row(event_id)
     if event["status"] != "published" or (event["allocation"] == "lottery" and not event["lottery_drawn_at"]):
         return []
+    await lock_event(event_id)
+    event = await event_row(event_id)  # the seats left, read under the lock
+    waiting = await Registration.select().where(
+        (Registration.event == event_id) & (Registration.status == "waitlisted")
+    ).order_by(Registration.queue_position).order_by(Registration.id).output(load_json=True)
+    entries: list[list[dict[str, Any]]] = []
+    for row in waiting:
+        if row["group_key"] and entries and entries[-1][0]["group_key"] == row["group_key"]:
+            entries[-1].append(row)
+        else:
+            entries.append([row])
+    free = event["capacity"] - event["taken"]
+    deadline = offer_deadline(event, utcnow())
     promoted: list[int] = []
-    passed_over: list[int] = []
-    while True:
-        candidate = await Registration.select().where(
-            (Registration.event == event_id) & (Registration.status == "waitlisted")
-            & Registration.id.not_in(passed_over or [-1])
-        ).order_by(Registration.queue_position).order_by(Registration.id).output(load_json=True).first()
-        if candidate is None:
-            return promoted
-        status = await _seat_status(event, candidate["person"])
-        if status == "pending_consent" and not (await consent.guardian_of(candidate["person"]))[0]:
-            passed_over.append(candidate["id"])  # nobody to ask: the seat goes to the next in line, the minor waits
-            continue
-        try:
-            updated = await _apply(candidate, event, status, reason="promoted")
-        except Full:
-            return promoted
-        if updated is not None:
-            promoted.append(candidate["id"])
+    for entry in entries:
+        if free <= 0:
+            break
+        if len(entry) > free:
+            continue  # a group that does not fit waits; the next may fit
+        statuses = []
+        for row in entry:
+            status = await _seat_status(event, row["person"])
+            if status == "pending_consent" and not (await consent.guardian_of(row["person"]))[0]:
+                break  # nobody to ask: the seat goes to the next in line, the minor waits
+            statuses.append("offered" if deadline is not None else status)
+        else:
+            for row, status in zip(entry, statuses, strict=True):
+                updated = await _apply(row, event, status, reason="promoted",
+                                       offer_expires_at=deadline if status == "offered" else None)
+                if updated is not None:
+                    promoted.append(row["id"])
+                    free -= 1
+    return promoted
+
+
+async def answer_offer(registration_id: int, *, accept: bool, by: int | None = None) -> dict[str, Any] | None:
+    """The person takes the offered seat (confirmed, or pending_consent for a minor) or lets it go to the next."""
+    _require_transaction()
+    row = await registration_row(registration_id)
+    if row["status"] != "offered":
+        return None
+    event = await event_row(row["event"])
+    if not accept:
+        return await _apply(row, event, "cancelled", reason="offer_declined", by=by)
+    return await _apply(row, event, await _seat_status(event, row["person"]), reason="offer_accepted", by=by,
+                        offer_expires_at=None)
+
+
+async def expire_offers(now: datetime | None = None, limit: int = 200) -> int:
+    """Worker job: offers past their deadline end and pass to the next in line (one transaction each)."""
+    now = now or utcnow()
+    due = await Registration.select(Registration.id).where(
+        (Registration.status == "offered") & (Registration.offer_expires_at <= now)
+    ).order_by(Registration.offer_expires_at).limit(limit)
+    ended = 0
+    for item in due:
+        async with write_transaction():
+            row = await registration_row(item["id"])
+            if row["status"] == "offered" and row["offer_expires_at"] and aware(row["offer_expires_at"]) <= now:
+                await _apply(row, await event_row(row["event"]), "cancelled", reason="offer_expired")
+                ended += 1
+    return ended
 
 
 async def end_all(event_id: int, *, reason: str, by: int | None = None, detail: Mapping[str, Any] | None = None) -> int:

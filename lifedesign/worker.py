@@ -8,7 +8,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 
-from events import consent, outbox
+from events import consent, outbox, places
 from lifedesign.settings import Settings, get_settings
 from lifedesign.transport import FileTransport, SmtpTransport, Transport
 
@@ -16,7 +16,10 @@ log = logging.getLogger("lifedesign.worker")
 
 Job = Callable[[], Awaitable[object]]
 # The kernel's own jobs, then each installed area's (lottery draws at window close, vetting, surveys …).
-KERNEL_JOBS: list[Job] = [consent.expire_due]  # guardian consent requests past their time
+KERNEL_JOBS: list[Job] = [
+    consent.expire_due,  # guardian consent requests past their time
+    places.expire_offers,  # waiting-list offers past their deadline pass to the next in line
+]
 PERIODIC_JOBS: list[Job] = []
 
 

@@ -17,16 +17,17 @@ from events import access, audit, sheets, timefmt
 from events.access import Actor
 from events.db import write_transaction
 from events.errors import Invalid
+from events.seminars import allocation
 from events.seminars.registration import registration_rows
 from events.seminars.schedule import questions_of
 
 STATUS_JA = {
     "confirmed": "参加確定", "waitlisted": "キャンセル待ち", "pending_consent": "保護者同意待ち", "applied": "抽選申込",
-    "cancelled": "取消", "attended": "出席", "no_show": "欠席",
+    "cancelled": "取消", "attended": "出席", "no_show": "欠席", "offered": "繰り上げの返事待ち",
 }
 LEVEL_JA = {"high_school": "高校生", "university": "大学生"}
 HEADERS = ["申込番号", "状態", "キャンセル待ち順", "氏名", "ふりがな", "メールアドレス", "学校種別", "学校名", "学年",
-           "18歳未満", "申込日時"]
+           "18歳未満", "申込日時", "配慮の希望", "抽選券番号", "優先の区分"]
 
 
 async def registration_table(event_id: int, *, status: str | None = None) -> tuple[list[str], list[list[Any]]]:
@@ -41,7 +42,8 @@ async def registration_table(event_id: int, *, status: str | None = None) -> tup
         rows.append([
             r["id"], STATUS_JA[r["status"]], r["waitlist_rank"] or "", r["name"], r["kana"], r["email"],
             LEVEL_JA.get(r["school_level"] or "", ""), r["school_name"], r["grade"] or "",
-            "はい" if r["is_minor"] else "", timefmt.short(r["created_at"], "%Y-%m-%d %H:%M"), *extra,
+            "はい" if r["is_minor"] else "", timefmt.short(r["created_at"], "%Y-%m-%d %H:%M"), r["accommodation"],
+            r["lottery_ticket"], allocation.priority_label(r["priority_reason"]), *extra,
         ])
     return HEADERS + [q["label"] for q in questions], rows
 

@@ -20,6 +20,7 @@ from events.config import config
 from events.core.tables import Person
 from events.db import aware
 from events.mail import queue_mail
+from events.seminars import allocation
 from events.seminars.tables import LIVE_STATES, Event, Registration
 
 KINDS = ("seminar", "staff_exchange")
@@ -32,6 +33,11 @@ _TEMPLATES = {
     ("registered", "applied"): "seminar_applied",
     ("promoted", "confirmed"): "seminar_promoted",
     ("promoted", "pending_consent"): "seminar_promoted",
+    ("promoted", "offered"): "seminar_offer",
+    ("offer_accepted", "confirmed"): "seminar_offer_accepted",
+    ("offer_accepted", "pending_consent"): "seminar_offer_accepted",
+    ("offer_declined", "cancelled"): "seminar_cancelled",
+    ("offer_expired", "cancelled"): "seminar_offer_expired",
     ("lottery_won", "confirmed"): "seminar_lottery_won",
     ("lottery_won", "pending_consent"): "seminar_lottery_won",
     ("lottery_lost", "waitlisted"): "seminar_lottery_lost",
@@ -83,6 +89,16 @@ async def place_notice(change: signals.PlaceChanged) -> None:
         extra["needs_consent"] = change.new == "pending_consent"
     if change.new == "waitlisted":
         extra["waitlist_rank"] = change.detail.get("waitlist_rank")
+    if change.new == "offered":
+        row = await Registration.select(Registration.offer_expires_at).where(
+            Registration.id == change.registration_id).first()
+        extra["offer_expires"] = timefmt.long(aware(row["offer_expires_at"]), person["locale"])
+    if event["allocation"] == "lottery" and (change.new == "applied" or change.reason.startswith("lottery_")):
+        row = await Registration.select(Registration.lottery_ticket, Registration.priority_reason).where(
+            Registration.id == change.registration_id).first()
+        extra.update(ticket=row["lottery_ticket"], priority_reason=allocation.priority_label(row["priority_reason"], person["locale"]),
+                     commitment=event.get("lottery_commitment", ""),
+                     lottery_url=f"{config().base_url}/events/{event['id']}/lottery")
     if change.new == "applied" and event["registration_closes_at"]:
         extra["closes"] = timefmt.long(event["registration_closes_at"], person["locale"])
     elif change.new == "applied":

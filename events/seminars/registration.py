@@ -30,6 +30,7 @@ the mails are events.seminars.notices'.
 
 from __future__ import annotations
 
+import secrets
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from events.access import Actor
 from events.core.tables import Person, PersonRole, StaffMembership, StudentProfile
 from events.db import aware, engine, is_unique_violation, read_transaction, utcnow, write_transaction
 from events.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from events.seminars import allocation
 from events.seminars.schedule import questions_of, validate_answers
 from events.seminars.tables import (
     LIVE_STATES,
@@ -162,9 +164,14 @@ async def register(
     actor: Actor | None = None,
     answers: Mapping[str, Any] | None = None,
     idempotency_key: str | None = None,
+    companions: list[str] | None = None,
+    ward_tie: str = "",
+    accommodation: str = "",
     _person_created: bool = False,
 ) -> dict[str, Any]:
-    """Register `person_id`: by themselves (`actor` the person; the default), or by a coordinator."""
+    """Register `person_id` — by themselves (`actor` the person; the default), or by a coordinator — with up to
+    `Event.max_companions` others (by e-mail: one application, all in or none). A lottery application records its
+    ticket and priority group (events.seminars.allocation); `accommodation` is 配慮の希望 for coordinators only."""
     actor = actor or Actor(person_id)
     by_coordinator = actor.staff and actor.person_id != person_id
     if actor.person_id != person_id and not by_coordinator:
@@ -186,12 +193,27 @@ async def register(
         if not by_coordinator:
             await check_audience(event, person)
         clean = validate_answers(await questions_of(event_id), answers, strict=not by_coordinator)
+        lottery_event = event["allocation"] == "lottery"
+        tie = allocation.clean_ward_tie(ward_tie, required=lottery_event and "ward" in (event["priority_rules"] or [])
+                                        and not by_coordinator)
+        needs = " ".join(str(accommodation or "").split())[:1000] if event["ask_accommodation"] else ""
+        others = await allocation.companions_of(companions or [], event, person_id)
+        group = [person]
+        for other in others:
+            companion = await _person(other)
+            if not by_coordinator:
+                await check_audience(event, companion)
+            group.append(companion)
         if await Registration.exists().where(
-            (Registration.event == event_id) & (Registration.person == person_id) & (Registration.status != "cancelled")
+            (Registration.event == event_id) & Registration.person.is_in([p["id"] for p in group])
+            & (Registration.status != "cancelled")
         ):
             raise _already_registered()
-        if _is_minor(person, event) and not ((person.get("profile") or {}).get("guardian_email") or "").strip():
-            raise Invalid("18歳未満の方は、保護者のメールアドレスを登録してから申し込んでください。", code="guardian_missing")
+        for member in group:
+            if _is_minor(member, event) and not ((member.get("profile") or {}).get("guardian_email") or "").strip():
+                raise Invalid("18歳未満の方は、保護者のメールアドレスを登録してから申し込んでください。",
+                              code="guardian_missing")
+        await allocation.check_one_per_series(event, [p["id"] for p in group])
         invited = await EventInvitation.exists().where(
             (EventInvitation.event == event_id) & (EventInvitation.person == person_id))
     source = places.Source.COORDINATOR if by_coordinator else (
@@ -201,9 +223,23 @@ async def register(
         async with write_transaction():
             event = await places.event_row(event_id)  # again, inside: it may have been cancelled or drawn meanwhile
             check_open(event, by_coordinator=by_coordinator)
-            row = await places.place(event_id, person_id, source=source, answers=clean, idempotency_key=key,
-                                     registered_by=actor.person_id if by_coordinator else None)
+            ticket = ""
+            if event["allocation"] == "lottery" and not event["lottery_drawn_at"]:
+                await allocation.ensure_commitment(event_id)
+                ticket = allocation.new_ticket()
+            group_key = secrets.token_hex(8) if len(group) > 1 else ""
+            applicants = []
+            for index, member in enumerate(group):
+                priority, reason = await allocation.priority_of(event, member["id"], tie)
+                applicants.append(places.Applicant(member["id"], clean if index == 0 else {}, {
+                    "lottery_ticket": ticket, "priority": priority, "priority_reason": reason,
+                    "group_key": group_key, "accommodation": needs if index == 0 else "", "ward_tie": tie}))
+            rows = await places.place_group(event_id, applicants, source=source, idempotency_key=key,
+                                            registered_by=actor.person_id if by_coordinator else None)
+            row = rows[0]
             result = _result(row, await _waitlist_rank(event_id, row["queue_position"]))
+            result.update(lottery_ticket=row["lottery_ticket"], priority=row["priority"],
+                          priority_reason=row["priority_reason"], companions=[r["id"] for r in rows[1:]])
             if _person_created:
                 result["person_created"] = True
             if by_coordinator:
@@ -370,6 +406,8 @@ async def my_registration(event_id: int, person_id: int) -> dict[str, Any] | Non
     row = next((r for r in rows if r["status"] != "cancelled"), rows[0])
     result = _result(row, await _waitlist_rank(event_id, row["queue_position"]) if row["status"] == "waitlisted" else None)
     result["answers"] = row["answers"]
+    result.update(lottery_ticket=row["lottery_ticket"], priority=row["priority"], priority_reason=row["priority_reason"],
+                  offer_expires_at=aware(row["offer_expires_at"]))
     found = await GuardianConsent.select(GuardianConsent.decision, GuardianConsent.expires_at).where(
         (GuardianConsent.subject_kind == places.REGISTRATION_SUBJECT) & (GuardianConsent.subject_id == row["id"])
     ).order_by(GuardianConsent.id, ascending=False).first()
@@ -382,17 +420,19 @@ async def registrations_of_person(person_id: int) -> list[dict[str, Any]]:
         Registration.id, Registration.event, Registration.person, Registration.status, Registration.queue_position,
         Registration.event.title.as_alias("title"), Registration.event.starts_at.as_alias("starts_at"),
         Registration.event.ends_at.as_alias("ends_at"), Registration.event.venue.as_alias("venue"),
+        Registration.offer_expires_at,
     ).where(Registration.person == person_id).order_by(Registration.event.starts_at)
     out = []
     for row in rows:
         item = _result(row, await _waitlist_rank(row["event"], row["queue_position"]) if row["status"] == "waitlisted" else None)
-        item.update(title=row["title"], venue=row["venue"], starts_at=aware(row["starts_at"]), ends_at=aware(row["ends_at"]))
+        item.update(title=row["title"], venue=row["venue"], starts_at=aware(row["starts_at"]), ends_at=aware(row["ends_at"]),
+                    offer_expires_at=aware(row["offer_expires_at"]))
         out.append(item)
     return out
 
 
-_STATUS_ORDER = {s: i for i, s in enumerate(("confirmed", "attended", "no_show", "pending_consent", "applied",
-                                                "waitlisted", "cancelled"))}
+_STATUS_ORDER = {s: i for i, s in enumerate(("confirmed", "attended", "no_show", "pending_consent", "offered",
+                                                "applied", "waitlisted", "cancelled"))}
 
 
 async def registration_rows(event_id: int, *, status: str | None = None) -> list[dict[str, Any]]:
@@ -427,6 +467,9 @@ async def registration_rows(event_id: int, *, status: str | None = None) -> list
             "school_name": profile["school_name"] if profile else "",
             "grade": profile["grade"] if profile else None,
             "is_minor": _is_minor({"profile": profile}, event),
+            "accommodation": row["accommodation"], "lottery_ticket": row["lottery_ticket"],
+            "priority_reason": row["priority_reason"], "ward_tie": row["ward_tie"],
+            "offer_expires_at": aware(row["offer_expires_at"]), "group_key": row["group_key"],
             "registered_by": row["registered_by"], "created_at": aware(row["created_at"]),
             "confirmed_at": aware(row["confirmed_at"]), "cancelled_at": aware(row["cancelled_at"]),
         })

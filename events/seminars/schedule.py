@@ -28,6 +28,7 @@ from events import access, audit, places, signals
 from events.access import Actor
 from events.db import aware, raw, utcnow, write_transaction
 from events.errors import Conflict, Invalid, NotFound
+from events.seminars import allocation
 from events.seminars.tables import (
     ALLOCATIONS,
     AUDIENCES,
@@ -47,7 +48,8 @@ NOTIFY_FIELDS = ("title", "starts_at", "ends_at", "venue")
 EVENT_FIELDS = (
     "kind", "title", "title_en", "description", "description_en", "venue", "venue_en", "starts_at", "ends_at",
     "capacity", "registration_opens_at", "registration_closes_at", "cancel_cutoff_hours", "audience", "allocation",
-    "visibility", "series",
+    "visibility", "series", "priority_rules", "max_companions", "offer_hours", "offer_fallback_hours",
+    "ask_accommodation", "one_per_series",
 )
 
 
@@ -91,6 +93,16 @@ def _int(value: object, field: str, low: int, high: int) -> int:
     return number
 
 
+def _bool(value: object, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() in ("1", "true", "on", "yes"):
+        return True
+    if str(value).strip().lower() in ("0", "false", "off", "no", ""):
+        return False
+    raise Invalid(f"{field} は true か false です。", code="invalid_boolean", field=field)
+
+
 def _choice(value: object, field: str, allowed: Iterable[str]) -> str:
     allowed = tuple(allowed)
     if value not in allowed:
@@ -129,6 +141,14 @@ def clean_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = _int(value, "capacity", 1, MAX_CAPACITY)
         elif name == "cancel_cutoff_hours":
             out[name] = _int(value, "cancel_cutoff_hours", 0, 24 * 60)
+        elif name == "priority_rules":
+            out[name] = allocation.clean_rules(value)
+        elif name == "max_companions":
+            out[name] = _int(value, name, 0, 5)
+        elif name in ("offer_hours", "offer_fallback_hours"):
+            out[name] = _int(value, name, 0, 24 * 14)
+        elif name in ("ask_accommodation", "one_per_series"):
+            out[name] = _bool(value, name)
         elif name == "questions":
             out[name] = clean_questions(value)
     return out
@@ -248,7 +268,7 @@ def _with_counts(event: dict[str, Any], counts: dict[str, int]) -> dict[str, Any
 
 
 async def get_event(event_id: int) -> dict[str, Any]:
-    event = await Event.select().where(Event.id == event_id).first()
+    event = await Event.select().where(Event.id == event_id).output(load_json=True).first()
     if event is None:
         raise NotFound("そのイベントは見つかりません。", code="event_not_found")
     event = _with_counts(event, (await _counts([event_id]))[event_id])
@@ -257,7 +277,7 @@ async def get_event(event_id: int) -> dict[str, Any]:
 
 
 async def _listing(query: Any) -> list[dict[str, Any]]:
-    events = await query
+    events = await query.output(load_json=True)
     counts = await _counts([e["id"] for e in events])
     return [_with_counts(e, counts[e["id"]]) for e in events]
 
@@ -336,7 +356,7 @@ async def _event_for_update(event_id: int) -> dict[str, Any]:
     rows = await raw(f"SELECT id FROM event WHERE id = {{}}{for_update()}", event_id)
     if not rows:
         raise NotFound("そのイベントは見つかりません。", code="event_not_found")
-    event = await Event.select().where(Event.id == event_id).first()
+    event = await Event.select().where(Event.id == event_id).output(load_json=True).first()
     for key in ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at", "lottery_drawn_at"):
         event[key] = aware(event[key])
     return event
@@ -358,6 +378,9 @@ async def update_event(event_id: int, changes: Mapping[str, Any], *, actor: Acto
         has_registrations = await Registration.exists().where(Registration.event == event_id)
         if "allocation" in changed and (has_registrations or event["lottery_drawn_at"]):
             raise Conflict("申込のあるイベントの受付方法は変更できません。", code="allocation_locked", field="allocation")
+        if ("priority_rules" in changed or "max_companions" in changed) and has_registrations:
+            raise Conflict("申込のあるイベントの優先の条件・同行者の人数は変更できません。", code="allocation_locked",
+                           field="priority_rules")
         if "capacity" in changed and changed["capacity"] < event["taken"]:
             raise Invalid(f"定員は、すでに確保されている席数（{event['taken']}）より少なくできません。",
                           code="capacity_below_taken", field="capacity")
@@ -376,6 +399,8 @@ async def update_event(event_id: int, changes: Mapping[str, Any], *, actor: Acto
                 event_id=event_id, fields=frozenset(notify), before={f: event[f] for f in notify}))
         if "capacity" in changed:
             await places.promote(event_id)
+        if after.get("allocation") == "lottery" and event["status"] == "published":
+            await allocation.ensure_commitment(event_id)
     result = await get_event(event_id)
     result["warnings"] = await _warnings(result)
     result["changed_fields"] = sorted(changed) + (["questions"] if questions is not None else [])
@@ -400,6 +425,8 @@ async def publish_event(event_id: int, *, actor: Actor) -> dict[str, Any]:
             if event["starts_at"] <= utcnow():
                 raise Invalid("開始日時が過ぎたイベントは公開できません。", code="event_in_past")
             await Event.update({Event.status: "published", Event.updated_at: utcnow()}).where(Event.id == event_id)
+            if event["allocation"] == "lottery":  # the seed is committed to before anyone applies
+                await allocation.ensure_commitment(event_id)
     result = await get_event(event_id)
     result["warnings"] = await _warnings(result)
     return result

@@ -21,9 +21,13 @@ EVENT_STATES = ("draft", "published", "cancelled", "completed")
 VISIBILITIES = ("public", "private")
 # Events whose calendar entry stands (the invites area and feeds list these).
 LIVE_EVENT_STATES = ("published", "completed")
-REGISTRATION_STATES = ("confirmed", "waitlisted", "pending_consent", "applied", "cancelled", "attended", "no_show")
-# A place that holds a seat (counted by Event.taken).
-SEAT_HOLDING_STATES = ("confirmed", "pending_consent", "attended", "no_show")
+REGISTRATION_STATES = ("confirmed", "waitlisted", "offered", "pending_consent", "applied", "cancelled", "attended",
+                       "no_show")
+# A place that holds a seat (counted by Event.taken); an open waiting-list offer holds its seat until answered.
+SEAT_HOLDING_STATES = ("confirmed", "offered", "pending_consent", "attended", "no_show")
+# Who may be put ahead in a lottery (events.seminars.allocation), in this order of precedence.
+PRIORITY_RULES = ("ward", "first_time", "high_school", "university")
+WARD_TIES = ("lives", "studies", "works", "none")
 # A registration that is not over (at most one per person and event).
 LIVE_STATES = tuple(s for s in REGISTRATION_STATES if s != "cancelled")
 # A place whose person has the event in their calendar.
@@ -53,8 +57,15 @@ class Event(Table, tablename="event"):
     visibility = Varchar(length=16, default="public")
     series = Varchar(length=200, default="", index=True)
     calendar_sequence = Integer(default=0)
-    lottery_seed = Varchar(length=128, default="")
+    lottery_seed = Varchar(length=128, default="")  # secret until the draw
+    lottery_commitment = Varchar(length=64, default="")  # sha256(seed), public from the opening of registration
     lottery_drawn_at = Timestamptz(null=True, default=None)
+    priority_rules = JSON(default="[]")  # PRIORITY_RULES chosen for this event, in precedence order
+    max_companions = Integer(default=0)  # how many others one application may bring (all or none)
+    offer_hours = Integer(default=48)  # a waiting-list offer is open this long …
+    offer_fallback_hours = Integer(default=24)  # … and within this long of the start, a free seat is confirmed at once
+    ask_accommodation = Boolean(default=True)  # the standard question 「配慮が必要なこと」
+    one_per_series = Boolean(default=False)  # one live application per person across the events of the series
     attendance_taken = Boolean(default=False)
     created_by = ForeignKey(Person, null=True, on_delete=OnDelete.set_null)
     created_at = Timestamptz()
@@ -80,6 +91,13 @@ class Registration(Table, tablename="registration"):
     idempotency_key = Varchar(length=200, null=True, default=None)
     registered_by = ForeignKey(Person, null=True, on_delete=OnDelete.set_null)
     calendar_sequence = Integer(default=0)  # iTIP SEQUENCE of this person's invite; only ever raised
+    lottery_ticket = Varchar(length=16, default="")  # public, pseudonymous; one per application (group)
+    priority = Integer(default=0)  # the lottery priority recorded at application time …
+    priority_reason = Varchar(length=300, default="")  # … and why: the rule codes met, or "none" (allocation.priority_label)
+    group_key = Varchar(length=40, default="", index=True)  # companions applying together share it
+    offer_expires_at = Timestamptz(null=True, default=None)  # an open waiting-list offer's deadline
+    accommodation = Text(default="")  # 配慮の希望 (手話通訳, 車いす …): coordinators only, audited
+    ward_tie = Varchar(length=16, default="")  # WARD_TIES, declared at application
     created_at = Timestamptz()
     updated_at = Timestamptz()
     confirmed_at = Timestamptz(null=True, default=None)
@@ -116,13 +134,17 @@ class GuardianConsent(Table, tablename="guardian_consent"):
 class LotteryDraw(Table, tablename="lottery_draw"):
     event = ForeignKey(Event, on_delete=OnDelete.cascade, unique=True)
     seed = Varchar(length=128)
+    commitment = Varchar(length=64, default="")
     algorithm = Varchar(length=64)
     capacity = Integer()
-    applications = JSON(default="[]")  # [[registration_id, priority], ...] as drawn
+    applications = JSON(default="[]")  # v2: [[ticket, priority, size], ...]; v1: [[registration_id, priority], ...]
     winners = JSON(default="[]")
     waitlist = JSON(default="[]")
     drawn_at = Timestamptz()
     drawn_by = ForeignKey(Person, null=True, on_delete=OnDelete.set_null)
+    # A draw is never re-run; a coordinator may only declare it void, which is audited and shown publicly.
+    cancelled_at = Timestamptz(null=True, default=None)
+    cancel_reason = Text(default="")
 
 
 class IdempotentRequest(Table, tablename="idempotent_request"):

@@ -16,6 +16,7 @@ PUBLIC = {
     ("GET", "/health"): "monitoring",
     ("GET", "/events"): "the public list of events",
     ("GET", "/events/{event_id:int}"): "an event's page (drafts and private events: events.access decides)",
+    ("GET", "/events/{event_id:int}/lottery"): "a lottery's public record (tickets, no names; same visibility rule)",
     ("GET", "/events/{event_id:int}/calendar.ics"): "a public event's calendar file (same visibility rule)",
     ("GET", "/seminars/{event_id:int}"): "old mail links: a redirect to /events/<id>",
     ("GET", "/api/v1/events"): "the public list of events (a range is for coordinators, checked inside)",

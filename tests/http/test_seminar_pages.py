@@ -207,7 +207,28 @@ async def test_cancel_own_and_not_someone_elses(client, app):
                                   follow_redirects=False)
     assert cancelled.status_code == 303 and cancelled.headers["location"] == "/my/registrations?notice=cancelled"
     assert (await registration.get_registration(other_reg["id"], actor=as_staff(None)))["status"] == "cancelled"
+    # the freed seat is offered to the waiting student, who answers from their own pages
+    assert (await registration.get_registration(mine["id"], actor=as_staff(None)))["status"] == "offered"
+    await client.post("/logout", data={"_csrf": csrf_from(listing.text)})
+    await login(client, email)
+    listing = await client.get("/my/registrations")
+    assert "繰り上げのご案内中" in listing.text and f'href="/events/{event_id}#my-status"' in listing.text
+    event_page = await client.get(f"/events/{event_id}")
+    assert f'action="/registrations/{mine["id"]}/offer"' in event_page.text
+    unticked = await client.post(f"/registrations/{mine['id']}/offer",
+                                 data={"_csrf": csrf_from(event_page.text), "decision": "decline"})
+    assert unticked.status_code == 422 and "確認にチェック" in alert_text(unticked.text)
+    assert (await registration.get_registration(mine["id"], actor=as_staff(None)))["status"] == "offered"
+    stranger = await client.post(f"/registrations/{other_reg['id']}/offer",
+                                 data={"_csrf": csrf_from(event_page.text), "decision": "accept"})
+    assert stranger.status_code == 404
+    accepted = await client.post(f"/registrations/{mine['id']}/offer",
+                                 data={"_csrf": csrf_from(event_page.text), "decision": "accept"}, follow_redirects=False)
+    assert accepted.status_code == 303 and accepted.headers["location"] == f"/events/{event_id}?notice=offer_accepted"
     assert (await registration.get_registration(mine["id"], actor=as_staff(None)))["status"] == "confirmed"
+    again = await client.post(f"/registrations/{mine['id']}/offer",
+                              data={"_csrf": csrf_from(event_page.text), "decision": "accept"})
+    assert again.status_code == 409 and "すでにお返事済み" in alert_text(again.text)
     home = await client.get("/")
     assert "申し込み中のイベント" in home.text
 
@@ -294,7 +315,7 @@ def test_every_seminar_page_string_has_an_english_entry():
         wanted |= set(re.findall(r'_\(\s*"([^"]*)"', open(path, encoding="utf-8").read()))
     for table in (pages_common.STATUS_LABELS, pages_common.AUDIENCE_LABELS, pages_common.KIND_LABELS,
                   pages_common.EVENT_STATUS_LABELS, pages_common.REFUSALS, public_pages.NOTICES,
-                  pages_coordinator.NOTICES):
+                  pages_coordinator.NOTICES, pages_common.RULE_LABELS, pages_common.WARD_TIE_LABELS):
         wanted |= set(table.values())
     assert len(wanted) > 150
     assert sorted(wanted - catalog) == []

@@ -185,14 +185,16 @@ async def test_registrations_page_counter_registration_exports_and_audit(client)
     exported = await AuditEntry.select().where(AuditEntry.action == "staff_exported_registrations")
     assert len(exported) == 2
 
-    # a coordinator cancels the minor's place from the list; the caller on the waiting list moves up
+    # a coordinator cancels the minor's place from the list; the caller on the waiting list is offered the seat
     minor_reg = [r for r in rows if r["name"] == "佐藤 結衣"][0]
     cancelled = await client.post(f"/registrations/{minor_reg['id']}/cancel", follow_redirects=False, data={
         "_csrf": csrf_from(page.text), "next": f"/coordinator/events/{event_id}/registrations"})
     assert cancelled.status_code == 303 and cancelled.headers["location"].endswith("/registrations")
     statuses = {r["name"]: r["status"] for r in await registration.list_registrations(event_id, actor=as_staff(None))}
-    assert statuses == {"佐藤 結衣": "cancelled", "電話 太郎": "confirmed"}
+    assert statuses == {"佐藤 結衣": "cancelled", "電話 太郎": "offered"}
     assert await AuditEntry.count().where(AuditEntry.action == "staff_cancelled_registration") == 1
+    listed = await client.get(f"/coordinator/events/{event_id}/registrations")
+    assert "繰り上げのご案内中" in listed.text and "返事の期限" in listed.text
 
 
 async def test_lottery_draw_and_verify_buttons(client):
@@ -291,3 +293,46 @@ async def test_editing_only_the_capacity_mails_nobody_but_a_new_venue_mails_ever
     updates = await outbox_mails("invite_update", attendee)
     assert len(updates) == 1 and "金沢区役所 5階" in mail_text(updates[0])
     assert await outbox_mails("seminar_changed", attendee) == []
+
+
+async def test_allocation_settings_through_the_form_and_declaring_a_draw_void(client):
+    await as_coordinator(client)
+    blank = await client.get("/coordinator/events/new")
+    assert 'name="priority_ward"' in blank.text and 'name="offer_hours" min="0" max="336" value="48"' in blank.text
+    token = csrf_from(blank.text)
+    closes = (soon(10) + timedelta(hours=9)).strftime("%Y-%m-%dT10:00")
+    form = event_form(token, allocation="lottery", registration_closes_at=closes, priority_ward="1",
+                      priority_university="1", max_companions="2", offer_hours="24", offer_fallback_hours="6",
+                      ask_accommodation="1", one_per_series="1", series="働き方セミナー")
+    refused = await client.post("/coordinator/events/new", data={**form, "max_companions": "9"})
+    assert refused.status_code == 422 and 'id="max_companions"' in refused.text and 'aria-invalid="true"' in refused.text
+    assert 'name="priority_ward" value="1" checked' in refused.text  # nothing typed is lost
+    created = await client.post("/coordinator/events/new", data=form, follow_redirects=False)
+    assert created.status_code == 303
+    event = await schedule.get_event(int(re.search(r"/coordinator/events/(\d+)", created.headers["location"]).group(1)))
+    assert event["priority_rules"] == ["ward", "university"]  # in the service's order of rank
+    assert (event["max_companions"], event["offer_hours"], event["offer_fallback_hours"]) == (2, 24, 6)
+    assert event["ask_accommodation"] is True and event["one_per_series"] is True
+    edit = await client.get(f"/coordinator/events/{event['id']}/edit")
+    assert 'name="priority_ward" value="1" checked' in edit.text and 'name="priority_first_time" value="1" >' in edit.text
+    await schedule.publish_event(event["id"], actor=as_staff(None))
+    for _ in range(2):
+        email = await student()
+        await registration.register(event["id"], (await people.find_by_email(email))["id"], ward_tie="lives",
+                                    accommodation="車いすで参加します",
+                                    answers={str(event["questions"][0]["id"]): "将来を考えたい"})
+    regs = await client.get(f"/coordinator/events/{event['id']}/registrations")
+    assert "車いすで参加します" in regs.text and "金沢区にお住まい・通学・通勤の方" in regs.text
+
+    page = await client.get(f"/coordinator/events/{event['id']}")
+    await client.post(f"/coordinator/events/{event['id']}/draw", data={"_csrf": csrf_from(page.text)})
+    page = await client.get(f"/coordinator/events/{event['id']}")
+    assert "抽選を無効と宣言する" in page.text and f'href="/events/{event["id"]}/lottery"' in page.text
+    blank_reason = await client.post(f"/coordinator/events/{event['id']}/draw/cancel",
+                                     data={"_csrf": csrf_from(page.text), "reason": " "})
+    assert blank_reason.status_code == 422 and "理由を入力してください" in blank_reason.text
+    void = await client.post(f"/coordinator/events/{event['id']}/draw/cancel",
+                             data={"_csrf": csrf_from(page.text), "reason": "申込締切を誤って設定したため"})
+    assert void.status_code == 200 and "抽選を無効と宣言しました" in void.text
+    assert "この抽選は無効と宣言されています" in void.text and "抽選を無効と宣言する" not in void.text
+    assert await AuditEntry.count().where(AuditEntry.action == "lottery_cancelled") == 1

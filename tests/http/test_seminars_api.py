@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from events.audit import recent
 from events.auth import create_api_token
+from events.core.tables import AuditEntry
+from events.seminars.tables import Registration
 from tests.conftest import links_in, make_person, outbox_mails
 from tests.service.seminars_helpers import minor, soon
 
@@ -80,7 +82,16 @@ async def test_register_waitlist_cancel_promote_over_http(client):
     assert (await client.delete(f"/api/v1/registrations/{one.json()['id']}", headers=second)).status_code == 404
     gone = await client.delete(f"/api/v1/registrations/{one.json()['id']}", headers=first)
     assert gone.status_code == 200 and gone.json()["status"] == "cancelled"
-    assert (await client.get(f"/api/v1/events/{event_id}/registrations/me", headers=second)).json()["status"] == "confirmed"
+    offer = (await client.get(f"/api/v1/events/{event_id}/registrations/me", headers=second)).json()
+    assert offer["status"] == "offered"  # the freed seat is held for the first in line until they answer
+    bad = await client.post(f"/api/v1/registrations/{offer['id']}/offer", json={"decision": "maybe"}, headers=second)
+    assert bad.status_code == 422
+    taken = await client.post(f"/api/v1/registrations/{offer['id']}/offer", json={"decision": "accept"},
+                              headers=second)
+    assert taken.status_code == 200 and taken.json()["status"] == "confirmed"
+    closed = await client.post(f"/api/v1/registrations/{offer['id']}/offer", json={"decision": "decline"},
+                               headers=second)
+    assert closed.status_code == 409 and closed.json()["code"] == "offer_closed"
     listing = await client.get("/api/v1/me/registrations", headers=first)
     assert [r["status"] for r in listing.json()] == ["cancelled"]
     assert first_id
@@ -159,15 +170,34 @@ async def test_lottery_over_http_and_attendance(client):
     again = await client.post(f"/api/v1/events/{event_id}/draw", headers=coord)
     assert again.status_code == 409 and again.json()["code"] == "lottery_already_drawn"
     verified = (await client.get(f"/api/v1/events/{event_id}/lottery")).json()
-    assert verified["ok"] is True
-    loser = drawn.json()["waitlist"][0]
+    assert verified["ok"] is True and set(verified["winners"]) == set(drawn.json()["winners"])
+    assert all(set(e) == {"ticket", "priority", "size"} for e in verified["entries"])  # no names, no ids
+    rows = {r["lottery_ticket"]: r["id"] for r in await Registration.select(Registration.id, Registration.lottery_ticket)}
+    loser = rows[drawn.json()["waitlist"][0]]
     left = await client.post(f"/api/v1/registrations/{loser}/leave-waitlist", headers=coord)
     assert left.status_code == 200 and left.json()["status"] == "cancelled"
-    early = await client.post(f"/api/v1/registrations/{drawn.json()['winners'][0]}/attendance",
+    early = await client.post(f"/api/v1/registrations/{rows[drawn.json()['winners'][0]]}/attendance",
                               json={"status": "attended"}, headers=coord)
     assert early.status_code == 409 and early.json()["code"] == "too_early_for_attendance"
     found = await client.get(f"/api/v1/events/{event_id}/checkin", params={"q": "テスト"}, headers=coord)
     assert len(found.json()) == 2
+
+    # declaring the draw void: staff only, a reason is required, audited, shown on the public record, never redrawn
+    assert (await client.post(f"/api/v1/events/{event_id}/lottery/cancel", json={"reason": "x"},
+                              headers=tokens[0])).status_code == 403
+    blank = await client.post(f"/api/v1/events/{event_id}/lottery/cancel", json={"reason": "  "}, headers=coord)
+    assert blank.status_code == 422 and blank.json()["code"] == "reason_required"
+    void = await client.post(f"/api/v1/events/{event_id}/lottery/cancel", json={"reason": "締切の時刻を誤って設定"},
+                             headers=coord)
+    assert void.status_code == 200 and void.json()["cancel_reason"] == "締切の時刻を誤って設定"
+    assert void.json()["cancelled_at"] and void.json()["seed"] == verified["seed"]
+    twice = await client.post(f"/api/v1/events/{event_id}/lottery/cancel", json={"reason": "再度"}, headers=coord)
+    assert twice.status_code == 409 and twice.json()["code"] == "no_draw_to_cancel"
+    assert (await client.post(f"/api/v1/events/{event_id}/draw", headers=coord)).json()["code"] == "lottery_already_drawn"
+    assert await AuditEntry.count().where((AuditEntry.action == "lottery_cancelled")
+                                          & (AuditEntry.subject_id == event_id)) == 1
+    public = await client.get(f"/events/{event_id}/lottery")
+    assert public.status_code == 200 and "締切の時刻を誤って設定" in public.text and "無効" in public.text
 
 
 async def test_openapi_lists_the_seminar_endpoints(client):

@@ -54,7 +54,7 @@ async def test_minor_holds_seat_until_guardian_consents(db):
 
 
 async def test_refusal_releases_seat_to_waitlist(db):
-    event_id = await new_event(capacity=1)
+    event_id = await new_event(capacity=1, offer_hours=0)
     student = await minor(guardian="father@example.jp")
     waiter = await adult()
     reg = await registration.register(event_id, student)
@@ -69,7 +69,7 @@ async def test_refusal_releases_seat_to_waitlist(db):
 
 
 async def test_expiry_job_releases_seat(db):
-    event_id = await new_event(capacity=1)
+    event_id = await new_event(capacity=1, offer_hours=0)
     student = await minor(guardian="g@example.jp")
     waiter = await adult()
     reg = await registration.register(event_id, student)
@@ -98,7 +98,7 @@ async def test_expired_but_not_yet_processed_is_refused(db):
 
 
 async def test_minor_promoted_from_waitlist_needs_consent(db):
-    event_id = await new_event(capacity=1)
+    event_id = await new_event(capacity=1, offer_hours=0)
     first = await adult()
     student = await minor(guardian="mum@example.jp")
     r1 = await registration.register(event_id, first)
@@ -112,43 +112,51 @@ async def test_minor_promoted_from_waitlist_needs_consent(db):
 
 async def test_lottery_draw_confirms_winners_waitlists_rest_in_draw_order(db):
     coord = await coordinator()
-    event_id = await new_event(coord, capacity=2, allocation="lottery", registration_closes_at=soon(5).isoformat())
+    event_id = await new_event(coord, capacity=2, allocation="lottery", offer_hours=0,
+                               registration_closes_at=soon(5).isoformat())
     applicants = [await adult(f"応募{i}") for i in range(5)]
     regs = [await registration.register(event_id, p) for p in applicants]
-    assert {r["status"] for r in regs} == {"applied"}
+    assert {r["status"] for r in regs} == {"applied"} and len({r["lottery_ticket"] for r in regs}) == 5
     assert (await schedule.get_event(event_id))["applied_count"] == 5
-    result = await draws.draw_lottery(event_id, actor=as_staff(coord), entropy=b"\x01" * 16)
+    by_ticket = {r["lottery_ticket"]: r["id"] for r in regs}
+    result = await draws.draw_lottery(event_id, actor=as_staff(coord))
     assert len(result["winners"]) == 2 and len(result["waitlist"]) == 3
-    for reg_id in result["winners"]:
-        assert await _status(reg_id) == "confirmed"
-    ranks = [(await registration.get_registration(r, actor=as_staff(None)))["waitlist_rank"] for r in result["waitlist"]]
+    for ticket in result["winners"]:
+        assert await _status(by_ticket[ticket]) == "confirmed"
+    ranks = [(await registration.get_registration(by_ticket[t], actor=as_staff(None)))["waitlist_rank"]
+             for t in result["waitlist"]]
     assert ranks == [1, 2, 3]
     by_reg = {r["id"]: p for r, p in zip(regs, applicants, strict=True)}
-    for reg_id in result["winners"]:
-        assert len(await outbox_mails("seminar_lottery_won", await email_of(by_reg[reg_id]))) == 1
-    for reg_id in result["waitlist"]:
-        assert len(await outbox_mails("seminar_lottery_lost", await email_of(by_reg[reg_id]))) == 1
+    for ticket in result["winners"]:
+        won = await outbox_mails("seminar_lottery_won", await email_of(by_reg[by_ticket[ticket]]))
+        assert len(won) == 1 and ticket in mail_text(won[0])  # each applicant sees their own ticket
+    for ticket in result["waitlist"]:
+        assert len(await outbox_mails("seminar_lottery_lost", await email_of(by_reg[by_ticket[ticket]]))) == 1
     with pytest.raises(Conflict) as again:
         await draws.draw_lottery(event_id, actor=as_staff(coord))
     assert again.value.code == "lottery_already_drawn"
     verified = await draws.verify_draw(event_id)
-    assert verified["ok"] is True and verified["seed"] == (b"\x01" * 16).hex()
+    assert verified["ok"] is True
     # tampering with the record is detected
     await LotteryDraw.update({LotteryDraw.winners: list(reversed(result["waitlist"][:2]))}).where(LotteryDraw.event == event_id)
     assert (await draws.verify_draw(event_id))["ok"] is False
     # after the draw, a cancellation promotes in draw order
-    await registration.cancel_registration(result["winners"][0], actor=as_staff(coord))
-    assert await _status(result["waitlist"][0]) == "confirmed"
+    await registration.cancel_registration(by_ticket[result["winners"][0]], actor=as_staff(coord))
+    assert await _status(by_ticket[result["waitlist"][0]]) == "confirmed"
 
 
-async def test_seed_recorded_before_draw_cannot_be_rerolled(db):
+async def test_the_seed_is_committed_before_anyone_applies(db):
+    from events import lottery
+
     event_id = await new_event(capacity=1, allocation="lottery", registration_closes_at=soon(5).isoformat())
+    published = await draws.public_record(event_id)
+    assert len(published["commitment"]) == 64 and published["seed"] is None  # the seed stays secret until the draw
     await registration.register(event_id, await adult())
-    seed = await draws._ensure_seed(event_id, b"\x02" * 16)
-    assert seed == (b"\x02" * 16).hex()
-    assert await draws._ensure_seed(event_id, b"\x03" * 16) == seed  # a second attempt keeps the first seed
-    result = await draws.draw_lottery(event_id, entropy=b"\x04" * 16)
-    assert result["seed"] == seed
+    result = await draws.draw_lottery(event_id)
+    assert lottery.commitment(result["seed"]) == published["commitment"]
+    revealed = await draws.public_record(event_id)
+    assert revealed["seed"] == result["seed"] and revealed["commitment"] == published["commitment"]
+    assert [e["size"] for e in revealed["entries"]] == [1]
 
 
 async def test_worker_job_draws_closed_lotteries_only(db):

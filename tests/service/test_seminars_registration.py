@@ -33,7 +33,8 @@ async def test_seats_then_waitlist_in_order_and_mails(db):
 
 
 async def test_cancel_promotes_first_in_line_in_same_transaction(db):
-    event_id = await new_event(capacity=1)
+    """With offers switched off (offer_hours 0) the first in line is confirmed at once."""
+    event_id = await new_event(capacity=1, offer_hours=0)
     a, b, c = await adult("A"), await adult("B"), await adult("C")
     ra = await registration.register(event_id, a)
     rb = await registration.register(event_id, b)
@@ -51,7 +52,7 @@ async def test_cancel_promotes_first_in_line_in_same_transaction(db):
 
 
 async def test_leave_waitlist_keeps_order_of_others(db):
-    event_id = await new_event(capacity=1)
+    event_id = await new_event(capacity=1, offer_hours=0)
     ids = [await adult(str(i)) for i in range(4)]
     regs = [await registration.register(event_id, p) for p in ids]
     await registration.leave_waitlist(regs[1]["id"], actor=as_person(ids[1]))
@@ -176,7 +177,7 @@ async def test_cancel_cutoff_for_attendee_not_for_coordinator(db):
 
 async def test_capacity_raise_promotes_and_lowering_below_taken_refused(db):
     coord = await coordinator()
-    event_id = await new_event(coord, capacity=1)
+    event_id = await new_event(coord, capacity=1, offer_hours=0)
     regs = [await registration.register(event_id, await adult(str(i))) for i in range(3)]
     with pytest.raises(Invalid) as refused:
         await schedule.update_event(event_id, {"capacity": 0}, actor=as_staff(coord))

@@ -1,4 +1,5 @@
-"""A hypothesis state machine over register / cancel / leave waiting list / change capacity / draw lottery.
+"""A hypothesis state machine over register / cancel / leave waiting list / answer or let expire a waiting-list
+offer / change capacity / draw lottery.
 
 After every step: seat holders never exceed capacity and match `Event.taken`; nobody holds two live
 registrations; whoever moved from the waiting list to a seat was first in line; and every registration
@@ -17,10 +18,11 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule, run_state_machine_as_test
 
+from events import clock, places
 from events.core.tables import OutboxMessage, Person
 from events.db import raw
 from events.errors import DomainError
-from events.seminars import draws, registration, schedule
+from events.seminars import allocation, draws, registration, schedule
 from events.seminars.tables import SEAT_HOLDING_STATES, Event, Registration
 from tests.conftest import as_person, as_staff, make_person
 from tests.service.machines import DatabaseMachine
@@ -160,6 +162,23 @@ class RegistrationMachine(DatabaseMachine):
             mine = await registration.my_registration(self.event_id, self.people[who])
             if mine:
                 await registration.leave_waitlist(mine["id"], actor=as_person(self.people[who]))
+
+        self._act(action)
+
+    @rule(who=st.integers(0, PEOPLE - 1), accept=st.booleans())
+    def answer_offer(self, who: int, accept: bool) -> None:
+        async def action():
+            mine = await registration.my_registration(self.event_id, self.people[who])
+            if mine and mine["status"] == "offered":
+                await allocation.answer_offer(mine["id"], actor=as_person(self.people[who]), accept=accept)
+
+        self._act(action)
+
+    @rule()
+    def offers_expire(self) -> None:
+        async def action():
+            with clock.travel(timedelta(hours=49)):
+                await places.expire_offers()
 
         self._act(action)
 

@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from events import access, consent, people
 from events.errors import Forbidden, Invalid, NotFound
-from events.seminars import draws, exports, invitations, registration, schedule
+from events.seminars import allocation, draws, exports, invitations, registration, schedule
 from lifedesign.security import COORDINATOR, LOGGED_IN, actor_of, client_of
 
 
@@ -45,6 +45,12 @@ class EventIn(msgspec.Struct):
     allocation: str = "first_come"
     visibility: str | None = None
     series: str | None = None
+    priority_rules: list[str] | None = None  # ward | first_time | high_school | university, drawn first in that order
+    max_companions: int | None = None
+    offer_hours: int | None = None
+    offer_fallback_hours: int | None = None
+    ask_accommodation: bool | None = None
+    one_per_series: bool | None = None
     questions: list[QuestionIn] = []
     publish: bool = False
 
@@ -85,6 +91,13 @@ class EventOut(msgspec.Struct):
     series: str
     calendar_sequence: int
     lottery_drawn_at: datetime | None
+    lottery_commitment: str
+    priority_rules: list[str]
+    max_companions: int
+    offer_hours: int
+    offer_fallback_hours: int
+    ask_accommodation: bool
+    one_per_series: bool
     questions: list[QuestionOut] = []
     warnings: list[dict[str, Any]] = []
 
@@ -97,6 +110,9 @@ class RegistrationIn(msgspec.Struct):
     email: str | None = None
     name: str | None = None
     answers: dict[str, Any] = {}
+    companions: list[str] = []  # e-mail addresses of account holders applying together (all in, or none)
+    ward_tie: str = ""  # lives | studies | works | none: asked when the event puts ward residents first
+    accommodation: str = ""  # 配慮が必要なこと (手話通訳, 車いす …): seen by coordinators only
     participant: str | None = None  # adult | student
     birth_date: str | None = None  # YYYY-MM-DD
     school_level: str = "high_school"
@@ -115,6 +131,11 @@ class RegistrationOut(msgspec.Struct):
     waitlist_rank: int | None = None
     replayed: bool = False
     person_created: bool | None = None
+    lottery_ticket: str | None = None
+    priority: int | None = None  # the priority group's value in the public record (higher is drawn first)
+    priority_reason: str | None = None  # the rule codes met, comma-separated, or "none"
+    offer_expires_at: datetime | None = None  # status offered: answer by then
+    companions: list[int] | None = None
 
 
 class CancelIn(msgspec.Struct):
@@ -252,9 +273,39 @@ async def event_draw(request: Request, event_id: FromPath[int]) -> dict[str, Any
 
 @get("/api/v1/events/{event_id:int}/lottery", tags=["lottery"])
 async def event_lottery(request: Request, event_id: FromPath[int]) -> dict[str, Any]:
-    """The recorded draw and whether re-running it gives the same result (registration ids only)."""
+    """The public record of a lottery (no names): the seed's commitment, published when registration opened; after
+    the draw the revealed seed, the seats, every ticket with its priority group and size, the winners and the
+    waiting list, and whether re-running the draw from this record reproduces it (`ok`).
+    `python3 scripts/verify_lottery.py <this URL>` recomputes it with the standard library only."""
     await _visible_event(request, event_id)
-    return await draws.verify_draw(event_id)
+    record = await draws.public_record(event_id)
+    record["ok"] = (await draws.verify_draw(event_id))["ok"] if record["seed"] else None
+    return record
+
+
+class DrawCancelIn(msgspec.Struct):
+    reason: str  # shown on the public record
+
+
+@post("/api/v1/events/{event_id:int}/lottery/cancel", guards=[COORDINATOR], status_code=HTTP_200_OK, tags=["lottery"])
+async def event_lottery_cancel(request: Request, event_id: FromPath[int], data: JSONBody[DrawCancelIn]) -> dict[str, Any]:
+    """Declare the draw void (audited; the reason is shown on the public record). A draw is never run again."""
+    await draws.cancel_draw(event_id, actor=actor_of(request), reason=data.reason)
+    return await draws.public_record(event_id)
+
+
+class OfferAnswerIn(msgspec.Struct):
+    decision: str  # accept | decline
+
+
+@post("/api/v1/registrations/{registration_id:int}/offer", guards=[LOGGED_IN], status_code=HTTP_200_OK,
+      tags=["registrations"])
+async def registration_offer(request: Request, registration_id: FromPath[int],
+                             data: JSONBody[OfferAnswerIn]) -> dict[str, Any]:
+    """Take (`accept`) or decline a seat offered from the waiting list before its deadline."""
+    if data.decision not in ("accept", "decline"):
+        raise Invalid("decision は accept か decline です。", code="invalid_decision", field="decision")
+    return await allocation.answer_offer(registration_id, actor=actor_of(request), accept=data.decision == "accept")
 
 
 # ---------------------------------------------------------------- registrations
@@ -278,7 +329,8 @@ async def registration_create(
             answers=data.answers, idempotency_key=key)
     else:
         result = await registration.register(event_id, actor.person_id, actor=actor, answers=data.answers,
-                                             idempotency_key=key)
+                                             idempotency_key=key, companions=data.companions,
+                                             ward_tie=data.ward_tie, accommodation=data.accommodation)
     headers = {"Idempotent-Replayed": "true"} if result.get("replayed") else {}
     return Response(registration_out(result), status_code=HTTP_201_CREATED, headers=headers)
 
@@ -377,7 +429,7 @@ async def consent_decide(request: Request, token: FromPath[str], data: JSONBody[
 
 ROUTES = [
     event_create, event_list, event_detail, event_update, event_publish, event_cancel, event_complete, event_duplicate,
-    event_draw, event_lottery, registration_create, registration_list, registration_mine, registrations_of_me, checkin,
+    event_draw, event_lottery, event_lottery_cancel, registration_create, registration_list, registration_mine, registrations_of_me, checkin,
     export_csv, export_xlsx, registration_detail, registration_cancel, registration_leave, registration_attendance,
-    invitation_create, invitation_list, consent_show, consent_decide,
+    registration_offer, invitation_create, invitation_list, consent_show, consent_decide,
 ]

@@ -18,11 +18,15 @@ async def cmd_lottery_draw(args: argparse.Namespace) -> int:
 
 
 async def cmd_lottery_verify(args: argparse.Namespace) -> int:
+    from events.config import config
     from events.seminars import draws
     await prepare()
     result = await draws.verify_draw(args.event_id)
-    summary = {k: result[k] for k in ("event_id", "seed", "algorithm", "capacity", "applications") if k in result}
+    summary = {k: result[k] for k in ("event_id", "seed", "commitment", "algorithm", "capacity", "applications")
+               if k in result}
     print(("OK " if result["ok"] else "MISMATCH ") + json.dumps(summary, ensure_ascii=False))
+    print(f"  anyone can recompute it: python3 scripts/verify_lottery.py "
+          f"{config().base_url}/api/v1/events/{args.event_id}/lottery")
     return 0 if result["ok"] else 1
 
 

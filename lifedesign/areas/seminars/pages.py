@@ -13,9 +13,10 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from events import access, timefmt
+from events.config import config
 from events.db import utcnow
 from events.errors import DomainError
-from events.seminars import registration, schedule
+from events.seminars import allocation, draws, registration, schedule
 from events.seminars.tables import LIVE_STATES
 from lifedesign.areas.seminars.pages_common import (
     AUDIENCE_LABELS,
@@ -40,6 +41,8 @@ NOTICES = {
     "applied": "抽選のお申し込みを受け付けました。申込締切の後に抽選を行い、結果をメールでお知らせします。",
     "cancelled": "お申し込みを取り消しました。",
     "left": "キャンセル待ち（抽選のお申し込み）を取り下げました。",
+    "offer_accepted": "お返事ありがとうございます。確認のメールをお送りしました。",
+    "offer_declined": "辞退を承りました。お席は次の方にお譲りします。",
 }
 
 
@@ -80,7 +83,8 @@ async def seminar_redirect(event_id: FromPath[int]) -> Response:
 
 
 async def _event_page(request: Request, event_id: int, *, error: str = "", field_errors: dict[str, str] | None = None,
-                      answers: dict[str, Any] | None = None, status_code: int = 200, notice: str = "") -> Response:
+                      answers: dict[str, Any] | None = None, status_code: int = 200, notice: str = "",
+                      form_values: dict[str, str] | None = None) -> Response:
     locale = request.state.locale
     _ = gettext_for(locale)
     event = localized(await _visible_event(request, event_id), locale)
@@ -93,6 +97,7 @@ async def _event_page(request: Request, event_id: int, *, error: str = "", field
     return page(
         request, "pages/seminars/event.html", status_code=status_code, title=event["display_title"], event=event,
         mine=mine, live=live, refusal=refusal, error=error, field_errors=field_errors or {}, answers=answers or {},
+        form_values=form_values or {},
         notice=_(NOTICES[notice]) if notice in NOTICES else "", idem=secrets.token_urlsafe(16),
         cutoff_passed=bool(event["starts_at"] and (event["starts_at"] - utcnow()).total_seconds()
                            < event["cancel_cutoff_hours"] * 3600),
@@ -130,13 +135,16 @@ async def register(request: Request, event_id: FromPath[int]) -> Response:
     answers = await _answers_from_form(request, event["questions"])
     try:
         # the key comes from the page: a double click or a resent form returns the first result
-        result = await registration.register(event_id, request.state.person["id"], actor=actor_of(request),
-                                             answers=answers, idempotency_key=form.get("idem") or None)
+        result = await registration.register(
+            event_id, request.state.person["id"], actor=actor_of(request), answers=answers,
+            idempotency_key=form.get("idem") or None, ward_tie=form.get("ward_tie", ""),
+            accommodation=form.get("accommodation", ""),
+            companions=[line.strip() for line in form.get("companions", "").splitlines() if line.strip()])
     except DomainError as exc:
         field = str(exc.extra.get("field", ""))
         field_errors = {field.removeprefix("answers."): refusal_message(exc, event, _)} if field.startswith("answers.") else {}
         response = await _event_page(request, event_id, error=refusal_message(exc, event, _), field_errors=field_errors,
-                                     answers=answers, status_code=exc.status)
+                                     answers=answers, status_code=exc.status, form_values=form)
         if exc.status == 503:
             response.headers["Retry-After"] = "2"
         return response
@@ -161,6 +169,50 @@ async def leave_waitlist(request: Request, registration_id: FromPath[int]) -> Re
     await registration.leave_waitlist(registration_id, actor=actor)
     target = safe_next(form.get("next", ""), f"/events/{found['event_id']}?notice=left")
     return Redirect(path=target, status_code=303)
+
+
+@post("/registrations/{registration_id:int}/offer", guards=[LOGGED_IN], include_in_schema=False)
+async def answer_offer(request: Request, registration_id: FromPath[int]) -> Response:
+    """The answer to a seat offered from the waiting list (declining needs the confirmation box ticked)."""
+    actor = actor_of(request)
+    found = await registration.get_registration(registration_id, actor=actor)
+    form = await form_data(request)
+    decision = form.get("decision", "")
+    if decision not in ("accept", "decline") or (decision == "decline" and form.get("confirm") != "1"):
+        _ = gettext_for(request.state.locale)
+        return await _event_page(request, found["event_id"], status_code=422,
+                                 error=_("「辞退すると、お席は次の方に移ります」の確認にチェックを入れてください。")
+                                 if decision == "decline" else _("「参加する」または「辞退する」を選んでください。"))
+    try:
+        await allocation.answer_offer(registration_id, actor=actor, accept=decision == "accept")
+    except DomainError as exc:
+        return await _event_page(request, found["event_id"], status_code=exc.status,
+                                 error=gettext_for(request.state.locale)(exc.message))
+    notice = "offer_accepted" if decision == "accept" else "offer_declined"
+    return Redirect(path=f"/events/{found['event_id']}?notice={notice}", status_code=303)
+
+
+@get("/events/{event_id:int}/lottery", include_in_schema=False)
+async def lottery_page(request: Request, event_id: FromPath[int], ticket: FromQuery[str] = "") -> Response:
+    """The public record of a draw: anyone can see the commitment, the seed, every ticket and the order."""
+    locale = request.state.locale
+    event = localized(await _visible_event(request, event_id), locale)
+    record = await draws.public_record(event_id)
+    verified = (await draws.verify_draw(event_id))["ok"] if record["seed"] else None
+    mine = ""
+    person = request.state.person
+    if person:
+        own = await registration.my_registration(event_id, person["id"])
+        mine = own["lottery_ticket"] if own else ""
+    ticket = ticket.strip().upper()[:16]
+    place = {t: ("won", i + 1) for i, t in enumerate(record["winners"])}
+    place |= {t: ("waiting", i + 1) for i, t in enumerate(record["waitlist"])}
+    rules = allocation.clean_rules(event.get("priority_rules"))
+    groups = {int(e["priority"]): allocation.priority_label(allocation.reason_of_priority(rules, e["priority"]), locale)
+              for e in record["entries"]}
+    return page(request, "pages/seminars/lottery.html", title=gettext_for(locale)("抽選の公開記録"), event=event,
+                record=record, verified=verified, mine=mine, ticket=ticket, place=place, groups=groups,
+                base_url=config().base_url)
 
 
 @get("/my/registrations", guards=[LOGGED_IN], include_in_schema=False)
@@ -194,5 +246,6 @@ async def home_section(request: Request) -> str:
 HOME_SECTIONS.append(home_section)
 
 
-PUBLIC_ROUTES = [event_list, seminar_redirect, event_page, register, cancel, leave_waitlist, my_registrations]
+PUBLIC_ROUTES = [event_list, seminar_redirect, event_page, register, cancel, leave_waitlist, answer_offer, lottery_page,
+                 my_registrations]
 PAGE_ROUTES = [*PUBLIC_ROUTES, *COORDINATOR_ROUTES]

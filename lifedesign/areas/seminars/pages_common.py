@@ -6,12 +6,14 @@ from typing import Any
 from urllib.parse import quote
 
 from events import timefmt
+from events.seminars.allocation import RULE_LABELS, WARD_TIE_LABELS, priority_label
 
 STATUS_LABELS = {
     "confirmed": "参加確定",
     "waitlisted": "キャンセル待ち",
     "pending_consent": "保護者の同意待ち",
     "applied": "抽選申込済み",
+    "offered": "繰り上げのご案内中",
     "cancelled": "取消済み",
     "attended": "出席",
     "no_show": "欠席",
@@ -49,6 +51,7 @@ REFUSALS = {
 LABELS = {
     "status_labels": STATUS_LABELS, "event_status_labels": EVENT_STATUS_LABELS, "audience_labels": AUDIENCE_LABELS,
     "kind_labels": KIND_LABELS, "allocation_labels": ALLOCATION_LABELS, "question_kind_labels": QUESTION_KIND_LABELS,
+    "rule_labels": RULE_LABELS, "ward_tie_labels": WARD_TIE_LABELS, "priority_label": priority_label,
 }
 
 

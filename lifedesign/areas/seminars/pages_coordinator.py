@@ -19,7 +19,7 @@ from events.db import aware, utcnow
 from events.errors import DomainError
 from events.seminars import draws, exports, invitations, registration, schedule
 from events.seminars.pages_support import calendar_grid, calendar_range, tokyo_bounds
-from events.seminars.tables import REGISTRATION_STATES
+from events.seminars.tables import PRIORITY_RULES, REGISTRATION_STATES
 from events.timefmt import TOKYO
 from lifedesign.areas.seminars.pages_common import LABELS, REFUSALS, attachment, localized
 from lifedesign.i18n import gettext_for
@@ -31,7 +31,13 @@ FIELD_LABELS = {
     "venue": "会場", "venue_en": "会場（英語）", "starts_at": "開始日時", "ends_at": "終了日時", "capacity": "定員",
     "registration_opens_at": "申込開始", "registration_closes_at": "申込締切", "cancel_cutoff_hours": "取消期限",
     "audience": "対象", "allocation": "受付方法", "kind": "種類", "questions": "質問", "series": "シリーズ名",
+    "priority_rules": "抽選の優先", "max_companions": "一緒に申し込める人数", "offer_hours": "繰り上げの返事の期限",
+    "offer_fallback_hours": "返事を待たずに確定する時間",
 }
+# How the seats go round (lottery priority, groups, offers to the waiting list).
+NUMBER_FIELDS = ("max_companions", "offer_hours", "offer_fallback_hours")
+FLAG_FIELDS = ("ask_accommodation", "one_per_series")
+NUMBER_DEFAULTS = {"max_companions": "0", "offer_hours": "48", "offer_fallback_hours": "24"}
 TEXT_FIELDS = ("title", "title_en", "description", "description_en", "venue", "venue_en", "series")
 TIME_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at")
 EMPTY_QUESTION_ROWS = 2
@@ -70,7 +76,8 @@ def _field_error(exc: DomainError, _: Any) -> tuple[str, str]:
 def _form_values(event: dict[str, Any] | None) -> dict[str, Any]:
     if event is None:
         return {"kind": "seminar", "audience": "students", "allocation": "first_come", "cancel_cutoff_hours": "24",
-                "capacity": "", "questions": []}
+                "capacity": "", "questions": [], "priority_rules": [], "ask_accommodation": False,
+                "one_per_series": False, **NUMBER_DEFAULTS}
     values: dict[str, Any] = {k: event.get(k) or "" for k in TEXT_FIELDS}
     values.update({k: _local_input(event.get(k)) for k in TIME_FIELDS})
     values.update(kind=event["kind"], audience=event["audience"], allocation=event["allocation"],
@@ -78,7 +85,15 @@ def _form_values(event: dict[str, Any] | None) -> dict[str, Any]:
                   questions=[{"kind": q["kind"], "label": q["label"], "label_en": q["label_en"],
                               "options": "\n".join(q["options"] or []), "required": q["required"]}
                              for q in event.get("questions", [])])
+    values.update({k: str(event.get(k) if event.get(k) is not None else NUMBER_DEFAULTS[k]) for k in NUMBER_FIELDS})
+    values.update({k: bool(event.get(k)) for k in FLAG_FIELDS})
+    values["priority_rules"] = list(event.get("priority_rules") or [])
     return values
+
+
+def _rules_from_form(form: dict[str, str]) -> list[str]:
+    """The checked priority boxes (one `priority_<rule>` box each), in the order the service ranks them."""
+    return [rule for rule in PRIORITY_RULES if form.get(f"priority_{rule}") == "1"]
 
 
 def _questions_from_form(form: dict[str, str]) -> list[dict[str, Any]]:
@@ -108,6 +123,11 @@ def _fields_from_form(form: dict[str, str]) -> dict[str, Any]:
     fields["allocation"] = form.get("allocation", "first_come")
     fields["capacity"] = form.get("capacity", "")
     fields["cancel_cutoff_hours"] = form.get("cancel_cutoff_hours", "") or "24"
+    for key in NUMBER_FIELDS:
+        fields[key] = form.get(key, "") or NUMBER_DEFAULTS[key]
+    for key in FLAG_FIELDS:
+        fields[key] = form.get(key) == "1"
+    fields["priority_rules"] = _rules_from_form(form)
     for key in ("registration_opens_at", "registration_closes_at"):
         fields[key] = fields[key] or None
     return fields
@@ -131,7 +151,9 @@ async def event_new(request: Request) -> Response:
 
 def _values_from_post(form: dict[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {k: form.get(k, "") for k in (*TEXT_FIELDS, *TIME_FIELDS, "kind", "audience", "allocation",
-                                                            "capacity", "cancel_cutoff_hours")}
+                                                            "capacity", "cancel_cutoff_hours", *NUMBER_FIELDS)}
+    values.update({k: form.get(k) == "1" for k in FLAG_FIELDS})
+    values["priority_rules"] = _rules_from_form(form)
     values["questions"] = [r for r in _questions_from_form(form) if r["label"].strip() or r["options"].strip()]
     return values
 
@@ -243,6 +265,7 @@ NOTICES = {
     "drawn": "抽選を行いました。申し込んだ方全員に結果をメールでお知らせしました。",
     "registered": "申込を登録しました。",
     "invited": "招待のメールをお送りしました。",
+    "draw_cancelled": "抽選を無効と宣言しました。理由は公開の記録に表示されます。",
 }
 
 
@@ -253,7 +276,7 @@ async def event_admin(request: Request, event_id: FromPath[int], notice: FromQue
 
 
 async def _event_admin_page(request: Request, event_id: int, *, notice: str = "", verify: str = "", error: str = "",
-                            guests: str = "", status_code: int = 200) -> Response:
+                            guests: str = "", draw_error: str = "", status_code: int = 200) -> Response:
     _ = gettext_for(request.state.locale)
     event = localized(await schedule.get_event(event_id), request.state.locale)
     overlaps = await schedule.overlapping_events(event["venue"], event["starts_at"], event["ends_at"], exclude_id=event_id)
@@ -267,7 +290,7 @@ async def _event_admin_page(request: Request, event_id: int, *, notice: str = ""
                if event["visibility"] == "private" else [])
     return page(request, "pages/seminars/coord_event.html", status_code=status_code, title=event["display_title"], event=event,
                 overlaps=overlaps, record=record, verified=verified, notice=_(NOTICES[notice]) if notice in NOTICES else "",
-                invited=invited, error=error, guests=guests,
+                invited=invited, error=error, guests=guests, draw_error=draw_error,
                 started=event["starts_at"] <= utcnow(), duplicate_start=_local_input(event["starts_at"] + timedelta(days=7)),
                 **LABELS)
 
@@ -322,6 +345,20 @@ async def event_duplicate(request: Request, event_id: FromPath[int]) -> Response
 async def event_draw(request: Request, event_id: FromPath[int]) -> Response:
     await draws.draw_lottery(event_id, actor=actor_of(request))
     return _back(event_id, "drawn")
+
+
+@post("/coordinator/events/{event_id:int}/draw/cancel", guards=[COORDINATOR], include_in_schema=False)
+async def event_draw_cancel(request: Request, event_id: FromPath[int]) -> Response:
+    """Declare the draw void (audited, shown on the public record); it is never drawn again."""
+    form = await form_data(request)
+    try:
+        await draws.cancel_draw(event_id, actor=actor_of(request), reason=form.get("reason", ""))
+    except DomainError as exc:
+        if exc.status == 404:
+            raise
+        return await _event_admin_page(request, event_id, draw_error=gettext_for(request.state.locale)(exc.message),
+                                       status_code=exc.status)
+    return _back(event_id, "draw_cancelled")
 
 
 # ---------------------------------------------------------------- registrations, exports, check-in
@@ -426,6 +463,6 @@ async def attendance(request: Request, registration_id: FromPath[int]) -> Respon
 
 
 COORDINATOR_ROUTES = [event_new, event_create, event_edit, event_update, event_admin_list, calendar, event_admin,
-                      event_publish, event_cancel, event_complete, event_duplicate, event_draw, event_invite,
+                      event_publish, event_cancel, event_complete, event_duplicate, event_draw, event_draw_cancel, event_invite,
                       registrations_page,
                       counter_registration, export_csv, export_xlsx, checkin_page, attendance]
