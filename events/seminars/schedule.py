@@ -263,6 +263,8 @@ def _with_counts(event: dict[str, Any], counts: dict[str, int]) -> dict[str, Any
     event["pending_consent_count"] = counts["pending_consent"]
     event["waitlist_count"] = counts["waitlisted"]
     event["applied_count"] = counts["applied"]
+    event["offered_count"] = counts["offered"]
+    event["live_count"] = sum(counts[s] for s in LIVE_STATES)  # everyone a cancellation would tell
     event["remaining"] = max(event["capacity"] - event["taken"], 0)
     return event
 
@@ -433,7 +435,8 @@ async def publish_event(event_id: int, *, actor: Actor) -> dict[str, Any]:
 
 
 async def cancel_event(event_id: int, *, actor: Actor, reason: str = "") -> int:
-    """Cancel the event and every live registration; one mail to each registered person. Returns how many."""
+    """Cancel the event and every live registration; one mail to each registered person. Returns how many.
+    When anyone is registered, the reason is required: it is in the mail they get."""
     access.require_staff(actor)
     reason = _text(reason, "reason", 2000)
     async with write_transaction():
@@ -442,6 +445,11 @@ async def cancel_event(event_id: int, *, actor: Actor, reason: str = "") -> int:
             return 0
         if event["status"] == "completed":
             raise Conflict("終了したイベントは中止できません。", code="event_closed")
+        live = await Registration.count().where((Registration.event == event_id)
+                                                & Registration.status.is_in(list(LIVE_STATES)))
+        if live and not reason.strip():
+            raise Invalid("中止の理由を入力してください（申し込んだ方へのメールに記載されます）。",
+                          code="reason_required", field="reason")
         await Event.update({
             Event.status: "cancelled", Event.updated_at: utcnow(), Event.calendar_sequence: event["calendar_sequence"] + 1,
         }).where(Event.id == event_id)

@@ -158,8 +158,11 @@ async def test_full_event_waitlists_then_leave(client):
     assert "キャンセル待ちとして受け付けました" in shown.text
     assert "キャンセル待ち</span>（1番目）" in shown.text
     mine = await registration.my_registration(event_id, (await people.find_by_email(email))["id"])
-    left = await client.post(f"/registrations/{mine['id']}/leave-waitlist", data={"_csrf": csrf_from(shown.text)},
-                             follow_redirects=False)
+    asked = await client.post(f"/registrations/{mine['id']}/leave-waitlist", data={"_csrf": csrf_from(shown.text)})
+    assert asked.status_code == 200 and "キャンセル待ちをやめますか" in asked.text and "今の順番は失われます" in asked.text
+    assert (await registration.get_registration(mine["id"], actor=as_staff(None)))["status"] == "waitlisted"
+    left = await client.post(f"/registrations/{mine['id']}/leave-waitlist",
+                             data={"_csrf": csrf_from(shown.text), "confirmed": "1"}, follow_redirects=False)
     assert left.status_code == 303
     after = await client.get(left.headers["location"])
     assert "キャンセル待ち（抽選のお申し込み）を取り下げました" in after.text
@@ -202,9 +205,14 @@ async def test_cancel_own_and_not_someone_elses(client, app):
     await client.post("/logout", data={"_csrf": token})
     await login(client, other)
     listing = await client.get("/my/registrations")
+    asked = await client.post(f"/registrations/{other_reg['id']}/cancel",
+                              data={"_csrf": csrf_from(listing.text), "next": "/my/registrations?notice=cancelled"})
+    assert asked.status_code == 200 and "お申し込みを取り消しますか" in asked.text and "確認のメールをお送りします" in asked.text
+    assert 'href="/my/registrations"' in asked.text  # やめて戻る
+    assert (await registration.get_registration(other_reg["id"], actor=as_staff(None)))["status"] == "confirmed"
     cancelled = await client.post(f"/registrations/{other_reg['id']}/cancel",
-                                  data={"_csrf": csrf_from(listing.text), "next": "/my/registrations?notice=cancelled"},
-                                  follow_redirects=False)
+                                  data={"_csrf": csrf_from(asked.text), "next": "/my/registrations?notice=cancelled",
+                                        "confirmed": "1"}, follow_redirects=False)
     assert cancelled.status_code == 303 and cancelled.headers["location"] == "/my/registrations?notice=cancelled"
     assert (await registration.get_registration(other_reg["id"], actor=as_staff(None)))["status"] == "cancelled"
     # the freed seat is offered to the waiting student, who answers from their own pages

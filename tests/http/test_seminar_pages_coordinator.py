@@ -107,8 +107,16 @@ async def test_create_edit_publish_duplicate_cancel_through_the_form(client):
     attendee = await student()
     await registration.register(event_id, (await people.find_by_email(attendee))["id"],
                                 answers={str(event["questions"][0]["id"]): "興味があります"})
-    cancelled = await client.post(f"/coordinator/events/{event_id}/cancel", data={"_csrf": token, "reason": "台風のため"},
-                                  follow_redirects=False)
+    # irreversible, and people are told: a confirmation step that says so, and the reason is required
+    asked = await client.post(f"/coordinator/events/{event_id}/cancel", data={"_csrf": token, "reason": ""})
+    assert asked.status_code == 200 and "中止しますか" in asked.text and "1名の方にメールでお知らせします" in asked.text
+    assert 'name="confirmed" value="1"' in asked.text and (await schedule.get_event(event_id))["status"] == "published"
+    blank = await client.post(f"/coordinator/events/{event_id}/cancel",
+                              data={"_csrf": token, "reason": " ", "confirmed": "1"})
+    assert blank.status_code == 422 and "中止の理由を入力してください" in blank.text
+    assert (await schedule.get_event(event_id))["status"] == "published" and 'aria-invalid="true"' in blank.text
+    cancelled = await client.post(f"/coordinator/events/{event_id}/cancel",
+                                  data={"_csrf": token, "reason": "台風のため", "confirmed": "1"}, follow_redirects=False)
     assert cancelled.status_code == 303
     assert (await schedule.get_event(event_id))["status"] == "cancelled"
     assert len(await outbox_mails("seminar_event_cancelled", attendee)) == 1
@@ -188,7 +196,7 @@ async def test_registrations_page_counter_registration_exports_and_audit(client)
     # a coordinator cancels the minor's place from the list; the caller on the waiting list is offered the seat
     minor_reg = [r for r in rows if r["name"] == "佐藤 結衣"][0]
     cancelled = await client.post(f"/registrations/{minor_reg['id']}/cancel", follow_redirects=False, data={
-        "_csrf": csrf_from(page.text), "next": f"/coordinator/events/{event_id}/registrations"})
+        "_csrf": csrf_from(page.text), "next": f"/coordinator/events/{event_id}/registrations", "confirmed": "1"})
     assert cancelled.status_code == 303 and cancelled.headers["location"].endswith("/registrations")
     statuses = {r["name"]: r["status"] for r in await registration.list_registrations(event_id, actor=as_staff(None))}
     assert statuses == {"佐藤 結衣": "cancelled", "電話 太郎": "offered"}
@@ -209,7 +217,11 @@ async def test_lottery_draw_and_verify_buttons(client):
         assert (await registration.register(event_id, (await people.find_by_email(email))["id"]))["status"] == "applied"
     page = await client.get(f"/coordinator/events/{event_id}")
     assert "今すぐ抽選する" in page.text
-    drawn = await client.post(f"/coordinator/events/{event_id}/draw", data={"_csrf": csrf_from(page.text)},
+    asked = await client.post(f"/coordinator/events/{event_id}/draw", data={"_csrf": csrf_from(page.text)})
+    assert asked.status_code == 200 and "抽選を今すぐ行いますか" in asked.text
+    assert "抽選申込 3名から、空いている 1 席を抽選します" in asked.text and "3名の方にメールでお知らせします" in asked.text
+    assert (await schedule.get_event(event_id))["lottery_drawn_at"] is None  # nothing happened yet
+    drawn = await client.post(f"/coordinator/events/{event_id}/draw", data={"_csrf": csrf_from(page.text), "confirmed": "1"},
                               follow_redirects=False)
     assert drawn.status_code == 303
     result = await client.get(drawn.headers["location"])
@@ -218,7 +230,7 @@ async def test_lottery_draw_and_verify_buttons(client):
     assert statuses == ["confirmed", "waitlisted", "waitlisted"]
     verified = await client.get(f"/coordinator/events/{event_id}?verify=1")
     assert "同じ結果になります" in verified.text
-    twice = await client.post(f"/coordinator/events/{event_id}/draw", data={"_csrf": csrf_from(page.text)})
+    twice = await client.post(f"/coordinator/events/{event_id}/draw", data={"_csrf": csrf_from(page.text), "confirmed": "1"})
     assert twice.status_code == 409 and "既に抽選済み" in twice.text
 
 
@@ -325,7 +337,7 @@ async def test_allocation_settings_through_the_form_and_declaring_a_draw_void(cl
     assert "車いすで参加します" in regs.text and "金沢区にお住まい・通学・通勤の方" in regs.text
 
     page = await client.get(f"/coordinator/events/{event['id']}")
-    await client.post(f"/coordinator/events/{event['id']}/draw", data={"_csrf": csrf_from(page.text)})
+    await client.post(f"/coordinator/events/{event['id']}/draw", data={"_csrf": csrf_from(page.text), "confirmed": "1"})
     page = await client.get(f"/coordinator/events/{event['id']}")
     assert "抽選を無効と宣言する" in page.text and f'href="/events/{event["id"]}/lottery"' in page.text
     blank_reason = await client.post(f"/coordinator/events/{event['id']}/draw/cancel",

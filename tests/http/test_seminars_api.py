@@ -195,7 +195,7 @@ async def test_lottery_over_http_and_attendance(client):
     assert twice.status_code == 409 and twice.json()["code"] == "no_draw_to_cancel"
     assert (await client.post(f"/api/v1/events/{event_id}/draw", headers=coord)).json()["code"] == "lottery_already_drawn"
     assert await AuditEntry.count().where((AuditEntry.action == "lottery_cancelled")
-                                          & (AuditEntry.subject_id == event_id)) == 1
+                                          & (AuditEntry.subject_id == str(event_id))) == 1
     public = await client.get(f"/events/{event_id}/lottery")
     assert public.status_code == 200 and "締切の時刻を誤って設定" in public.text and "無効" in public.text
 

@@ -27,7 +27,16 @@ from lifedesign.areas.seminars.pages_common import (
 )
 from lifedesign.areas.seminars.pages_coordinator import COORDINATOR_ROUTES
 from lifedesign.i18n import gettext_for
-from lifedesign.rendering import HOME_SECTIONS, form_data, form_list, page, register_nav, render_fragment
+from lifedesign.rendering import (
+    HOME_SECTIONS,
+    confirm_page,
+    confirmed,
+    form_data,
+    form_list,
+    page,
+    register_nav,
+    render_fragment,
+)
 from lifedesign.security import LOGGED_IN, actor_of
 
 register_nav("/coordinator/events", "イベント管理", ("coordinator",))
@@ -153,12 +162,15 @@ async def register(request: Request, event_id: FromPath[int]) -> Response:
 
 @post("/registrations/{registration_id:int}/cancel", guards=[LOGGED_IN], include_in_schema=False)
 async def cancel(request: Request, registration_id: FromPath[int]) -> Response:
+    """Cancelling a place gives the seat away: a confirmation step first (the same form, confirmed=1)."""
     actor = actor_of(request)
     found = await registration.get_registration(registration_id, actor=actor)
     form = await form_data(request)
-    await registration.cancel_registration(registration_id, actor=actor, reason=form.get("reason", ""))
-    target = safe_next(form.get("next", ""), f"/events/{found['event_id']}?notice=cancelled")
-    return Redirect(path=target, status_code=303)
+    if confirmed(form):
+        await registration.cancel_registration(registration_id, actor=actor, reason=form.get("reason", ""))
+        target = safe_next(form.get("next", ""), f"/events/{found['event_id']}?notice=cancelled")
+        return Redirect(path=target, status_code=303)
+    return await _confirm_leaving(request, found, form, action="cancel")
 
 
 @post("/registrations/{registration_id:int}/leave-waitlist", guards=[LOGGED_IN], include_in_schema=False)
@@ -166,9 +178,34 @@ async def leave_waitlist(request: Request, registration_id: FromPath[int]) -> Re
     actor = actor_of(request)
     found = await registration.get_registration(registration_id, actor=actor)
     form = await form_data(request)
-    await registration.leave_waitlist(registration_id, actor=actor)
-    target = safe_next(form.get("next", ""), f"/events/{found['event_id']}?notice=left")
-    return Redirect(path=target, status_code=303)
+    if confirmed(form):
+        await registration.leave_waitlist(registration_id, actor=actor)
+        target = safe_next(form.get("next", ""), f"/events/{found['event_id']}?notice=left")
+        return Redirect(path=target, status_code=303)
+    return await _confirm_leaving(request, found, form, action="leave-waitlist")
+
+
+async def _confirm_leaving(request: Request, found: dict[str, Any], form: dict[str, str], *, action: str) -> Response:
+    locale = request.state.locale
+    _ = gettext_for(locale)
+    event = localized(await schedule.get_event(found["event_id"]), locale)
+    what = {"t": event["display_title"], "when": timefmt.event_when(event, locale)}
+    own = found["person_id"] == request.state.person["id"]
+    if action == "cancel":
+        title = _("「%(t)s」のお申し込みを取り消しますか") % what
+        lines = [_("%(when)s の「%(t)s」のお申し込みを取り消します。") % what,
+                 _("お席はキャンセル待ちの方にお譲りします。もう一度申し込むと、空きがない場合はキャンセル待ちになります。")]
+        button = _("申し込みを取り消す")
+    else:
+        title = _("「%(t)s」のキャンセル待ちをやめますか") % what if found["status"] == "waitlisted" else \
+            _("「%(t)s」の抽選の申し込みを取り下げますか") % what
+        lines = [_("今の順番は失われます。もう一度申し込むと、最後尾からになります。") if found["status"] == "waitlisted"
+                 else _("抽選の対象から外れます。締切までなら、もう一度申し込めます。")]
+        button = _("キャンセル待ちをやめる") if found["status"] == "waitlisted" else _("抽選の申し込みを取り下げる")
+    lines.append(_("確認のメールをお送りします。") if own else _("ご本人に確認のメールをお送りします。"))
+    back = safe_next(form.get("next", "").split("?")[0], f"/events/{found['event_id']}")
+    return confirm_page(request, title=title, action=f"/registrations/{found['id']}/{action}", button=button,
+                        back=back, consequences=lines, fields={"next": form.get("next", "")})
 
 
 @post("/registrations/{registration_id:int}/offer", guards=[LOGGED_IN], include_in_schema=False)

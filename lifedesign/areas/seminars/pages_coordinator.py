@@ -23,7 +23,7 @@ from events.seminars.tables import PRIORITY_RULES, REGISTRATION_STATES
 from events.timefmt import TOKYO
 from lifedesign.areas.seminars.pages_common import LABELS, REFUSALS, attachment, localized
 from lifedesign.i18n import gettext_for
-from lifedesign.rendering import form_data, page
+from lifedesign.rendering import confirm_page, confirmed, form_data, page
 from lifedesign.security import COORDINATOR, actor_of
 
 FIELD_LABELS = {
@@ -321,9 +321,29 @@ async def event_publish(request: Request, event_id: FromPath[int]) -> Response:
 
 @post("/coordinator/events/{event_id:int}/cancel", guards=[COORDINATOR], include_in_schema=False)
 async def event_cancel(request: Request, event_id: FromPath[int]) -> Response:
+    """Cancelling an event is irreversible and mails everyone registered: a confirmation step first."""
     form = await form_data(request)
-    await schedule.cancel_event(event_id, actor=actor_of(request), reason=form.get("reason", ""))
-    return _back(event_id, "cancelled")
+    reason = form.get("reason", "")
+    error = ""
+    if confirmed(form):
+        try:
+            await schedule.cancel_event(event_id, actor=actor_of(request), reason=reason)
+            return _back(event_id, "cancelled")
+        except DomainError as exc:
+            if exc.status == 404:
+                raise
+            error = gettext_for(request.state.locale)(exc.message)
+    _ = gettext_for(request.state.locale)
+    event = localized(await schedule.get_event(event_id), request.state.locale)
+    return confirm_page(
+        request, title=_("「%(t)s」を中止しますか") % {"t": event["display_title"]},
+        action=f"/coordinator/events/{event_id}/cancel", button=_("イベントを中止する"),
+        back=f"/coordinator/events/{event_id}#cancel", recipients=event["live_count"],
+        consequences=[_("イベントを中止にし、公開ページに「中止」と表示します。"),
+                      _("すべてのお申し込み（%(n)d件）を取り消し、カレンダーの予定も取り消します。") % {"n": event["live_count"]},
+                      _("申し込んでいた方全員に、中止の理由を書いたメールをお送りします。")],
+        reason_label=_("中止の理由（メールに記載されます）"), reason=reason,
+        reason_required=event["live_count"] > 0, error=error, status_code=422 if error else 200)
 
 
 @post("/coordinator/events/{event_id:int}/complete", guards=[COORDINATOR], include_in_schema=False)
@@ -343,8 +363,23 @@ async def event_duplicate(request: Request, event_id: FromPath[int]) -> Response
 
 @post("/coordinator/events/{event_id:int}/draw", guards=[COORDINATOR], include_in_schema=False)
 async def event_draw(request: Request, event_id: FromPath[int]) -> Response:
-    await draws.draw_lottery(event_id, actor=actor_of(request))
-    return _back(event_id, "drawn")
+    """Drawing now closes registration and mails every applicant: a confirmation step first."""
+    form = await form_data(request)
+    if confirmed(form):
+        await draws.draw_lottery(event_id, actor=actor_of(request))
+        return _back(event_id, "drawn")
+    _ = gettext_for(request.state.locale)
+    event = localized(await schedule.get_event(event_id), request.state.locale)
+    lines = [_("抽選申込 %(n)d名から、空いている %(seats)d 席を抽選します。") % {"n": event["applied_count"],
+                                                                   "seats": event["remaining"]}]
+    if event["registration_closes_at"] is None or event["registration_closes_at"] > utcnow():
+        lines.insert(0, _("申込の受付を今すぐ締め切ります（この後は申し込めません）。"))
+    lines += [_("結果（当選・キャンセル待ちの順番）を申込者全員にメールでお知らせします。"),
+              _("抽選はやり直せません。")]
+    return confirm_page(request, title=_("「%(t)s」の抽選を今すぐ行いますか") % {"t": event["display_title"]},
+                        action=f"/coordinator/events/{event_id}/draw", button=_("抽選する"),
+                        back=f"/coordinator/events/{event_id}#lottery", recipients=event["applied_count"],
+                        consequences=lines, danger=False)
 
 
 @post("/coordinator/events/{event_id:int}/draw/cancel", guards=[COORDINATOR], include_in_schema=False)
