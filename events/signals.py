@@ -134,6 +134,9 @@ class EventChanged:
     event_id: int
     fields: frozenset[str]
     before: Mapping[str, Any] = field(default_factory=dict)
+    # Registrations whose own place mail of the same edit already carries the new details (a seat freed by
+    # a larger capacity): they get no second mail about the change.
+    already_told: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)

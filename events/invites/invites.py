@@ -203,11 +203,11 @@ async def on_event_cancelled(change: signals.EventCancelled) -> None:
         await _withdraw_reminder(event_id, holder["person"])
 
 
-async def calendar_holders(event_id: int) -> list[int]:
-    rows = await Registration.select(Registration.person).where(
+async def calendar_holders(event_id: int, *, except_registrations: frozenset[int] = frozenset()) -> list[int]:
+    rows = await Registration.select(Registration.id, Registration.person).where(
         (Registration.event == event_id) & Registration.status.is_in(list(CALENDAR_STATES))
     ).order_by(Registration.id)
-    return [row["person"] for row in rows]
+    return [row["person"] for row in rows if row["id"] not in except_registrations]
 
 
 async def on_event_changed(change: signals.EventChanged) -> None:
@@ -219,7 +219,7 @@ async def on_event_changed(change: signals.EventChanged) -> None:
     if event is None or event["status"] not in LIVE_EVENT_STATES:
         return
     what = sorted({field.removesuffix("_en") for field in changed & INVITE_FIELDS})
-    for person_id in await calendar_holders(event_id):
+    for person_id in await calendar_holders(event_id, except_registrations=change.already_told):
         person = await recipient(person_id)
         if person is None:
             continue

@@ -131,6 +131,8 @@ async def on_event_changed(change: signals.EventChanged) -> None:
         (Registration.event == change.event_id) & Registration.status.is_in(states))
     before = {**event, **change.before}
     for row in rows:
+        if row["id"] in change.already_told:
+            continue
         await queue_mail(
             "seminar_changed", to_email=row["email"], to_name=row["name"], locale=row["locale"],
             context={**event_context(event, row["locale"]), "fields": sorted(change.fields),

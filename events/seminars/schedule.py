@@ -396,11 +396,12 @@ async def update_event(event_id: int, changes: Mapping[str, Any], *, actor: Acto
         if notify:
             values[Event.calendar_sequence] = event["calendar_sequence"] + 1
         await Event.update(values).where(Event.id == event_id)
+        # Seats first: whoever moves up is told once, by their place mail, which carries the new details.
+        moved = await places.promote(event_id) if "capacity" in changed else []
         if notify:
             await signals.EVENT_CHANGED.send(signals.EventChanged(
-                event_id=event_id, fields=frozenset(notify), before={f: event[f] for f in notify}))
-        if "capacity" in changed:
-            await places.promote(event_id)
+                event_id=event_id, fields=frozenset(notify), before={f: event[f] for f in notify},
+                already_told=frozenset(moved)))
         if after.get("allocation") == "lottery" and event["status"] == "published":
             await allocation.ensure_commitment(event_id)
     result = await get_event(event_id)
@@ -409,10 +410,21 @@ async def update_event(event_id: int, changes: Mapping[str, Any], *, actor: Acto
     return result
 
 
+async def time_warnings(venue: str, starts_at: datetime, ends_at: datetime, *,
+                        exclude_id: int | None = None) -> list[dict[str, Any]]:
+    """What a coordinator should see before saving these times: a start already past, and other events
+    at the same venue whose times overlap (the venue may be double-booked)."""
+    found: list[dict[str, Any]] = []
+    if starts_at < utcnow():
+        found.append({"code": "starts_in_past", "message": "開始日時が過去になっています。"})
+    for other in await overlapping_events(venue, starts_at, ends_at, exclude_id=exclude_id):
+        found.append({"code": "venue_overlap", "message": f"同じ会場で時間が重なるイベントがあります: {other['title']}",
+                      "event_id": other["id"], "title": other["title"]})
+    return found
+
+
 async def _warnings(event: Mapping[str, Any]) -> list[dict[str, Any]]:
-    overlaps = await overlapping_events(event["venue"], event["starts_at"], event["ends_at"], exclude_id=event["id"])
-    return [{"code": "venue_overlap", "message": f"同じ会場で時間が重なるイベントがあります: {o['title']}",
-             "event_id": o["id"]} for o in overlaps]
+    return await time_warnings(event["venue"], event["starts_at"], event["ends_at"], exclude_id=event["id"])
 
 
 async def publish_event(event_id: int, *, actor: Actor) -> dict[str, Any]:

@@ -348,3 +348,55 @@ async def test_allocation_settings_through_the_form_and_declaring_a_draw_void(cl
     assert void.status_code == 200 and "抽選を無効と宣言しました" in void.text
     assert "この抽選は無効と宣言されています" in void.text and "抽選を無効と宣言する" not in void.text
     assert await AuditEntry.count().where(AuditEntry.action == "lottery_cancelled") == 1
+
+
+async def test_saving_a_past_start_or_a_booked_venue_asks_first(client):
+    await as_coordinator(client)
+    blank = await client.get("/coordinator/events/new")
+    token = csrf_from(blank.text)
+    past = (soon(-3) + timedelta(hours=9)).strftime("%Y-%m-%dT10:00")
+    form = event_form(token, starts_at=past, ends_at=past[:11] + "12:00")
+    asked = await client.post("/coordinator/events/new", data=form)
+    assert asked.status_code == 200 and "まだ保存していません" in asked.text and "が過去になっています" in asked.text
+    assert 'name="confirmed" value="1"' in asked.text and 'value="働き方と家族のセミナー"' in asked.text
+    assert await Event.count() == 0
+    saved = await client.post("/coordinator/events/new", data={**form, "confirmed": "1"}, follow_redirects=False)
+    assert saved.status_code == 303 and await Event.count() == 1
+
+    # an edit that moves an event onto a booked venue and time asks too; an untouched time does not
+    future = event_form(token)
+    first = await client.post("/coordinator/events/new", data=future, follow_redirects=False)
+    second = await client.post("/coordinator/events/new", data={**future, "venue": "金沢地区センター"},
+                               follow_redirects=False)
+    assert first.status_code == second.status_code == 303
+    second_id = int(re.search(r"/coordinator/events/(\d+)", second.headers["location"]).group(1))
+    moved = await client.post(f"/coordinator/events/{second_id}/edit", data={**future, "capacity": "12"})
+    assert moved.status_code == 200 and "同じ会場で時間が重なるイベントがあります: 働き方と家族のセミナー" in moved.text
+    assert (await schedule.get_event(second_id))["venue"] == "金沢地区センター"
+    untouched = await client.post(f"/coordinator/events/{second_id}/edit",
+                                  data={**future, "venue": "金沢地区センター", "capacity": "12"}, follow_redirects=False)
+    assert untouched.status_code == 303 and (await schedule.get_event(second_id))["capacity"] == 12
+
+
+async def test_one_edit_is_one_mail_per_person(client):
+    me = await as_coordinator(client)
+    start = soon(12)
+    event_id = await schedule.create_event({
+        "title": "一通だけのセミナー", "venue": "金沢公会堂", "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=2)).isoformat(), "capacity": 1}, actor=as_staff(me))
+    await schedule.publish_event(event_id, actor=as_staff(me))
+    seated, waiting, last = await student(), await student(), await student()
+    for email in (seated, waiting, last):
+        await registration.register(event_id, (await people.find_by_email(email))["id"])
+    from events.core.tables import OutboxMessage
+
+    mark = max([r["id"] for r in await OutboxMessage.select(OutboxMessage.id)] or [0])
+    # one edit: a new venue and one more seat — the first in line moves up and is told once, with the new venue
+    await schedule.update_event(event_id, {"venue": "金沢地区センター", "capacity": 2}, actor=as_staff(me))
+    told = {}
+    for row in await OutboxMessage.select(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.recipient).where(
+            (OutboxMessage.id > mark) & (OutboxMessage.kind != "reminder")):  # reminders wait for the day before
+        told.setdefault(row["recipient"], []).append(row["kind"])
+    assert told == {seated: ["invite_update"], waiting: ["seminar_offer"], last: ["seminar_changed"]}
+    for email, kind in ((seated, "invite_update"), (waiting, "seminar_offer"), (last, "seminar_changed")):
+        assert "金沢地区センター" in mail_text((await outbox_mails(kind, email))[-1])

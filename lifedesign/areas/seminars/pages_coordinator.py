@@ -134,13 +134,13 @@ def _fields_from_form(form: dict[str, str]) -> dict[str, Any]:
 
 
 def _form_page(request: Request, *, event: dict[str, Any] | None, values: dict[str, Any], error: str = "",
-               field: str = "", status_code: int = 200) -> Response:
+               field: str = "", status_code: int = 200, warnings: list[str] | None = None) -> Response:
     _ = gettext_for(request.state.locale)
     rows = list(values.get("questions") or [])
     rows += [{"kind": "text", "label": "", "label_en": "", "options": "", "required": False}] * EMPTY_QUESTION_ROWS
     title = _("イベントの編集") if event else _("イベントの作成")
     return page(request, "pages/seminars/coord_form.html", status_code=status_code, title=title, heading=title,
-                event=event, values=values, question_rows=rows, error=error, error_field=field,
+                event=event, values=values, question_rows=rows, error=error, error_field=field, warnings=warnings or [],
                 action=f"/coordinator/events/{event['id']}/edit" if event else "/coordinator/events/new", **LABELS)
 
 
@@ -158,6 +158,30 @@ def _values_from_post(form: dict[str, str]) -> dict[str, Any]:
     return values
 
 
+async def _unconfirmed_warnings(form: dict[str, str], fields: dict[str, Any], *, event: dict[str, Any] | None,
+                                locale: str) -> list[str]:
+    """Before saving a start in the past or a venue already booked at that time, the form asks once more
+    (the coordinator saves with 「このまま保存する」, confirmed=1). Unreadable times are left to the service."""
+    if confirmed(form):
+        return []
+    venue = fields.get("venue", event["venue"] if event else "")
+    try:
+        starts = datetime.fromisoformat(fields["starts_at"]) if fields.get("starts_at") else (event or {}).get("starts_at")
+        ends = datetime.fromisoformat(fields["ends_at"]) if fields.get("ends_at") else (event or {}).get("ends_at")
+    except ValueError:
+        return []
+    if not starts or not ends or starts.tzinfo is None or ends.tzinfo is None:
+        return []
+    _ = gettext_for(locale)
+    out = []
+    for warning in await schedule.time_warnings(venue, starts, ends, exclude_id=event["id"] if event else None):
+        if warning["code"] == "starts_in_past":
+            out.append(_("開始日時（%(when)s）が過去になっています。") % {"when": timefmt.long(starts, locale)})
+        else:
+            out.append(_("同じ会場で時間が重なるイベントがあります: %(t)s") % {"t": warning["title"]})
+    return out
+
+
 @post("/coordinator/events/new", guards=[COORDINATOR], include_in_schema=False)
 async def event_create(request: Request) -> Response:
     form = await form_data(request)
@@ -166,6 +190,9 @@ async def event_create(request: Request) -> Response:
         return _form_page(request, event=None, values=values)
     fields = _fields_from_form(form)
     fields["questions"] = _questions_for_service(values["questions"])
+    warnings = await _unconfirmed_warnings(form, fields, event=None, locale=request.state.locale)
+    if warnings:
+        return _form_page(request, event=None, values=values, warnings=warnings)
     try:
         event_id = await schedule.create_event(fields, actor=actor_of(request))
     except DomainError as exc:
@@ -196,6 +223,10 @@ async def event_update(request: Request, event_id: FromPath[int]) -> Response:
     current = _questions_for_service(shown["questions"])
     if questions != current:  # questions are locked once people registered; send them only when changed
         changes["questions"] = questions
+    if {"starts_at", "ends_at", "venue"} & set(changes):
+        warnings = await _unconfirmed_warnings(form, changes, event=event, locale=request.state.locale)
+        if warnings:
+            return _form_page(request, event=event, values=values, warnings=warnings)
     try:
         await schedule.update_event(event_id, changes, actor=actor_of(request))
     except DomainError as exc:
