@@ -51,6 +51,7 @@ ACTION_LABELS = {
     "feedback_survey_closed": "アンケートの受付を終了",
     "staff_viewed_audit": "監査ログを表示",
     "event_cancelled": "イベントを中止",
+    "event_message_sent": "申込者にお知らせを送信",
     "lottery_drawn": "抽選を実施",
     "lottery_cancelled": "抽選を無効と宣言",
     "invite_resent": "招待状を再送",

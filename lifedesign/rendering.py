@@ -124,11 +124,12 @@ def confirmed(form: dict[str, str]) -> bool:
 def confirm_page(request: Request, *, title: str, action: str, consequences: list[str], button: str,
                  back: str, fields: dict[str, str] | None = None, recipients: int | None = None,
                  reason_label: str = "", reason: str = "", reason_required: bool = False, error: str = "",
-                 danger: bool = True, status_code: int = 200) -> Response:
+                 danger: bool = True, preview: str = "", status_code: int = 200) -> Response:
     """The one confirmation step before an irreversible action, without JavaScript: the same form posted
     again with confirmed=1. It says what will happen and how many people get mail; where people are told
-    why, it asks for the reason (required when `reason_required`). Texts are given translated."""
+    why, it asks for the reason (required when `reason_required`); `preview` shows a text as it will be sent.
+    Texts are given translated."""
     return page(request, "pages/confirm.html", status_code=status_code, title=title, heading=title, action=action,
                 consequences=consequences, button=button, back=back, fields=fields or {}, recipients=recipients,
                 reason_label=reason_label, reason=reason, reason_required=reason_required, error=error,
-                danger=danger, confirm_field=CONFIRM_FIELD)
+                danger=danger, preview=preview, confirm_field=CONFIRM_FIELD)

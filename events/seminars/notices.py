@@ -58,6 +58,7 @@ def event_context(event: Mapping[str, Any], locale: str = "ja") -> dict[str, Any
         "event_id": event["id"],
         "title": (event.get("title_en") if english else "") or event["title"],
         "venue": (event.get("venue_en") if english else "") or event["venue"],
+        "access": (event.get("access_en") if english else "") or event.get("access") or "",
         "when": timefmt.event_when(event, locale),
         "event_url": f"{config().base_url}/events/{event['id']}",
         "cancel_cutoff_hours": event.get("cancel_cutoff_hours", 24),

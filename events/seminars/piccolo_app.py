@@ -14,6 +14,7 @@ APP_CONFIG = AppConfig(
         tables.EventInvitation,
         tables.GuardianConsent,
         tables.LotteryDraw,
+        tables.EventMessage,
         tables.IdempotentRequest,
     ],
     migration_dependencies=["events.core.piccolo_app"],

@@ -42,7 +42,7 @@ from events.access import Actor
 from events.core.tables import Person, PersonRole, StaffMembership, StudentProfile
 from events.db import aware, engine, is_unique_violation, read_transaction, utcnow, write_transaction
 from events.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from events.seminars import allocation
+from events.seminars import allocation, schedule
 from events.seminars.schedule import questions_of, validate_answers
 from events.seminars.tables import (
     LIVE_STATES,
@@ -112,9 +112,10 @@ def check_open(event: Mapping[str, Any], *, by_coordinator: bool) -> None:
         return
     if event["starts_at"] <= now:
         raise Conflict("開始時刻を過ぎたため、申込を受け付けていません。", code="event_started")
-    if event["registration_opens_at"] and now < event["registration_opens_at"]:
+    window = schedule.registration_window(event, now)  # the one definition, also shown on the lists
+    if window == "before":
         raise Conflict("申込受付はまだ始まっていません。", code="registration_not_open")
-    if event["registration_closes_at"] and now >= event["registration_closes_at"]:
+    if window == "closed":
         raise Conflict("申込受付は締め切りました。", code="registration_closed")
 
 

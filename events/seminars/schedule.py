@@ -21,7 +21,7 @@ attended, no_show), pending_consent_count, waitlist_count, applied_count, remain
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from events import access, audit, places, signals
@@ -39,6 +39,7 @@ from events.seminars.tables import (
     EventQuestion,
     Registration,
 )
+from events.timefmt import TOKYO
 
 QUESTION_KINDS = ("text", "single", "multi", "checkbox")
 MAX_CAPACITY = 10_000
@@ -46,7 +47,8 @@ MAX_TEXT_ANSWER = 2000
 # Editing these on a published event raises the calendar SEQUENCE and tells every registered person.
 NOTIFY_FIELDS = ("title", "starts_at", "ends_at", "venue")
 EVENT_FIELDS = (
-    "kind", "title", "title_en", "description", "description_en", "venue", "venue_en", "starts_at", "ends_at",
+    "kind", "title", "title_en", "description", "description_en", "venue", "venue_en", "access", "access_en",
+    "starts_at", "ends_at",
     "capacity", "registration_opens_at", "registration_closes_at", "cancel_cutoff_hours", "audience", "allocation",
     "visibility", "series", "priority_rules", "max_companions", "offer_hours", "offer_fallback_hours",
     "ask_accommodation", "one_per_series",
@@ -133,6 +135,8 @@ def clean_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = _text(value, name, 200)
         elif name in ("description", "description_en"):
             out[name] = _text(value, name, 20_000)
+        elif name in ("access", "access_en"):
+            out[name] = _text(value, name, 2000)
         elif name in ("starts_at", "ends_at"):
             out[name] = parse_time(value, name)
         elif name in ("registration_opens_at", "registration_closes_at"):
@@ -266,7 +270,21 @@ def _with_counts(event: dict[str, Any], counts: dict[str, int]) -> dict[str, Any
     event["offered_count"] = counts["offered"]
     event["live_count"] = sum(counts[s] for s in LIVE_STATES)  # everyone a cancellation would tell
     event["remaining"] = max(event["capacity"] - event["taken"], 0)
+    event["registration_window"] = registration_window(event)
     return event
+
+
+def registration_window(event: Mapping[str, Any], now: datetime | None = None) -> str:
+    """"before" registration opens, "open", or "closed" (past the closing time — a draw closes it too — or
+    the start)."""
+    now = now or utcnow()
+    opens, closes = aware(event.get("registration_opens_at")), aware(event.get("registration_closes_at"))
+    starts = aware(event.get("starts_at"))
+    if opens and now < opens:
+        return "before"
+    if (closes and now >= closes) or (starts and now >= starts):
+        return "closed"
+    return "open"
 
 
 async def get_event(event_id: int) -> dict[str, Any]:
@@ -284,14 +302,24 @@ async def _listing(query: Any) -> list[dict[str, Any]]:
     return [_with_counts(e, counts[e["id"]]) for e in events]
 
 
-async def list_public_events(*, now: datetime | None = None, limit: int = 100, kind: str | None = None) -> list[dict[str, Any]]:
-    """Upcoming published public events, soonest first, with remaining places."""
+async def list_public_events(*, now: datetime | None = None, limit: int = 100, kind: str | None = None,
+                             audiences: Iterable[str] | None = None, month: date | None = None,
+                             open_only: bool = False) -> list[dict[str, Any]]:
+    """Upcoming published public events, soonest first, with remaining places; optionally of some audiences,
+    in one month (Asia/Tokyo), or only those taking applications now."""
     query = Event.select().where(
         (Event.status == "published") & (Event.visibility == "public") & (Event.ends_at > (now or utcnow()))
     ).order_by(Event.starts_at).limit(limit)
     if kind:
         query = query.where(Event.kind == kind)
-    return await _listing(query)
+    if audiences:
+        query = query.where(Event.audience.is_in(list(audiences)))
+    if month:
+        first = datetime(month.year, month.month, 1, tzinfo=TOKYO)
+        after = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=TOKYO)
+        query = query.where((Event.starts_at >= first) & (Event.starts_at < after))
+    events = await _listing(query)
+    return [e for e in events if e["registration_window"] == "open"] if open_only else events
 
 
 async def list_events_between(

@@ -43,6 +43,8 @@ class Event(Table, tablename="event"):
     description_en = Text(default="")
     venue = Varchar(length=300, default="")
     venue_en = Varchar(length=300, default="")
+    access = Text(default="")  # how to get there (最寄り駅, 徒歩, 駐車場): shown on the page and in the mails
+    access_en = Text(default="")
     starts_at = Timestamptz(index=True)
     ends_at = Timestamptz()
     capacity = Integer(default=0)
@@ -145,6 +147,21 @@ class LotteryDraw(Table, tablename="lottery_draw"):
     # A draw is never re-run; a coordinator may only declare it void, which is audited and shown publicly.
     cancelled_at = Timestamptz(null=True, default=None)
     cancel_reason = Text(default="")
+
+
+MESSAGE_AUDIENCES = ("all", "seated", "waiting")  # everyone registered / holding a seat / waiting or applied
+
+
+class EventMessage(Table, tablename="event_message"):
+    """A coordinator's message to the people registered for an event (one mail each, through the outbox)."""
+
+    event = ForeignKey(Event, on_delete=OnDelete.cascade, index=True)
+    audience = Varchar(length=16, default="all")
+    subject = Varchar(length=200)
+    body = Text()
+    recipients = Integer(default=0)
+    sent_by = ForeignKey(Person, null=True, on_delete=OnDelete.set_null)
+    sent_at = Timestamptz()
 
 
 class IdempotentRequest(Table, tablename="idempotent_request"):

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from events import clock, people
 from events.seminars import registration, schedule
+from events.timefmt import TOKYO
 from tests.conftest import as_staff, csrf_from, links_in, login, make_person, outbox_mails
 
 TOKYO_FMT = re.compile(r"\d{4}年\d{1,2}月\d{1,2}日（[月火水木金土日]）\d{2}:\d{2}〜\d{2}:\d{2}")
@@ -60,6 +61,41 @@ async def register_via_page(client, event_id: int, extra: dict | None = None, *,
 
 def alert_text(html: str) -> str:
     return " ".join(unescape(m) for m in re.findall(r'role="alert"[^>]*>(.*?)</p>', html, re.S))
+
+
+async def test_public_list_filters_by_audience_month_and_open_now(client):
+    for_staff = await new_event(title="保育士の交流会", audience="facility_staff", starts_at=soon(40))
+    for_high = await new_event(title="高校生の講座", audience="high_school", starts_at=soon(10))
+    later = await new_event(title="来月以降の講座", audience="students", starts_at=soon(70),
+                            registration_opens_at=soon(30).isoformat())
+    listing = await client.get("/events")
+    assert all(t in listing.text for t in ("保育士の交流会", "高校生の講座", "来月以降の講座"))
+    assert "から受付" in listing.text  # not open yet: when it opens, not a register badge
+    high = await client.get("/events", params={"audience": "high_school"})
+    assert "高校生の講座" in high.text and "来月以降の講座" in high.text and "保育士の交流会" not in high.text
+    open_now = await client.get("/events", params={"open_only": "1"})
+    assert "来月以降の講座" not in open_now.text and "高校生の講座" in open_now.text
+    month = (await schedule.get_event(for_high))["starts_at"].astimezone(TOKYO).strftime("%Y-%m")
+    in_month = await client.get("/events", params={"month": month})
+    assert "高校生の講座" in in_month.text and "来月以降の講座" not in in_month.text
+    nothing = await client.get("/events", params={"audience": "facility_staff", "month": month})
+    assert nothing.status_code == 200 and ("条件に合うイベントはありません" in nothing.text
+                                           or "保育士の交流会" in nothing.text)
+    for junk in ({"month": "2026-13"}, {"audience": "<script>"}, {"month": "x" * 500}, {"kind": "\x00"}):
+        answered = await client.get("/events", params=junk)
+        assert answered.status_code == 200 and "保育士の交流会" in answered.text, junk  # ignored, never an error
+    assert for_staff and later
+
+
+async def test_event_page_offers_add_to_calendar_and_access(client):
+    event_id = await new_event(title="アクセスのあるセミナー", access="京急線 金沢八景駅から徒歩3分")
+    page_ = await client.get(f"/events/{event_id}")
+    assert "京急線 金沢八景駅から徒歩3分" in page_.text
+    assert f'href="/events/{event_id}/calendar.ics"' in page_.text
+    google = re.search(r'href="(https://calendar.google.com/calendar/render\?[^"]+)"', page_.text).group(1)
+    assert "action=TEMPLATE" in google and "dates=" in google and "ctz=Asia%2FTokyo" in unescape(google)
+    ics = await client.get(f"/events/{event_id}/calendar.ics")
+    assert ics.status_code == 200 and b"BEGIN:VEVENT" in ics.content
 
 
 async def test_public_list_shows_places_lottery_and_full_in_words(client):
@@ -310,6 +346,7 @@ async def test_guardian_refuses(client, app):
 def test_every_seminar_page_string_has_an_english_entry():
     from babel.messages.pofile import read_po
 
+    from events.seminars import messages
     from lifedesign.areas.seminars import pages as public_pages
     from lifedesign.areas.seminars import pages_common, pages_coordinator
     from lifedesign.i18n import LOCALE_DIR
@@ -323,7 +360,8 @@ def test_every_seminar_page_string_has_an_english_entry():
         wanted |= set(re.findall(r'_\(\s*"([^"]*)"', open(path, encoding="utf-8").read()))
     for table in (pages_common.STATUS_LABELS, pages_common.AUDIENCE_LABELS, pages_common.KIND_LABELS,
                   pages_common.EVENT_STATUS_LABELS, pages_common.REFUSALS, public_pages.NOTICES,
-                  pages_coordinator.NOTICES, pages_common.RULE_LABELS, pages_common.WARD_TIE_LABELS):
+                  pages_coordinator.NOTICES, pages_common.RULE_LABELS, pages_common.WARD_TIE_LABELS,
+                  messages.AUDIENCE_LABELS, public_pages.LIST_AUDIENCE_LABELS):
         wanted |= set(table.values())
     assert len(wanted) > 150
     assert sorted(wanted - catalog) == []

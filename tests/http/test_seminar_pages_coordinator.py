@@ -400,3 +400,50 @@ async def test_one_edit_is_one_mail_per_person(client):
     assert told == {seated: ["invite_update"], waiting: ["seminar_offer"], last: ["seminar_changed"]}
     for email, kind in ((seated, "invite_update"), (waiting, "seminar_offer"), (last, "seminar_changed")):
         assert "金沢地区センター" in mail_text((await outbox_mails(kind, email))[-1])
+
+
+async def test_a_message_to_the_people_registered_asks_first_and_is_sent_once_each(client):
+    me = await as_coordinator(client)
+    event_id = await new_event(capacity=1, title="持ち物のあるセミナー",
+                               access="京急線 金沢文庫駅 東口から徒歩5分\n駐車場はありません")
+    seated, waiting = await student(), await student()
+    for email in (seated, waiting):
+        await registration.register(event_id, (await people.find_by_email(email))["id"])
+    page = await client.get(f"/coordinator/events/{event_id}")
+    assert 'id="message-subject"' in page.text and "受付票を印刷" in page.text
+    token = csrf_from(page.text)
+    form = {"_csrf": token, "audience": "seated", "subject": "持ち物のご案内\r\nBcc: x@example.jp",
+            "body": "筆記用具をお持ちください。"}
+    asked = await client.post(f"/coordinator/events/{event_id}/messages", data=form)
+    assert asked.status_code == 200 and "お知らせを送りますか" in asked.text and "1名の方にメールでお知らせします" in asked.text
+    assert "筆記用具をお持ちください。" in asked.text and len(await outbox_mails("seminar_message")) == 0
+    sent = await client.post(f"/coordinator/events/{event_id}/messages", data={**form, "confirmed": "1"},
+                             follow_redirects=False)
+    assert sent.status_code == 303 and sent.headers["location"].endswith("notice=message_sent")
+    again = await client.post(f"/coordinator/events/{event_id}/messages", data={**form, "confirmed": "1"},
+                              follow_redirects=False)
+    assert again.status_code == 303  # a second message is a new message (its own row, its own mails)
+    mails = await outbox_mails("seminar_message", seated)
+    assert len(mails) == 2 and await outbox_mails("seminar_message", waiting) == []
+    assert mails[0]["Subject"].startswith("【金沢区】持ち物のご案内 Bcc: x@example.jp")  # one line, no header injected
+    assert mails[0]["Bcc"] is None and "筆記用具をお持ちください。" in mail_text(mails[0])
+    assert "金沢文庫駅 東口から徒歩5分" in mail_text(mails[0])  # the venue's access travels with every mail
+    assert await AuditEntry.count().where(AuditEntry.action == "event_message_sent") == 2
+    shown = await client.get(f"/coordinator/events/{event_id}")
+    assert shown.text.count("持ち物のご案内 Bcc: x@example.jp") == 2 and "金沢 花子" in shown.text
+    blank = await client.post(f"/coordinator/events/{event_id}/messages", data={**form, "body": " "})
+    assert blank.status_code == 422 and "本文を入力してください" in blank.text and 'value="持ち物のご案内' in blank.text
+    assert me
+
+
+async def test_the_printable_attendee_list_is_audited(client):
+    await as_coordinator(client)
+    event_id = await new_event(capacity=1, title="受付票のセミナー")
+    seated, waiting = await student(name="山田 花子"), await student(name="待機 太郎")
+    for email in (seated, waiting):
+        await registration.register(event_id, (await people.find_by_email(email))["id"])
+    before = await AuditEntry.count()
+    sheet = await client.get(f"/coordinator/events/{event_id}/registrations/print")
+    assert sheet.status_code == 200 and "受付票" in sheet.text and "山田 花子" in sheet.text
+    assert "待機 太郎" not in sheet.text  # the waiting list is not on the desk
+    assert await AuditEntry.count() == before + 1

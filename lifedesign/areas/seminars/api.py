@@ -38,6 +38,8 @@ class EventIn(msgspec.Struct):
     description_en: str | None = None
     venue: str | None = None
     venue_en: str | None = None
+    access: str | None = None  # how to get to the venue (最寄り駅、徒歩、駐車場)
+    access_en: str | None = None
     registration_opens_at: str | None = None
     registration_closes_at: str | None = None
     cancel_cutoff_hours: int | None = None
@@ -73,6 +75,8 @@ class EventOut(msgspec.Struct):
     description_en: str
     venue: str
     venue_en: str
+    access: str
+    access_en: str
     starts_at: datetime
     ends_at: datetime
     capacity: int

@@ -6,6 +6,7 @@ Thin: parse the form, call one events.seminars service, render. Coordinator page
 from __future__ import annotations
 
 import secrets
+from datetime import date
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -18,8 +19,10 @@ from events.db import utcnow
 from events.errors import DomainError
 from events.seminars import allocation, draws, registration, schedule
 from events.seminars.tables import LIVE_STATES
+from events.timefmt import TOKYO
 from lifedesign.areas.seminars.pages_common import (
     AUDIENCE_LABELS,
+    KIND_LABELS,
     LABELS,
     REFUSALS,
     localized,
@@ -79,10 +82,25 @@ async def _visible_event(request: Request, event_id: int) -> dict[str, Any]:
 
 
 @get("/events", include_in_schema=False)
-async def event_list(request: Request) -> Response:
+async def event_list(request: Request, audience: FromQuery[str] = "", kind: FromQuery[str] = "",
+                     month: FromQuery[str] = "", open_only: FromQuery[str] = "") -> Response:
+    """The public list with filters (who it is for, kind, month, taking applications now); unknown values
+    are ignored, never an error."""
     locale = request.state.locale
-    events = [localized(e, locale) for e in await schedule.list_public_events()]
-    return page(request, "pages/seminars/list.html", title=gettext_for(locale)("イベント一覧"), events=events, **LABELS)
+    audiences = LIST_AUDIENCES.get(audience)
+    picked_month = None
+    if len(month) == 7 and month[4] == "-" and month[:4].isdigit() and month[5:].isdigit() and 1 <= int(month[5:]) <= 12:
+        picked_month = date(int(month[:4]), int(month[5:]), 1)
+    kinds = kind if kind in KIND_LABELS else None
+    events = [localized(e, locale) for e in await schedule.list_public_events(
+        kind=kinds, audiences=audiences, month=picked_month, open_only=open_only == "1")]
+    today = utcnow().astimezone(TOKYO).date()
+    months = [(today.year + (today.month - 1 + i) // 12, (today.month - 1 + i) % 12 + 1) for i in range(6)]
+    filters = {"audience": audience if audiences else "", "kind": kinds or "",
+               "month": picked_month.strftime("%Y-%m") if picked_month else "", "open_only": open_only == "1"}
+    return page(request, "pages/seminars/list.html", title=gettext_for(locale)("イベント一覧"), events=events,
+                filters=filters, months=[f"{y}-{m:02d}" for y, m in months], list_audiences=LIST_AUDIENCE_LABELS,
+                **LABELS)
 
 
 @get("/seminars/{event_id:int}", include_in_schema=False)
@@ -281,6 +299,15 @@ async def home_section(request: Request) -> str:
 
 
 HOME_SECTIONS.append(home_section)
+
+
+# The public list's "who is it for" filter: an audience choice includes the events open to it.
+LIST_AUDIENCES = {
+    "high_school": ("high_school", "students", "anyone"),
+    "university": ("university", "students", "anyone"),
+    "facility_staff": ("facility_staff", "anyone"),
+}
+LIST_AUDIENCE_LABELS = {"high_school": "高校生", "university": "大学生", "facility_staff": "保育・教育施設の職員"}
 
 
 PUBLIC_ROUTES = [event_list, seminar_redirect, event_page, register, cancel, leave_waitlist, answer_offer, lottery_page,

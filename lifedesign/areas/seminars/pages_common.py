@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from events import timefmt
+from events.config import config
 from events.seminars.allocation import RULE_LABELS, WARD_TIE_LABELS, priority_label
 
 STATUS_LABELS = {
@@ -52,6 +54,7 @@ LABELS = {
     "status_labels": STATUS_LABELS, "event_status_labels": EVENT_STATUS_LABELS, "audience_labels": AUDIENCE_LABELS,
     "kind_labels": KIND_LABELS, "allocation_labels": ALLOCATION_LABELS, "question_kind_labels": QUESTION_KIND_LABELS,
     "rule_labels": RULE_LABELS, "ward_tie_labels": WARD_TIE_LABELS, "priority_label": priority_label,
+    "google_calendar_url": lambda event: google_calendar_url(event),
 }
 
 
@@ -63,8 +66,19 @@ def localized(event: dict[str, Any], locale: str) -> dict[str, Any]:
         "display_title": (event.get("title_en") if english else "") or event["title"],
         "display_venue": (event.get("venue_en") if english else "") or event.get("venue") or "",
         "display_description": (event.get("description_en") if english else "") or event.get("description") or "",
+        "display_access": (event.get("access_en") if english else "") or event.get("access") or "",
         "when": timefmt.event_when(event, locale),
     }
+
+
+def google_calendar_url(event: dict[str, Any]) -> str:
+    """「Googleカレンダーに追加」: Google's documented template link (the .ics file serves every other calendar)."""
+    stamp = "%Y%m%dT%H%M%SZ"
+    dates = f"{event['starts_at'].astimezone(UTC).strftime(stamp)}/{event['ends_at'].astimezone(UTC).strftime(stamp)}"
+    query = urlencode({"action": "TEMPLATE", "text": event["display_title"], "dates": dates,
+                       "location": event.get("display_venue") or "", "ctz": "Asia/Tokyo",
+                       "details": f"{config().base_url}/events/{event['id']}"})
+    return f"https://calendar.google.com/calendar/render?{query}"
 
 
 def safe_next(value: str, fallback: str) -> str:

@@ -17,7 +17,7 @@ from litestar.response import Redirect
 from events import people, timefmt
 from events.db import aware, utcnow
 from events.errors import DomainError
-from events.seminars import draws, exports, invitations, registration, schedule
+from events.seminars import draws, exports, invitations, messages, registration, schedule
 from events.seminars.pages_support import calendar_grid, calendar_range, tokyo_bounds
 from events.seminars.tables import PRIORITY_RULES, REGISTRATION_STATES
 from events.timefmt import TOKYO
@@ -28,7 +28,7 @@ from lifedesign.security import COORDINATOR, actor_of
 
 FIELD_LABELS = {
     "title": "タイトル", "title_en": "タイトル（英語）", "description": "説明", "description_en": "説明（英語）",
-    "venue": "会場", "venue_en": "会場（英語）", "starts_at": "開始日時", "ends_at": "終了日時", "capacity": "定員",
+    "venue": "会場", "venue_en": "会場（英語）", "access": "会場へのアクセス", "access_en": "会場へのアクセス（英語）", "starts_at": "開始日時", "ends_at": "終了日時", "capacity": "定員",
     "registration_opens_at": "申込開始", "registration_closes_at": "申込締切", "cancel_cutoff_hours": "取消期限",
     "audience": "対象", "allocation": "受付方法", "kind": "種類", "questions": "質問", "series": "シリーズ名",
     "priority_rules": "抽選の優先", "max_companions": "一緒に申し込める人数", "offer_hours": "繰り上げの返事の期限",
@@ -38,7 +38,8 @@ FIELD_LABELS = {
 NUMBER_FIELDS = ("max_companions", "offer_hours", "offer_fallback_hours")
 FLAG_FIELDS = ("ask_accommodation", "one_per_series")
 NUMBER_DEFAULTS = {"max_companions": "0", "offer_hours": "48", "offer_fallback_hours": "24"}
-TEXT_FIELDS = ("title", "title_en", "description", "description_en", "venue", "venue_en", "series")
+TEXT_FIELDS = ("title", "title_en", "description", "description_en", "venue", "venue_en", "access", "access_en",
+               "series")
 TIME_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at")
 EMPTY_QUESTION_ROWS = 2
 
@@ -297,6 +298,7 @@ NOTICES = {
     "registered": "申込を登録しました。",
     "invited": "招待のメールをお送りしました。",
     "draw_cancelled": "抽選を無効と宣言しました。理由は公開の記録に表示されます。",
+    "message_sent": "お知らせを送りました（メールは順に配信されます）。",
 }
 
 
@@ -307,7 +309,8 @@ async def event_admin(request: Request, event_id: FromPath[int], notice: FromQue
 
 
 async def _event_admin_page(request: Request, event_id: int, *, notice: str = "", verify: str = "", error: str = "",
-                            guests: str = "", draw_error: str = "", status_code: int = 200) -> Response:
+                            guests: str = "", draw_error: str = "", message_error: str = "",
+                            message_form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     _ = gettext_for(request.state.locale)
     event = localized(await schedule.get_event(event_id), request.state.locale)
     overlaps = await schedule.overlapping_events(event["venue"], event["starts_at"], event["ends_at"], exclude_id=event_id)
@@ -321,7 +324,10 @@ async def _event_admin_page(request: Request, event_id: int, *, notice: str = ""
                if event["visibility"] == "private" else [])
     return page(request, "pages/seminars/coord_event.html", status_code=status_code, title=event["display_title"], event=event,
                 overlaps=overlaps, record=record, verified=verified, notice=_(NOTICES[notice]) if notice in NOTICES else "",
-                invited=invited, error=error, guests=guests, draw_error=draw_error,
+                invited=invited, error=error, guests=guests, draw_error=draw_error, message_error=message_error,
+                message_form=message_form or {"audience": "all", "subject": "", "body": ""},
+                sent_messages=await messages.messages_of(event_id, actor=actor_of(request)),
+                message_audiences=messages.AUDIENCE_LABELS,
                 started=event["starts_at"] <= utcnow(), duplicate_start=_local_input(event["starts_at"] + timedelta(days=7)),
                 **LABELS)
 
@@ -411,6 +417,45 @@ async def event_draw(request: Request, event_id: FromPath[int]) -> Response:
                         action=f"/coordinator/events/{event_id}/draw", button=_("抽選する"),
                         back=f"/coordinator/events/{event_id}#lottery", recipients=event["applied_count"],
                         consequences=lines, danger=False)
+
+
+@post("/coordinator/events/{event_id:int}/messages", guards=[COORDINATOR], include_in_schema=False)
+async def event_message(request: Request, event_id: FromPath[int]) -> Response:
+    """A message to the people registered: checked, then a confirmation step with the count and the text."""
+    form = await form_data(request)
+    _ = gettext_for(request.state.locale)
+    audience, subject, body = form.get("audience", "all"), form.get("subject", ""), form.get("body", "")
+    try:
+        subject, body = messages.clean_message(subject, body)
+        people = await messages.recipients(event_id, audience)
+        if confirmed(form):
+            await messages.send_message(event_id, actor=actor_of(request), audience=audience, subject=subject,
+                                        body=body)
+            return _back(event_id, "message_sent")
+    except DomainError as exc:
+        if exc.status == 404:
+            raise
+        return await _event_admin_page(request, event_id, message_error=_(exc.message), status_code=exc.status,
+                                       message_form={"audience": audience, "subject": subject, "body": body})
+    event = localized(await schedule.get_event(event_id), request.state.locale)
+    return confirm_page(
+        request, title=_("「%(t)s」の申込者にお知らせを送りますか") % {"t": event["display_title"]},
+        action=f"/coordinator/events/{event_id}/messages", button=_("送信する"), danger=False,
+        back=f"/coordinator/events/{event_id}#message", recipients=len(people), preview=f"{subject}\n\n{body}",
+        consequences=[_("送る相手: %(who)s") % {"who": _(messages.AUDIENCE_LABELS[audience])},
+                      _("メールは一人ずつ送られ、ほかの方のアドレスは見えません。送った内容はこのページに残ります。")],
+        fields={"audience": audience, "subject": subject, "body": body})
+
+
+@get("/coordinator/events/{event_id:int}/registrations/print", guards=[COORDINATOR], include_in_schema=False)
+async def registrations_print(request: Request, event_id: FromPath[int]) -> Response:
+    """The printable attendee list (受付票): seat holders with a box to tick; reading it is audited."""
+    _ = gettext_for(request.state.locale)
+    event = localized(await schedule.get_event(event_id), request.state.locale)
+    rows = [r for r in await registration.list_registrations(event_id, actor=actor_of(request))
+            if r["status"] in ("confirmed", "pending_consent", "offered", "attended", "no_show")]
+    return page(request, "pages/seminars/coord_print.html", title=_("受付票") + " — " + event["display_title"],
+                event=event, rows=rows, printed_at=utcnow(), **LABELS)
 
 
 @post("/coordinator/events/{event_id:int}/draw/cancel", guards=[COORDINATOR], include_in_schema=False)
@@ -530,5 +575,6 @@ async def attendance(request: Request, registration_id: FromPath[int]) -> Respon
 
 COORDINATOR_ROUTES = [event_new, event_create, event_edit, event_update, event_admin_list, calendar, event_admin,
                       event_publish, event_cancel, event_complete, event_duplicate, event_draw, event_draw_cancel, event_invite,
+                      event_message, registrations_print,
                       registrations_page,
                       counter_registration, export_csv, export_xlsx, checkin_page, attendance]
