@@ -27,7 +27,7 @@ from typing import Any
 from events import access, audit
 from events.access import Actor
 from events.config import config
-from events.core.tables import Facility, Person, StaffMembership
+from events.core.tables import Facility, OutboxMessage, Person, StaffMembership
 from events.db import for_update, raw, read_transaction, utcnow, write_transaction
 from events.errors import Conflict, Invalid, NotFound
 from events.exchanges import directory
@@ -557,12 +557,16 @@ async def send_table_mail(session_id: int, *, actor: Actor) -> int:
             fingerprint = hashlib.sha256(json.dumps([s["table"] for s in seats]).encode()).hexdigest()[:16]
             title = session["event_title_en"] if locale == "en" and session["event_title_en"] else session["event_title"]
             venue = session["venue_en"] if locale == "en" and session["venue_en"] else session["venue"]
+            thread = f"exchange_tables:{session_id}:{person['id']}"
+            # （更新） only for someone who was sent their tables before, not for a first mail after a re-plan
+            mailed_before = await OutboxMessage.exists().where(OutboxMessage.group_key == thread)
             sent = await queue_mail(
                 "exchange_tables", to_email=person["email"], to_name=person["name"], locale=locale,
                 key=f"exchange_tables:{session_id}:{person['id']}:{fingerprint}",
                 context={"title": title, "starts_at": session["starts_at"], "venue": venue,
                          "lines": _summary_lines(session, seats, locale), "link": my_table_url(session_id),
-                         "updated": session["plan_version"] > 1},
+                         "updated": mailed_before},
+                group_key=thread,
             )
             queued += int(sent)
         await audit.record(actor, "exchange_tables_mailed", subject_type="exchange_session", subject_id=session_id,

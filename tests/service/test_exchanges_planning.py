@@ -10,7 +10,7 @@ import pytest
 
 from events import people
 from events.access import Actor
-from events.core.tables import AuditEntry, Person
+from events.core.tables import AuditEntry, OutboxMessage, Person
 from events.db import write_transaction
 from events.errors import Conflict, Forbidden, Invalid, NotFound
 from events.exchanges import sessions
@@ -207,6 +207,20 @@ async def test_table_summary_and_mail(db):
     body = mail_text(mails[0])
     assert f"テーブル {seats[2]['table']}" in body and "若手の育成" in body
     assert f"/exchanges/{session_id}/my-table" in body
+
+
+async def test_the_first_table_mail_is_not_called_an_update_even_after_a_re_plan(db):
+    session_id, staff = await session_with([2, 2, 2, 2], rounds=2, table_size=2)
+    await sessions.assign_tables(session_id, seed=1, actor=ACTOR)
+    await sessions.assign_tables(session_id, seed=2, actor=ACTOR)  # re-planned before anyone was mailed
+    assert (await sessions.get_session(session_id))["plan_version"] > 1
+    await sessions.send_table_mail(session_id, actor=ACTOR)
+    person_id = staff[next(iter(staff))][0]
+    email = (await Person.select(Person.email).where(Person.id == person_id).first())["email"]
+    [first] = await outbox_mails("exchange_tables", email)
+    assert "（更新）" not in first["Subject"]
+    thread = f"exchange_tables:{session_id}:{person_id}"  # a later, different seating finds this one
+    assert await OutboxMessage.count().where(OutboxMessage.group_key == thread) == 1
 
 
 async def test_met_matrix_counts_people_and_facilities(db):
