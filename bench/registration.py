@@ -1,13 +1,27 @@
-"""Registration race benchmark: N clients race for M seats over HTTP against a real `lifedesign serve`.
+"""Registration race benchmark: our request path against a bare Litestar app, one load generator, one run.
 
-    python bench/registration.py [--database-url URL] [--clients 200] [--seats 10] [--rounds 3]
+    python bench/registration.py [--database-url postgresql://…] [--quick] [--rounds 3]
+                                 [--registrations 200] [--seats 10] [--concurrency 50]
+                                 [--health-requests 3000] [--baseline-tree /tmp/perf-base]
 
-Starts the service as a subprocess (uvicorn, 127.0.0.1, a free port) on the given database (default: a
-temporary SQLite file), creates the racers (bulk, with API tokens) and one event per round, then per round:
-1. N concurrent GET /health (the trivial endpoint of the same server: the baseline),
-2. N concurrent POST /api/v1/events/{id}/registrations, all released at once.
-Prints registrations/s, p50/p95 latency, oversold and 5xx counts, and the ratios against the baseline.
-The last line is `RESULT {json}`.
+Per tree (this checkout, and `--baseline-tree`, an older checkout to compare with: `git worktree add
+/tmp/perf-base HEAD`) it makes a scratch database (a temporary SQLite file, or a database created and dropped on
+the `--database-url` server), loads the racers (bulk, with API tokens) and one event per race, and starts
+`lifedesign serve --no-worker` as a subprocess on 127.0.0.1 — on PostgreSQL also a second server with
+`--workers 2` (an older tree without that option: two servers on two ports, the connections split between them).
+The bench also starts a bare Litestar "hello" app on the same uvicorn settings: the framework's ceiling.
+
+Every figure comes from one load generator (plain asyncio HTTP/1.1 keep-alive connections, cheap enough to leave
+the cores to the servers), interleaved round by round so that drift hits all alike:
+- `GET /` of the hello app and `GET /health` of each server: requests/s, p50/p95;
+- the race: `--registrations` POST /api/v1/events/{id}/registrations for `--seats` seats from `--concurrency`
+  connections at once: registrations/s, p50/p95, oversold (checked in the database), 5xx, non-201;
+- SQL statements per request, counted by the drivers in the server processes (bench/statement_counter, no
+  change to the service): every statement SQLite ran or asyncpg sent, BEGIN/COMMIT/PRAGMA/pool resets included;
+- server CPU per request (user + system of the server processes, from /proc; steady when the machine is busy).
+
+Ratios: /health : hello, registration : /health, 2 processes : 1 (PostgreSQL), this tree : baseline.
+The exit code is 1 on any oversell or 5xx. The last line is `RESULT {json}`.
 """
 
 # ruff: noqa: E402
@@ -15,23 +29,41 @@ from __future__ import annotations
 
 import sys
 
-# bench/ holds calendar.py, which would shadow the standard library's calendar (httpx needs it)
+# bench/ holds calendar.py, which would shadow the standard library's calendar
 sys.path[:] = [p for p in sys.path if not p.rstrip("/").endswith("bench")]
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
+COUNTER = Path(__file__).resolve().parent / "statement_counter"
+SECRET = "bench-secret-" + "x" * 40
+
+HELLO_APP = """
+import sys, uvicorn
+from litestar import Litestar, get
+
+@get("/", sync_to_thread=False)
+def hello() -> dict[str, str]:
+    return {"status": "ok"}
+
+uvicorn.run(Litestar([hello]), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False,
+            backlog=4096)
+"""
 
 
 def _free_port() -> int:
@@ -42,10 +74,117 @@ def _free_port() -> int:
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
 
 
-async def _setup(clients: int, seats: int, rounds: int) -> tuple[list[str], list[int]]:
+# ---------------------------------------------------------------- the load generator
+
+
+class Connection:
+    """One HTTP/1.1 keep-alive connection; a request is written whole, the answer read by Content-Length."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def request(self, head: bytes) -> int:
+        assert self.reader and self.writer
+        self.writer.write(head)
+        header = await self.reader.readuntil(b"\r\n\r\n")
+        lines = header.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length, chunked, close = 0, False, False
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+            elif name == b"connection" and b"close" in value.lower():
+                close = True
+        if chunked:
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
+                await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+        elif length:
+            await self.reader.readexactly(length)
+        if close:
+            await self.close()
+            await self.open()
+        return status
+
+    async def close(self) -> None:
+        if self.writer:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+
+
+def _head(method: str, path: str, token: str | None = None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Accept: application/json"]
+    if token:
+        lines.append(f"Authorization: Bearer {token}")
+    if method == "POST":
+        lines.append("Content-Length: 0")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+@dataclass
+class Burst:
+    statuses: list[int]
+    latencies: list[float]
+    wall: float
+
+    @property
+    def per_s(self) -> float:
+        return len(self.statuses) / self.wall if self.wall else 0.0
+
+
+async def burst(ports: list[int], heads: list[bytes], concurrency: int) -> Burst:
+    """`concurrency` connections (spread over `ports`, as a load balancer would) send `heads`, all released at once."""
+    connections = [Connection(ports[i % len(ports)]) for i in range(concurrency)]
+    await asyncio.gather(*(c.open() for c in connections))
+    queue = list(reversed(heads))
+    statuses: list[int] = []
+    latencies: list[float] = []
+    gate = asyncio.Event()
+
+    async def drive(connection: Connection) -> None:
+        await gate.wait()
+        while queue:
+            head = queue.pop()
+            began = time.perf_counter()
+            try:
+                status = await connection.request(head)
+            except (OSError, asyncio.IncompleteReadError):
+                status = 599
+                await connection.close()
+                await connection.open()
+            latencies.append(time.perf_counter() - began)
+            statuses.append(status)
+
+    tasks = [asyncio.create_task(drive(c)) for c in connections]
+    await asyncio.sleep(0.05)
+    began = time.perf_counter()
+    gate.set()
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - began
+    await asyncio.gather(*(c.close() for c in connections))
+    return Burst(statuses, latencies, wall)
+
+
+# ---------------------------------------------------------------- a tree under test
+
+
+async def _setup_in_tree(registrations: int, seats: int, events: int) -> dict:
+    """Runs in a subprocess whose sys.path starts with the tree: the tree's own code loads its data."""
     from events.access import Actor
     from events.core.tables import ApiToken, Person, PersonRole
     from events.db import utcnow, write_transaction
@@ -58,12 +197,11 @@ async def _setup(clients: int, seats: int, rounds: int) -> tuple[list[str], list
     settings = get_settings()
     configure_domain(settings)
     await migrate(settings)
-    tag = secrets.token_hex(3)
     now = utcnow()
     async with write_transaction():
         rows = await Person.insert(*[
-            Person(email=f"bench-{tag}-{i}@example.jp", name=f"ベンチ {i}", kana="", locale="ja", created_at=now)
-            for i in range(clients + 1)
+            Person(email=f"bench-{i}@example.jp", name=f"ベンチ {i}", kana="", locale="ja", created_at=now)
+            for i in range(registrations + 1)
         ]).returning(Person.id)
         ids = [r["id"] for r in rows]
         await PersonRole.insert(PersonRole(person=ids[0], role="coordinator"),
@@ -73,130 +211,362 @@ async def _setup(clients: int, seats: int, rounds: int) -> tuple[list[str], list
             ApiToken(person=i, label="bench", token_hash=digest(t), prefix=t[:10], created_at=now)
             for i, t in zip(ids[1:], tokens, strict=True)
         ])
-    events = []
     coordinator = Actor(ids[0], frozenset({"coordinator"}), "bench")
     start = datetime.now(UTC) + timedelta(days=10)
-    for _ in range(rounds):
+    made = []
+    for _ in range(events):
         event_id = await schedule.create_event({
             "title": "ベンチマーク・ライフデザインセミナー", "venue": "金沢公会堂", "starts_at": start.isoformat(),
             "ends_at": (start + timedelta(hours=2)).isoformat(), "capacity": seats}, actor=coordinator)
         await schedule.publish_event(event_id, actor=coordinator)
-        events.append(event_id)
-    return tokens, events
+        made.append(event_id)
+    return {"tokens": tokens, "events": made}
 
 
-async def _confirmed(event_id: int) -> int:
-    from events.seminars.tables import SEAT_HOLDING_STATES, Registration
+@dataclass
+class Server:
+    name: str
+    ports: list[int]
+    processes: list[subprocess.Popen]
+    count_dir: Path
 
-    return await Registration.count().where(
-        (Registration.event == event_id) & Registration.status.is_in(list(SEAT_HOLDING_STATES))
-    )
+    def statements(self) -> int:
+        total = 0
+        for path in self.count_dir.glob("*.json"):
+            with contextlib.suppress(ValueError, OSError):
+                total += json.loads(path.read_text())["count"]
+        return total
 
+    def texts(self) -> dict[str, int]:
+        merged: dict[str, int] = {}
+        for path in self.count_dir.glob("*.json"):
+            with contextlib.suppress(ValueError, OSError):
+                for text, n in json.loads(path.read_text()).get("texts", {}).items():
+                    merged[text] = merged.get(text, 0) + n
+        return merged
 
-async def _burst(base: str, method: str, paths: list[str], tokens: list[str | None]) -> tuple[list[int], list[float], float]:
-    import httpx
+    async def settled_statements(self) -> int:
+        """The count once the servers went quiet (the counter files are written ten times a second)."""
+        last, stable_since = self.statements(), time.monotonic()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            now = self.statements()
+            if now != last:
+                last, stable_since = now, time.monotonic()
+            elif time.monotonic() - stable_since > 0.35:
+                break
+        return last
 
-    limits = httpx.Limits(max_connections=len(paths) + 10, max_keepalive_connections=len(paths) + 10)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
-        await client.get("/health")  # warm the pool
-        gate = asyncio.Event()
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server processes and their children (`--workers`), from /proc."""
+        pids = {p.pid for p in self.processes}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) in pids:
+                        pids.add(int(entry.name))
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in pids:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
 
-        async def one(path: str, token: str | None) -> tuple[int, float]:
-            await gate.wait()
-            began = time.perf_counter()
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            response = await client.request(method, path, headers=headers)
-            return response.status_code, time.perf_counter() - began
-
-        tasks = [asyncio.create_task(one(p, t)) for p, t in zip(paths, tokens, strict=True)]
-        await asyncio.sleep(0.05)
-        began = time.perf_counter()
-        gate.set()
-        results = await asyncio.gather(*tasks)
-        wall = time.perf_counter() - began
-    return [s for s, _ in results], [d for _, d in results], wall
-
-
-async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default="")
-    parser.add_argument("--clients", type=int, default=200)
-    parser.add_argument("--seats", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (50 clients, 5 seats, 1 round)")
-    args = parser.parse_args()
-    if args.quick:
-        args.clients, args.seats, args.rounds = 50, 5, 1
-
-    data_dir = Path(tempfile.mkdtemp(prefix="lifedesign-bench-"))
-    url = args.database_url or f"sqlite:///{data_dir / 'bench.sqlite3'}"
-    env = {**os.environ, "LIFEDESIGN_DATA_DIR": str(data_dir), "LIFEDESIGN_DATABASE_URL": url,
-           "LIFEDESIGN_WORKER_IN_SERVE": "0", "PICCOLO_CONF": "lifedesign.piccolo_conf",
-           "LIFEDESIGN_SECRET_KEY": "bench-secret-" + "x" * 40}
-    env.pop("LIFEDESIGN_SMTP_URL", None)
-    os.environ.update({k: v for k, v in env.items() if k.startswith(("LIFEDESIGN_", "PICCOLO_"))})
-    sys.path.insert(0, str(ROOT))
-    tokens, events = await _setup(args.clients, args.seats, args.rounds)
-
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "lifedesign", "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        import httpx
-
-        for _ in range(300):
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
             try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None:
-                print(server.stderr.read().decode()[-2000:], file=sys.stderr)
-                return 1
-            time.sleep(0.1)
-        health_lat: list[float] = []
-        reg_lat: list[float] = []
-        health_rps, reg_rps = [], []
-        oversold = errors_5xx = other = 0
-        for event_id in events:
-            statuses, latencies, wall = await _burst(base, "GET", ["/health"] * len(tokens), [None] * len(tokens))
-            health_lat += latencies
-            health_rps.append(len(statuses) / wall)
-            errors_5xx += sum(1 for s in statuses if s >= 500)
-            path = f"/api/v1/events/{event_id}/registrations"
-            statuses, latencies, wall = await _burst(base, "POST", [path] * len(tokens), tokens)
-            reg_lat += latencies
-            reg_rps.append(len(statuses) / wall)
-            errors_5xx += sum(1 for s in statuses if s >= 500)
-            other += sum(1 for s in statuses if s != 201 and s < 500)
-            oversold += max(0, await _confirmed(event_id) - args.seats)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
-    result = {
-        "database": "postgresql" if url.startswith("postgres") else "sqlite",
-        "clients": args.clients, "seats": args.seats, "rounds": args.rounds,
-        "registrations_per_s": round(statistics.median(reg_rps), 1),
-        "p50_ms": round(_percentile(reg_lat, 0.5) * 1000, 1), "p95_ms": round(_percentile(reg_lat, 0.95) * 1000, 1),
-        "health_per_s": round(statistics.median(health_rps), 1),
-        "health_p50_ms": round(_percentile(health_lat, 0.5) * 1000, 1),
-        "health_p95_ms": round(_percentile(health_lat, 0.95) * 1000, 1),
-        "oversold": oversold, "errors_5xx": errors_5xx, "non_201": other,
-    }
-    result["throughput_ratio_vs_health"] = round(result["registrations_per_s"] / result["health_per_s"], 3)
-    result["p50_ratio_vs_health"] = round(result["p50_ms"] / max(result["health_p50_ms"], 0.001), 1)
-    print(f"{result['database']}: {args.clients} clients x {args.seats} seats x {args.rounds} rounds")
-    print(f"  registrations/s {result['registrations_per_s']}  p50 {result['p50_ms']} ms  p95 {result['p95_ms']} ms")
-    print(f"  GET /health/s  {result['health_per_s']}  p50 {result['health_p50_ms']} ms  p95 {result['health_p95_ms']} ms")
-    print(f"  oversold {oversold}  5xx {errors_5xx}  other non-201 {other}")
-    print(f"  ratio registrations/s : health/s = {result['throughput_ratio_vs_health']}")
+
+@dataclass
+class Tree:
+    label: str
+    path: Path
+    database_url: str
+    data_dir: Path
+    tokens: list[str] = field(default_factory=list)
+    events: list[int] = field(default_factory=list)
+    has_workers: bool = False
+
+    def env(self, count_dir: Path | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LIFEDESIGN_", "PICCOLO_", "PYTHONPATH"))}
+        env.update({"LIFEDESIGN_DATA_DIR": str(self.data_dir), "LIFEDESIGN_DATABASE_URL": self.database_url,
+                    "LIFEDESIGN_WORKER_IN_SERVE": "0", "PICCOLO_CONF": "lifedesign.piccolo_conf",
+                    "LIFEDESIGN_SECRET_KEY": SECRET, "PYTHONPATH": str(self.path)})
+        if count_dir is not None:
+            env["PYTHONPATH"] = f"{COUNTER}{os.pathsep}{self.path}"
+            env["LIFEDESIGN_BENCH_STATEMENTS"] = str(count_dir)
+            if os.environ.get("LIFEDESIGN_BENCH_TRACE"):
+                env["LIFEDESIGN_BENCH_TRACE"] = os.environ["LIFEDESIGN_BENCH_TRACE"]
+        return env
+
+    def setup(self, registrations: int, seats: int, events: int) -> None:
+        out = subprocess.run(
+            [sys.executable, __file__, "--setup-in-tree", json.dumps([registrations, seats, events])],
+            cwd=self.path, env=self.env(), capture_output=True, text=True, timeout=600)
+        if out.returncode != 0:
+            raise SystemExit(f"setup in {self.path} failed:\n{out.stderr[-3000:]}")
+        loaded = json.loads(out.stdout.strip().splitlines()[-1])
+        self.tokens, self.events = loaded["tokens"], loaded["events"]
+        help_text = subprocess.run([sys.executable, "-m", "lifedesign", "serve", "--help"], cwd=self.path,
+                                   env=self.env(), capture_output=True, text=True, timeout=120).stdout
+        self.has_workers = "--workers" in help_text
+
+    def start(self, name: str, processes: int) -> Server:
+        count_dir = Path(tempfile.mkdtemp(prefix="statements-", dir=self.data_dir))
+        if processes > 1 and self.has_workers:
+            ports = [_free_port()]
+            commands = [["--workers", str(processes)]]
+        else:
+            ports = [_free_port() for _ in range(processes)]
+            commands = [[] for _ in ports]
+        started = []
+        for port, extra in zip(ports, commands, strict=True):
+            started.append(subprocess.Popen(
+                [sys.executable, "-m", "lifedesign", "serve", "--no-worker", "--host", "127.0.0.1", "--port",
+                 str(port), *extra], cwd=self.path, env=self.env(count_dir),
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        server = Server(name, ports, started, count_dir)
+        for port, process in zip(ports, started, strict=True):
+            _wait_for(port, "/health", process)
+        return server
+
+
+def _wait_for(port: int, path: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server on port {port} exited:\n{process.stderr.read().decode()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+                if sock.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"server on port {port} did not answer {path}")
+
+
+# ---------------------------------------------------------------- databases
+
+
+async def _scratch_database(base_url: str, name: str, *, drop_only: bool = False) -> str:
+    import asyncpg
+
+    connection = await asyncpg.connect(base_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop_only:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
+
+
+async def _seat_counts(tree: Tree, event_id: int) -> dict[str, int]:
+    sql = "SELECT status, COUNT(*) AS n FROM registration WHERE event = {} GROUP BY status"
+    if tree.database_url.startswith("postgres"):
+        import asyncpg
+
+        connection = await asyncpg.connect(tree.database_url)
+        try:
+            rows = await connection.fetch(sql.format("$1"), event_id)
+        finally:
+            await connection.close()
+        return {r["status"]: r["n"] for r in rows}
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(tree.database_url.removeprefix("sqlite:///"))) as connection:
+        return dict(connection.execute(sql.format("?"), (event_id,)).fetchall())
+
+
+# ---------------------------------------------------------------- the run
+
+
+@dataclass
+class Tally:
+    per_s: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    statements: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    errors_5xx: int = 0
+    non_201: int = 0
+    oversold: int = 0
+
+    def add(self, result: Burst, statements: int | None = None, cpu_s: float | None = None) -> None:
+        self.per_s.append(result.per_s)
+        self.latencies += result.latencies
+        self.errors_5xx += sum(1 for s in result.statuses if s >= 500)
+        if statements is not None:
+            self.statements.append(statements / len(result.statuses))
+        if cpu_s is not None:
+            self.cpu_ms.append(cpu_s * 1000 / len(result.statuses))
+
+    def summary(self) -> dict:
+        out = {"per_s": round(statistics.median(self.per_s), 1) if self.per_s else 0.0,
+               "p50_ms": round(_percentile(self.latencies, 0.5) * 1000, 2),
+               "p95_ms": round(_percentile(self.latencies, 0.95) * 1000, 2), "errors_5xx": self.errors_5xx}
+        if self.statements:
+            out["statements"] = round(statistics.median(self.statements), 2)
+        if self.cpu_ms:
+            out["server_cpu_ms"] = round(statistics.median(self.cpu_ms), 2)
+        return out
+
+
+async def run(args: argparse.Namespace) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="lifedesign-bench-"))
+    postgres = args.database_url.startswith("postgres")
+    tag = secrets.token_hex(3)
+    trees: list[Tree] = []
+    scratch: list[str] = []
+    for label, path in [("current", ROOT), *([("baseline", Path(args.baseline_tree).resolve())]
+                                              if args.baseline_tree else [])]:
+        data_dir = work / label
+        data_dir.mkdir()
+        if postgres:
+            name = f"lifedesign_bench_{tag}_{label}"
+            url = await _scratch_database(args.database_url, name)
+            scratch.append(name)
+        else:
+            url = f"sqlite:///{data_dir / 'bench.sqlite3'}"
+        trees.append(Tree(label, path, url, data_dir))
+    configs = [1, 2] if postgres else [1]
+    for tree in trees:
+        tree.setup(args.registrations, args.seats, args.rounds * len(configs))
+    hello_port = _free_port()
+    hello = subprocess.Popen([sys.executable, "-c", HELLO_APP, str(hello_port)], cwd=work,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    servers: dict[tuple[str, int], Server] = {}
+    try:
+        _wait_for(hello_port, "/", hello)
+        for tree in trees:
+            for processes in configs:
+                servers[(tree.label, processes)] = tree.start(f"{tree.label}×{processes}", processes)
+        tallies: dict[str, Tally] = {"hello": Tally()}
+        texts_before: dict[str, dict[str, int]] = {}
+        health_heads = [_head("GET", "/health")] * args.health_requests
+        for round_no in range(args.rounds):
+            tallies["hello"].add(await burst([hello_port], [_head("GET", "/")] * args.health_requests,
+                                             args.concurrency))
+            for tree in trees:
+                for index, processes in enumerate(configs):
+                    server = servers[(tree.label, processes)]
+                    key = f"{tree.label}_{processes}p"
+                    health = tallies.setdefault(f"{key}_health", Tally())
+                    race = tallies.setdefault(f"{key}_registration", Tally())
+                    before, cpu = await server.settled_statements(), server.cpu_seconds()
+                    result = await burst(server.ports, health_heads, args.concurrency)
+                    health.add(result, await server.settled_statements() - before, server.cpu_seconds() - cpu)
+                    event_id = tree.events[round_no * len(configs) + index]
+                    heads = [_head("POST", f"/api/v1/events/{event_id}/registrations", t) for t in tree.tokens]
+                    before, cpu = await server.settled_statements(), server.cpu_seconds()
+                    texts_before[key] = server.texts()
+                    result = await burst(server.ports, heads, args.concurrency)
+                    race.add(result, await server.settled_statements() - before, server.cpu_seconds() - cpu)
+                    race.non_201 += sum(1 for s in result.statuses if s != 201 and s < 500)
+                    counts = await _seat_counts(tree, event_id)
+                    held = sum(n for s, n in counts.items() if s in ("confirmed", "pending_consent"))
+                    race.oversold += max(0, held - args.seats)
+                    if round_no == args.rounds - 1 and os.environ.get("LIFEDESIGN_BENCH_TRACE"):
+                        after = server.texts()
+                        diff = {t: n - texts_before[key].get(t, 0) for t, n in after.items()}
+                        print(f"\n{key}: statements of one race ({len(heads)} registrations)")
+                        for text, n in sorted(diff.items(), key=lambda item: -item[1]):
+                            if n:
+                                print(f"  {n / len(heads):6.2f}  {text}")
+    finally:
+        for server in servers.values():
+            server.stop()
+        hello.terminate()
+        hello.wait(timeout=20)
+        for name in scratch:
+            await _scratch_database(args.database_url, name, drop_only=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+    result: dict = {"database": "postgresql" if postgres else "sqlite", "registrations": args.registrations,
+                    "seats": args.seats, "concurrency": args.concurrency, "rounds": args.rounds,
+                    "health_requests": args.health_requests, "load_average": round(os.getloadavg()[0], 2),
+                    "hello": tallies["hello"].summary()}
+    for key, tally in tallies.items():
+        if key != "hello":
+            result[key] = {**tally.summary(), **({"oversold": tally.oversold, "non_201": tally.non_201}
+                                                 if key.endswith("registration") else {})}
+    ratios: dict[str, float] = {}
+    hello_rate = result["hello"]["per_s"] or 1.0
+    for tree in trees:
+        one = f"{tree.label}_1p"
+        ratios[f"{tree.label}_health_vs_hello"] = round(result[f"{one}_health"]["per_s"] / hello_rate, 3)
+        for processes in configs:
+            key = f"{tree.label}_{processes}p"
+            ratios[f"{key}_registration_vs_health"] = round(
+                result[f"{key}_registration"]["per_s"] / max(result[f"{one}_health"]["per_s"], 0.001), 3)
+        if postgres:
+            ratios[f"{tree.label}_2p_vs_1p"] = round(
+                result[f"{tree.label}_2p_registration"]["per_s"] / max(result[f"{one}_registration"]["per_s"], 0.001), 3)
+    if args.baseline_tree:
+        ratios["registration_current_vs_baseline"] = round(
+            result["current_1p_registration"]["per_s"] / max(result["baseline_1p_registration"]["per_s"], 0.001), 2)
+        ratios["health_current_vs_baseline"] = round(
+            result["current_1p_health"]["per_s"] / max(result["baseline_1p_health"]["per_s"], 0.001), 2)
+    result["ratios"] = ratios
+    return result
+
+
+def report(result: dict) -> None:
+    print(f"\n{result['database']}: {result['registrations']} registrations for {result['seats']} seats from "
+          f"{result['concurrency']} connections, {result['health_requests']} GETs, {result['rounds']} rounds "
+          f"(load average {result['load_average']})")
+    hello = result["hello"]
+    print(f"  {'bare Litestar GET /':<34} {hello['per_s']:>8.1f}/s  p50 {hello['p50_ms']:>7.2f} ms  "
+          f"p95 {hello['p95_ms']:>7.2f} ms")
+    for key, item in result.items():
+        if not isinstance(item, dict) or key in ("hello", "ratios"):
+            continue
+        label = key.replace("_", " ").replace("1p", "1 process").replace("2p", "2 processes")
+        line = (f"  {label:<34} {item['per_s']:>8.1f}/s  p50 {item['p50_ms']:>7.2f} ms  p95 {item['p95_ms']:>7.2f} ms"
+                f"  statements {item.get('statements', 0):>6.2f}  cpu {item.get('server_cpu_ms', 0):>6.2f} ms"
+                f"  5xx {item['errors_5xx']}")
+        if "oversold" in item:
+            line += f"  oversold {item['oversold']}  non-201 {item['non_201']}"
+        print(line)
+    print("  ratios: " + ", ".join(f"{k} {v}" for k, v in result["ratios"].items()))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default="", help="a PostgreSQL server (scratch databases are made on it)")
+    parser.add_argument("--registrations", type=int, default=200)
+    parser.add_argument("--seats", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--health-requests", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline-tree", default="", help="an older checkout to measure in the same run")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (50 registrations, 5 seats, 1 round)")
+    parser.add_argument("--setup-in-tree", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--clients", type=int, help=argparse.SUPPRESS)  # the old name of --registrations
+    args = parser.parse_args()
+    if args.setup_in_tree:  # a subprocess started by Tree.setup, with the tree first on sys.path
+        sys.path.insert(0, os.getcwd())
+        print(json.dumps(asyncio.run(_setup_in_tree(*json.loads(args.setup_in_tree)))))
+        return 0
+    if args.clients:
+        args.registrations = args.clients
+    if args.quick:
+        args.registrations, args.seats, args.rounds, args.health_requests = 50, 5, 1, 500
+        args.concurrency = min(args.concurrency, 25)
+    result = asyncio.run(run(args))
+    report(result)
     print("RESULT " + json.dumps(result))
-    return 0 if oversold == 0 and errors_5xx == 0 else 1
+    failed = any(isinstance(v, dict) and (v.get("oversold") or v.get("errors_5xx")) for v in result.values())
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(main())

@@ -14,8 +14,8 @@ from typing import Any
 from events import audit
 from events.access import Actor
 from events.config import config
-from events.core.tables import ApiToken, LoginToken, Person, RateLimitHit, WebSession
-from events.db import utcnow, write_transaction
+from events.core.tables import ApiToken, LoginToken, Person, PersonRole, RateLimitHit, WebSession
+from events.db import aware, decoded, raw, utcnow, write_transaction
 from events.errors import Invalid, NotFound, RateLimited
 from events.mail import queue_mail
 from events.people import normalize_email
@@ -44,17 +44,25 @@ async def _over_limit(bucket: str, limit: int, window: timedelta) -> bool:
     return False
 
 
-async def request_login(email: str, *, client: str, next_path: str = "/") -> None:
-    """Queue a login mail if the address belongs to an active account; the caller always answers the same."""
+async def accept_login_request(email: str, *, client: str) -> str:
+    """The part of a login request a caller waits for: the address checked and both rate limits counted — the
+    same work whether or not the address belongs to anyone. Returns the normalised address for
+    `send_login_link`, which the shell runs after it has answered (so the answer's timing tells nothing)."""
     email = normalize_email(email)
     async with write_transaction():
         if await _over_limit(f"login-client:{client}", *LOGIN_LIMIT_PER_CLIENT) or await _over_limit(
             f"login-address:{email}", *LOGIN_LIMIT_PER_ADDRESS
         ):
             raise RateLimited("ログインの要求が多すぎます。しばらくしてからもう一度お試しください。", retry_after=300)
+    return email
+
+
+async def send_login_link(email: str, next_path: str = "/") -> bool:
+    """Queue a login mail if the address belongs to an active account (True); nothing otherwise."""
+    async with write_transaction():
         person = await Person.select().where((Person.email == email) & (Person.active.eq(True))).first()
         if person is None:
-            return
+            return False
         raw_token = secrets.token_urlsafe(32)
         now = utcnow()
         minutes = config().login_link_minutes
@@ -72,6 +80,12 @@ async def request_login(email: str, *, client: str, next_path: str = "/") -> Non
             context={"email": email, "link": f"{config().base_url}/login/{raw_token}", "minutes": minutes},
             key=f"login:{digest(raw_token)}",
         )
+    return True
+
+
+async def request_login(email: str, *, client: str, next_path: str = "/") -> None:
+    """Both parts in one go (the CLI, sign-up, tests); the HTTP login answers between the two."""
+    await send_login_link(await accept_login_request(email, client=client), next_path)
 
 
 async def login_link_valid(raw_token: str) -> bool:
@@ -139,6 +153,52 @@ async def resolve_session(
         async with write_transaction():
             await WebSession.update({WebSession.last_seen_at: now}).where(WebSession.id == row["id"])
     return row
+
+
+# ---------------------------------------------------------------- identity: one query per request
+
+_PERSON_COLUMNS = frozenset(c._meta.db_column_name for c in Person._meta.columns)
+_PERSON = ", ".join(f"person.{name}" for name in sorted(_PERSON_COLUMNS))
+_ROLES = f"LEFT JOIN {PersonRole._meta.tablename} ON person_role.person = person.id"
+
+
+def _person_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The person (as people.get_person gives it) from their rows, one per role."""
+    person = decoded({k: v for k, v in rows[0].items() if k in _PERSON_COLUMNS}, Person)
+    person["roles"] = sorted({r["role_name"] for r in rows if r["role_name"]})
+    return person
+
+
+async def identify_token(raw_token: str) -> dict[str, Any] | None:
+    """The active person behind a personal API token, with their roles — in one statement."""
+    rows = await raw(
+        f"SELECT {_PERSON}, person_role.role AS role_name FROM api_token JOIN person ON person.id = api_token.person "
+        f"{_ROLES} WHERE api_token.token_hash = {{}} AND api_token.revoked_at IS NULL AND person.active = {{}}",
+        digest(raw_token), True)
+    return _person_of(rows) if rows else None
+
+
+async def identify_session(raw_id: str, *, idle: timedelta, absolute: timedelta,
+                           now: datetime | None = None) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The live session behind a cookie and its person with their roles — in one statement (plus, at most
+    once a minute, the touch of `last_seen_at`). None when it is unknown, ended, idle too long or too old."""
+    now = now or utcnow()
+    rows = await raw(
+        f"SELECT web_session.id AS session_id, web_session.csrf_token AS session_csrf, "
+        f"web_session.created_at AS session_created_at, web_session.last_seen_at AS session_last_seen_at, "
+        f"{_PERSON}, person_role.role AS role_name FROM web_session JOIN person ON person.id = web_session.person "
+        f"{_ROLES} WHERE web_session.id_hash = {{}} AND web_session.ended_at IS NULL AND person.active = {{}}",
+        digest(raw_id), True)
+    if not rows:
+        return None
+    first = rows[0]
+    created, last_seen = aware(first["session_created_at"]), aware(first["session_last_seen_at"])
+    if now - last_seen > idle or now - created > absolute:
+        return None
+    if now - last_seen > timedelta(minutes=1):  # touch at most once a minute: fewer writes
+        async with write_transaction():
+            await WebSession.update({WebSession.last_seen_at: now}).where(WebSession.id == first["session_id"])
+    return {"id": first["session_id"], "csrf_token": first["session_csrf"]}, _person_of(rows)
 
 
 async def end_session(raw_id: str) -> None:

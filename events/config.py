@@ -22,6 +22,16 @@ class DomainConfig:
     reminder_hour: int = 9
     survey_delay_hours: int = 2
     login_link_minutes: int = 10
+    # Retention (events.retention; the privacy notice states the same figures): how long each kind of data is kept.
+    retention_token_days: int = 7  # login, consent, guardian and survey links after they expire or are used
+    retention_outbox_months: int = 6  # outbox bodies and .eml files after sending
+    retention_address_months: int = 3  # a household's address after its vetting expires or it leaves
+    retention_minor_months: int = 12  # a minor's profile after their last activity
+    retention_survey_months: int = 24  # the link between a named survey answer and its person, after closing
+    retention_audit_months: int = 60  # the audit log (kept longest)
+    purge_hour: int = 3  # the daily purge runs after this hour, Asia/Tokyo
+    mail_dir: Path | None = None  # where the file transport writes .eml files (purged with the outbox bodies)
+    privacy_contact: str = ""  # whom to ask about one's data (the privacy notice); "" = the mail sender
 
     @property
     def mail_domain(self) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 from events import timefmt
 from events.config import config
 from events.core.tables import Person, StudentProfile
-from events.db import utcnow, write_transaction
+from events.db import raw, utcnow, write_transaction
 from events.errors import Conflict, DomainError, Invalid, NotFound
 from events.mail import queue_mail
 from events.seminars.tables import GuardianConsent
@@ -75,7 +75,8 @@ async def guardian_of(person_id: int) -> tuple[str, str]:
         StudentProfile.person == person_id).first()
     if not profile:
         return "", ""
-    return (profile["guardian_email"] or "").strip().lower(), profile["guardian_name"] or ""
+    # one line whatever was stored before names were normalised: it becomes the To: display name of a mail
+    return (profile["guardian_email"] or "").strip().lower(), " ".join((profile["guardian_name"] or "").split())
 
 
 def expiry(now: datetime, *, hours: int, not_before: datetime | None = None,
@@ -121,6 +122,10 @@ class ConsentSubject:
     async def decided(self, subject_id: int, decision: str) -> None:  # pragma: no cover - interface
         """given / refused / expired / revoked, inside the deciding transaction."""
         raise NotImplementedError
+
+    async def outcome_context(self, subject_id: int, decision: str) -> dict[str, Any]:
+        """More for the guardian's outcome mail (a `status_link` to the subject's own page, say); {} by default."""
+        return {}
 
 
 _SUBJECTS: dict[str, ConsentSubject] = {}
@@ -284,8 +289,9 @@ async def decide(token: str, answer: str, *, client: str = "") -> dict[str, Any]
 async def _tell_guardian(row: Mapping[str, Any], described: Description, decision: str) -> None:
     await queue_mail(
         "consent_outcome", to_email=row["guardian_email"], to_name=row["guardian_name"], locale="ja",
-        context={**_mail_context(described, row.get("student_name") or ""), "decision": decision,
-                 "subject_kind": row["subject_kind"]},
+        context={"status_link": "", **_mail_context(described, row.get("student_name") or ""), "decision": decision,
+                 "subject_kind": row["subject_kind"],
+                 **await _subject(row["subject_kind"]).outcome_context(row["subject_id"], decision)},
         key=f"consent:{row['subject_kind']}:{row['subject_id']}:{row['id']}:{decision}",
     )
 
@@ -319,3 +325,53 @@ async def expire_due(now: datetime | None = None, limit: int = 200) -> int:
             await _tell_guardian(row, described, "expired")
             expired += 1
     return expired
+
+
+# ---------------------------------------------------------------- corrections, erasure and retention (events.privacy)
+
+
+async def rerun_pending(student_id: int) -> int:
+    """The student's birth date or guardian changed (a correction): every pending request is withdrawn and the
+    guardian now on the profile is asked again, with at least as long to answer as before (in the caller's
+    transaction). Returns how many requests were made again."""
+    pending = await GuardianConsent.select(
+        GuardianConsent.subject_kind, GuardianConsent.subject_id, GuardianConsent.expires_at,
+    ).where((GuardianConsent.student == student_id) & (GuardianConsent.decision == "pending")).order_by(
+        GuardianConsent.id)
+    asked = 0
+    for row in pending:
+        subject = Subject(row["subject_kind"], row["subject_id"])
+        await withdraw(subject)
+        described = await _subject(subject.kind).describe(subject.id)
+        if await request(subject, student_id, not_before=row["expires_at"], not_after=described.starts_at):
+            asked += 1
+    return asked
+
+
+async def erase_student(student_id: int) -> int:
+    """The student's account is erased: pending requests close (nobody is asked any more), links stop working,
+    and the guardian's name, address and answer's origin go; the decision and its text version stay, so that
+    counts of consents given survive."""
+    await GuardianConsent.update({GuardianConsent.decision: "withdrawn", GuardianConsent.decided_at: utcnow()}).where(
+        (GuardianConsent.student == student_id) & (GuardianConsent.decision == "pending"))
+    rows = await raw(
+        "UPDATE guardian_consent SET guardian_email = '', guardian_name = '', purpose = '', decided_from = '', "
+        "token_hash = 'erased:' || id WHERE student = {} RETURNING id", student_id)
+    return len(rows)
+
+
+async def purge_links(cutoff: datetime, *, limit: int = 500) -> int:
+    """Retention: a consent link answered, withdrawn or expired before `cutoff` stops working (its digest is
+    replaced); the record itself stays. One batch, in the caller's transaction."""
+    rows = await raw(
+        "UPDATE guardian_consent SET token_hash = 'purged:' || id WHERE id IN (SELECT id FROM guardian_consent "
+        "WHERE token_hash NOT LIKE 'purged:%' AND token_hash NOT LIKE 'erased:%' AND ((decision <> 'pending' "
+        f"AND decided_at < {{}}) OR expires_at < {{}}) ORDER BY id LIMIT {int(limit)}) RETURNING id", cutoff, cutoff)
+    return len(rows)
+
+
+async def count_purgeable_links(cutoff: datetime) -> int:
+    rows = await raw(
+        "SELECT COUNT(*) AS n FROM guardian_consent WHERE token_hash NOT LIKE 'purged:%' AND token_hash NOT LIKE "
+        "'erased:%' AND ((decision <> 'pending' AND decided_at < {}) OR expires_at < {})", cutoff, cutoff)
+    return int(rows[0]["n"])

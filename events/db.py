@@ -1,16 +1,30 @@
 """The one write-transaction helper, and the engines it runs on.
 
-SQLite: WAL journal, a busy timeout, and `BEGIN IMMEDIATE` for writes so that concurrent
-writers queue for the write lock instead of failing half-way. PostgreSQL: an ordinary
-transaction; services that must serialise take a row lock (`FOR UPDATE`) late, then re-check.
+SQLite: WAL journal and persistent connections per process (per event loop): one writer, on which write
+transactions (`BEGIN IMMEDIATE`) and single writing statements queue behind an asyncio lock; one reader for
+single reads; snapshot connections lent to read transactions. Pragmas are set once per connection, and the
+statements run on the event loop's own thread: SQLite answers in microseconds, and a thread hand-off per
+statement cost more than the statement. A write lock held by another process is waited for without blocking
+the loop (SQLite's own busy handler is off; the wait is an asyncio back-off up to SQLITE_BUSY_TIMEOUT_S).
+
+PostgreSQL: an asyncpg pool with connect, acquire and statement timeouts; `connection_scope()` lends one pooled
+connection to everything a request does (the transaction included), and a connection goes back to the pool
+without a reset query (nothing here leaves session state behind). Services that must serialise take a row
+lock late (`FOR UPDATE`, or the ledger's conditional UPDATE), then re-check.
+
+Either way a lock held too long answers Busy, and a database that cannot be reached answers Unavailable:
+both 503 with Retry-After, never 500 and never a hang.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import sqlite3
+import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -18,8 +32,8 @@ from typing import Any
 
 from piccolo.engine import engine_finder
 from piccolo.engine.base import Engine
-from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
+from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType, dict_factory
 from piccolo.querystring import QueryString
 
 from events.clock import now as utcnow  # noqa: F401 - the domain's one clock, re-exported
@@ -28,6 +42,22 @@ from events.errors import Busy
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # PostgreSQL: a lock wait beyond this answers 503 + Retry-After instead of hanging.
 LOCK_TIMEOUT_MS = 20_000
+# Defaults of LIFEDESIGN_DB_TIMEOUT (connect and pool acquire) and LIFEDESIGN_DB_STATEMENT_TIMEOUT.
+CONNECT_TIMEOUT_S = 5.0
+STATEMENT_TIMEOUT_S = 30.0
+RETRY_AFTER_S = 5
+BUSY_MESSAGE = "混み合っています。少し待ってからもう一度お試しください。"
+
+
+class Unavailable(Busy):
+    """The database cannot be reached (down, restarting, or not answering in time)."""
+
+    code = "database_unavailable"
+
+
+def unavailable() -> Unavailable:
+    return Unavailable("ただいまデータベースに接続できません。少し待ってからもう一度お試しください。",
+                       retry_after=RETRY_AFTER_S)
 
 
 def sqlite_path(database_url: str) -> str:
@@ -35,27 +65,25 @@ def sqlite_path(database_url: str) -> str:
     return database_url.removeprefix("sqlite:///") if database_url.startswith("sqlite:///") else database_url
 
 
-class TunedSQLiteEngine(SQLiteEngine):
-    """`synchronous=NORMAL` is per connection (safe with WAL: a crash loses at most the last commits, never
-    consistency), and Piccolo opens a connection per transaction, so set it on each."""
-
-    async def get_connection(self):  # type: ignore[override]
-        connection = await super().get_connection()
-        await connection.execute("PRAGMA synchronous = NORMAL")
-        return connection
-
-
-def make_engine(database_url: str) -> Engine:
+def make_engine(database_url: str, *, connect_timeout: float = CONNECT_TIMEOUT_S,
+                statement_timeout: float = STATEMENT_TIMEOUT_S) -> Engine:
     if database_url.startswith("postgres"):
-        return PostgresEngine(config={"dsn": database_url})
-    return TunedSQLiteEngine(path=sqlite_path(database_url), timeout=SQLITE_BUSY_TIMEOUT_S)
+        return PooledPostgresEngine(database_url, connect_timeout=connect_timeout,
+                                    statement_timeout=statement_timeout)
+    return PersistentSQLiteEngine(path=sqlite_path(database_url), timeout=SQLITE_BUSY_TIMEOUT_S)
+
+
+_engine: list[Engine] = []
 
 
 def engine() -> Engine:
-    found = engine_finder()
-    if found is None:  # pragma: no cover - configuration error, not a runtime path
-        raise RuntimeError("no Piccolo engine configured (PICCOLO_CONF)")
-    return found
+    """The configured engine (looked up once: Piccolo's finder imports the configuration on every call)."""
+    if not _engine:
+        found = engine_finder()
+        if found is None:  # pragma: no cover - configuration error, not a runtime path
+            raise RuntimeError("no Piccolo engine configured (PICCOLO_CONF)")
+        _engine.append(found)
+    return _engine[0]
 
 
 def is_sqlite() -> bool:
@@ -72,30 +100,7 @@ def prepare_sqlite(path: str) -> None:
         con.close()
 
 
-_sqlite_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
-_writing: ContextVar[bool] = ContextVar("lifedesign_writing", default=False)
-
-
-def in_write_transaction() -> bool:
-    """True inside `write_transaction()` (the ledger and the audit log refuse to run anywhere else)."""
-    return _writing.get() and engine().current_transaction.get() is not None
-
-
-@asynccontextmanager
-async def _queue_sqlite_writer() -> AsyncIterator[None]:
-    """SQLite: this process's writers queue on an asyncio lock before BEGIN IMMEDIATE. The database lock
-    still serialises processes; the queue only spares them SQLite's sleeping busy-handler (which wakes
-    waiters late and made a 200-client race crawl)."""
-    loop = asyncio.get_running_loop()
-    lock = _sqlite_writers.setdefault(loop, asyncio.Lock())
-    try:
-        await asyncio.wait_for(lock.acquire(), timeout=SQLITE_BUSY_TIMEOUT_S)
-    except TimeoutError:
-        raise Busy("混み合っています。少し待ってからもう一度お試しください。") from None
-    try:
-        yield
-    finally:
-        lock.release()
+# ---------------------------------------------------------------- errors
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -111,6 +116,22 @@ def is_lock_error(exc: BaseException) -> bool:
                       | asyncpg.exceptions.SerializationError | asyncpg.exceptions.TooManyConnectionsError)
 
 
+def is_connection_error(exc: BaseException) -> bool:
+    """The server is gone, restarting, unreachable or too slow: nothing the request did wrong."""
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover
+        return False
+    if isinstance(exc, asyncpg.exceptions.PostgresConnectionError | asyncpg.exceptions.CannotConnectNowError
+                  | asyncpg.exceptions.AdminShutdownError | asyncpg.exceptions.CrashShutdownError
+                  | asyncpg.exceptions.QueryCanceledError | asyncpg.exceptions.ConnectionDoesNotExistError
+                  | asyncpg.exceptions.IdleInTransactionSessionTimeoutError):
+        return True
+    return isinstance(exc, asyncpg.exceptions.InterfaceError) and "closed" in str(exc)
+
+
 def is_unique_violation(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.IntegrityError):
         return "UNIQUE" in str(exc)
@@ -121,13 +142,464 @@ def is_unique_violation(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.exceptions.UniqueViolationError)
 
 
+# ---------------------------------------------------------------- SQLite: persistent connections
+
+_WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.I)
+
+
+def _is_read(sql: str) -> bool:
+    words = sql.lstrip(" \t\r\n(").split(None, 1)
+    verb = words[0].upper() if words else ""
+    return verb in ("SELECT", "PRAGMA", "EXPLAIN", "VALUES") or (verb == "WITH" and not _WRITES.search(sql))
+
+
+class _Lanes:
+    """One event loop's connections (a sqlite3 connection belongs to the thread that opened it)."""
+
+    def __init__(self) -> None:
+        self.writer: sqlite3.Connection | None = None
+        self.reader: sqlite3.Connection | None = None
+        self.snapshots: list[sqlite3.Connection] = []
+        self.write_lock = asyncio.Lock()
+
+
+class PersistentSQLiteEngine(SQLiteEngine):
+    """SQLite with connections kept open (see the module doc); `connection_kwargs["timeout"]` is the bound a
+    writer waits for the write lock."""
+
+    def __init__(self, path: str, timeout: float = SQLITE_BUSY_TIMEOUT_S) -> None:
+        super().__init__(path=path, timeout=timeout)
+        self._lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lanes] = weakref.WeakKeyDictionary()
+
+    def lanes(self) -> _Lanes:
+        loop = asyncio.get_running_loop()
+        found = self._lanes.get(loop)
+        if found is None:
+            found = self._lanes[loop] = _Lanes()
+        return found
+
+    def bound_s(self) -> float:
+        return float(self.connection_kwargs.get("timeout", SQLITE_BUSY_TIMEOUT_S))
+
+    def open_connection(self) -> sqlite3.Connection:
+        kwargs = {**self.connection_kwargs, "timeout": 0}  # no sleeping busy handler: we wait in asyncio
+        connection = sqlite3.connect(**kwargs)
+        connection.row_factory = dict_factory
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        return connection
+
+    async def execute(self, connection: sqlite3.Connection, sql: str, args: Sequence[Any] = (), *,
+                      wait: bool = True) -> list[dict[str, Any]]:
+        """One statement; a lock held by another process is waited for (with back-off) up to the bound."""
+        deadline = None
+        pause = 0.001
+        while True:
+            try:
+                cursor = connection.execute(sql, args)
+                try:
+                    return cursor.fetchall()
+                finally:
+                    cursor.close()
+            except sqlite3.OperationalError as exc:
+                if not wait or not is_lock_error(exc):
+                    raise
+                now = time.monotonic()
+                deadline = deadline or now + self.bound_s()
+                if now >= deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.05)
+
+    @asynccontextmanager
+    async def writer(self) -> AsyncIterator[sqlite3.Connection]:
+        """This process's writers queue here: the lock, then the one writer connection."""
+        lanes = self.lanes()
+        try:
+            async with asyncio.timeout(self.bound_s()):
+                await lanes.write_lock.acquire()
+        except TimeoutError:
+            raise Busy(BUSY_MESSAGE) from None
+        try:
+            if lanes.writer is None:
+                lanes.writer = self.open_connection()
+            yield lanes.writer
+        finally:
+            lanes.write_lock.release()
+
+    async def _run(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        transaction = self.current_transaction.get()
+        if transaction is not None:
+            return await self.execute(transaction.connection, sql, args, wait=False)
+        if _is_read(sql):
+            lanes = self.lanes()
+            if lanes.reader is None:
+                lanes.reader = self.open_connection()
+            return await self.execute(lanes.reader, sql, args)
+        async with self.writer() as connection:
+            return await self.execute(connection, sql, args)
+
+    async def run_querystring(self, querystring: QueryString, in_pool: bool = False):
+        sql, args = querystring.compile_string(engine_type=self.engine_type)
+        return await self._run(sql, args)
+
+    async def run_ddl(self, ddl: str, in_pool: bool = False):
+        return await self._run(ddl)
+
+    def transaction(self, transaction_type: TransactionType = TransactionType.deferred,
+                    allow_nested: bool = True) -> SQLiteTransaction:
+        """A writing transaction whatever the type asked (Piccolo's own, such as migrations, write)."""
+        return LaneTransaction(self, TransactionType.exclusive if transaction_type == TransactionType.exclusive
+                               else TransactionType.immediate, allow_nested)
+
+    def snapshot(self) -> SQLiteTransaction:
+        return LaneTransaction(self, TransactionType.deferred, True, snapshot=True)
+
+    def close_connections(self) -> None:
+        lanes = self._lanes.pop(asyncio.get_running_loop(), None)
+        if lanes is not None:
+            for connection in [lanes.writer, lanes.reader, *lanes.snapshots]:
+                if connection is not None:
+                    connection.close()
+
+
+class LaneTransaction(SQLiteTransaction):
+    """A write transaction on the writer connection (holding this loop's write lock), or a read snapshot on a
+    connection of its own."""
+
+    def __init__(self, engine: PersistentSQLiteEngine, transaction_type: TransactionType, allow_nested: bool = True,
+                 *, snapshot: bool = False) -> None:
+        super().__init__(engine, transaction_type=transaction_type, allow_nested=allow_nested)
+        self.snapshot = snapshot
+        self._writer: Any = None
+
+    async def __aenter__(self) -> SQLiteTransaction:
+        if self._parent is not None:
+            return self._parent
+        engine: PersistentSQLiteEngine = self.engine  # type: ignore[assignment]
+        if self.snapshot:
+            lanes = engine.lanes()
+            self.connection = lanes.snapshots.pop() if lanes.snapshots else engine.open_connection()
+            await engine.execute(self.connection, "BEGIN DEFERRED")
+        else:
+            self._writer = engine.writer()
+            self.connection = await self._writer.__aenter__()
+            try:
+                await engine.execute(self.connection, f"BEGIN {self.transaction_type.value}")
+            except BaseException as exc:
+                await self._writer.__aexit__(type(exc), exc, exc.__traceback__)
+                raise
+        self.context = self.engine.current_transaction.set(self)
+        return self
+
+    async def begin(self) -> None:  # pragma: no cover - __aenter__ begins
+        raise NotImplementedError
+
+    async def commit(self) -> None:
+        self.connection.execute("COMMIT")
+        self._committed = True
+
+    async def rollback(self) -> None:
+        self.connection.execute("ROLLBACK")
+        self._rolled_back = True
+
+    async def savepoint(self, name: str | None = None):  # pragma: no cover - nothing here uses savepoints
+        raise NotImplementedError("savepoints are not used with the persistent SQLite engine")
+
+    async def __aexit__(self, exception_type, exception, traceback) -> bool:
+        if self._parent:
+            return exception is None
+        try:
+            if exception:
+                if not self._rolled_back:
+                    await self.rollback()
+            elif not self._committed and not self._rolled_back:
+                await self.commit()
+        finally:
+            if self.connection.in_transaction:  # a failed COMMIT must not leave the connection inside one
+                self.connection.execute("ROLLBACK")
+            self.engine.current_transaction.reset(self.context)
+            if self.snapshot:
+                lanes = self.engine.lanes()  # type: ignore[attr-defined]
+                if len(lanes.snapshots) < 4:
+                    lanes.snapshots.append(self.connection)
+                else:
+                    self.connection.close()
+            else:
+                await self._writer.__aexit__(None, None, None)
+        return exception is None
+
+
+# ---------------------------------------------------------------- PostgreSQL: a pool with bounds
+
+
+class _Lease:
+    """The pooled connection a request borrows once (taken at its first statement, given back at its end)."""
+
+    def __init__(self, db: PooledPostgresEngine) -> None:
+        self.db = db
+        self.connection: Any = None
+        self.in_use = False
+        self.done = False
+
+    async def take(self) -> Any | None:
+        """The request's connection, or None when it is in use right now (a concurrent statement takes its own)."""
+        if self.done or self.in_use:
+            return None
+        self.in_use = True
+        if self.connection is None:
+            try:
+                self.connection = await self.db.acquire()
+            except BaseException:
+                self.in_use = False
+                raise
+        return self.connection
+
+    async def give_back(self, *, broken: bool = False) -> None:
+        if broken:
+            self.connection = None
+        self.in_use = False
+        if self.done:
+            await self.close()
+
+    async def close(self) -> None:
+        if self.connection is not None and not self.in_use:
+            connection, self.connection = self.connection, None
+            await self.db.release(connection)
+
+
+_lease: ContextVar[_Lease | None] = ContextVar("lifedesign_db_lease", default=None)
+
+
+async def _no_reset(connection: Any) -> None:
+    """asyncpg rolls back an open transaction itself; there is no session state to reset (SET LOCAL only,
+    advisory locks on connections of their own), so releasing costs no round trip."""
+
+
+class PooledPostgresEngine(PostgresEngine):
+    def __init__(self, dsn: str, *, connect_timeout: float, statement_timeout: float) -> None:
+        self.connect_timeout = connect_timeout
+        self.statement_timeout = statement_timeout
+        super().__init__(config={
+            "dsn": dsn, "timeout": connect_timeout, "command_timeout": statement_timeout,
+            "server_settings": {
+                "statement_timeout": str(int(statement_timeout * 1000)),
+                # a process that vanished mid-transaction must not hold a row lock for ever
+                "idle_in_transaction_session_timeout": str(int(max(statement_timeout * 2, 60) * 1000)),
+            },
+        })
+
+    async def start_connection_pool(self, **kwargs: Any) -> None:
+        if self.pool is None:
+            try:
+                import asyncpg
+
+                self.pool = await asyncpg.create_pool(**self.config, reset=_no_reset, **kwargs)
+            except Exception as exc:
+                if is_connection_error(exc) or isinstance(exc, OSError):
+                    raise unavailable() from exc
+                raise
+
+    async def acquire(self) -> Any:
+        if self.pool is not None:
+            try:  # a wait for a free connection is a queue under load: bounded by the statement timeout
+                async with asyncio.timeout(self.statement_timeout) as waited:
+                    return await self.pool.acquire()
+            except Exception as exc:
+                if isinstance(exc, TimeoutError) and waited.expired():
+                    raise Busy(BUSY_MESSAGE) from None
+                if is_connection_error(exc) or isinstance(exc, OSError):  # the pool could not (re)connect
+                    raise unavailable() from exc
+                raise
+        try:
+            return await self.get_new_connection()
+        except Exception as exc:
+            if is_connection_error(exc) or isinstance(exc, OSError):
+                raise unavailable() from exc
+            raise
+
+    async def release(self, connection: Any) -> None:
+        try:
+            if self.pool is not None:
+                await self.pool.release(connection, timeout=self.connect_timeout)
+            else:
+                await asyncio.wait_for(connection.close(), timeout=self.connect_timeout)
+        except Exception:
+            connection.terminate()  # broken or hung: the pool makes a new one when needed
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        transaction = self.current_transaction.get()
+        try:
+            if transaction is not None:
+                return await transaction.connection.fetch(sql, *args)
+            lease = _lease.get()
+            connection = await lease.take() if lease is not None else None
+            if connection is not None:
+                broken = False
+                try:
+                    return await connection.fetch(sql, *args)
+                except Exception as exc:
+                    broken = is_connection_error(exc)
+                    if broken:
+                        connection.terminate()
+                    raise
+                finally:
+                    await lease.give_back(broken=broken)  # type: ignore[union-attr]
+            connection = await self.acquire()
+            try:
+                return await connection.fetch(sql, *args)
+            finally:
+                await self.release(connection)
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise unavailable() from exc
+            raise
+
+    async def run_querystring(self, querystring: QueryString, in_pool: bool = True):
+        sql, args = querystring.compile_string(engine_type=self.engine_type)
+        return await self.fetch(sql, args)
+
+    async def run_ddl(self, ddl: str, in_pool: bool = True):
+        return await self.fetch(ddl)
+
+    def transaction(self, allow_nested: bool = True) -> PostgresTransaction:
+        return LeasedTransaction(self, allow_nested=allow_nested)
+
+
+class LeasedTransaction(PostgresTransaction):
+    """BEGIN and the lock timeout in one round trip, on the request's connection when it has one."""
+
+    async def __aenter__(self) -> PostgresTransaction:
+        if self._parent is not None:
+            return self._parent
+        db: PooledPostgresEngine = self.engine  # type: ignore[assignment]
+        self._lease = _lease.get()
+        self.connection = await self._lease.take() if self._lease is not None else None
+        if self.connection is None:
+            self._lease = None
+            self.connection = await db.acquire()
+        try:
+            await self.connection.execute(f"BEGIN; SET LOCAL lock_timeout = '{int(LOCK_TIMEOUT_MS)}ms'")
+        except BaseException as exc:
+            await self._give_back(broken=True)
+            if isinstance(exc, Exception) and is_connection_error(exc):
+                raise unavailable() from exc
+            raise
+        self.context = self.engine.current_transaction.set(self)
+        return self
+
+    async def begin(self) -> None:  # pragma: no cover - __aenter__ begins
+        raise NotImplementedError
+
+    async def commit(self) -> None:
+        await self.connection.execute("COMMIT")
+        self._committed = True
+
+    async def rollback(self) -> None:
+        await self.connection.execute("ROLLBACK")
+        self._rolled_back = True
+
+    async def _give_back(self, *, broken: bool = False) -> None:
+        if broken:
+            self.connection.terminate()
+        if self._lease is not None:
+            await self._lease.give_back(broken=broken)
+        elif not broken:
+            await self.engine.release(self.connection)  # type: ignore[attr-defined]
+
+    async def __aexit__(self, exception_type, exception, traceback) -> bool:
+        if self._parent:
+            return exception is None
+        broken = False
+        try:
+            if exception:
+                if not self._rolled_back:
+                    try:
+                        await self.rollback()
+                    except Exception:  # the connection died with the transaction: the error that matters is above
+                        broken = True
+            elif not self._committed and not self._rolled_back:
+                try:
+                    await self.commit()
+                except Exception as exc:
+                    broken = is_connection_error(exc)
+                    if broken:
+                        raise unavailable() from exc
+                    raise
+        finally:
+            self.engine.current_transaction.reset(self.context)
+            await self._give_back(broken=broken)
+        return exception is None
+
+
+@asynccontextmanager
+async def connection_scope() -> AsyncIterator[None]:
+    """One pooled connection for everything a request does (PostgreSQL; SQLite keeps its own)."""
+    db = engine()
+    if not isinstance(db, PooledPostgresEngine) or _lease.get() is not None:
+        yield
+        return
+    lease = _Lease(db)
+    token = _lease.set(lease)
+    try:
+        yield
+    finally:
+        _lease.reset(token)
+        lease.done = True  # a statement still running on it (a task that outlived the request) gives it back
+        await lease.close()
+
+
+async def ping(timeout: float) -> bool:
+    """Does the database answer `SELECT 1` within `timeout` seconds? (On PostgreSQL a connection that did not
+    answer is dropped, not waited for.)"""
+    db = engine()
+    try:
+        async with asyncio.timeout(timeout):
+            if not isinstance(db, PooledPostgresEngine):
+                await raw("SELECT 1 AS ok")
+                return True
+            connection = await db.acquire()
+            try:
+                await connection.fetchval("SELECT 1")
+            except BaseException:
+                connection.terminate()
+                raise
+            await db.release(connection)
+    except (TimeoutError, Busy):
+        return False
+    except Exception as exc:
+        if is_connection_error(exc) or isinstance(exc, OSError):
+            return False
+        raise
+    return True
+
+
+async def close_connections() -> None:
+    """At shutdown: SQLite's connections of this loop, PostgreSQL's pool."""
+    db = engine()
+    if isinstance(db, PersistentSQLiteEngine):
+        db.close_connections()
+    elif isinstance(db, PostgresEngine) and db.pool is not None:
+        await db.close_connection_pool()
+
+
+# ---------------------------------------------------------------- transactions
+
+_writing: ContextVar[bool] = ContextVar("lifedesign_writing", default=False)
+
+
+def in_write_transaction() -> bool:
+    """True inside `write_transaction()` (the ledger and the audit log refuse to run anywhere else)."""
+    return _writing.get() and engine().current_transaction.get() is not None
+
+
 @asynccontextmanager
 async def write_transaction() -> AsyncIterator[Any]:
     """Every service that writes runs inside this; nested calls join the outer transaction.
 
     SQLite: writers of this process queue, then `BEGIN IMMEDIATE`. PostgreSQL: a lock wait beyond
     LOCK_TIMEOUT_MS ends the transaction. Either way a lock held too long answers Busy (503 + Retry-After),
-    never 500.
+    never 500; a database out of reach answers Unavailable (503 too).
     """
     db = engine()
     if db.current_transaction.get() is not None:  # join the outer transaction (a read one stays a read one)
@@ -135,16 +607,14 @@ async def write_transaction() -> AsyncIterator[Any]:
         return
     token = _writing.set(True)
     try:
-        if isinstance(db, SQLiteEngine):
-            async with _queue_sqlite_writer(), db.transaction(transaction_type=TransactionType.immediate) as tx:
-                yield tx
-        else:
-            async with db.transaction() as tx:
-                await db.run_querystring(QueryString(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"))
-                yield tx
+        async with db.transaction(transaction_type=TransactionType.immediate) if isinstance(db, SQLiteEngine) \
+                else db.transaction() as tx:
+            yield tx
     except Exception as exc:
         if is_lock_error(exc):
-            raise Busy("混み合っています。少し待ってからもう一度お試しください。") from exc
+            raise Busy(BUSY_MESSAGE) from exc
+        if is_connection_error(exc):
+            raise unavailable() from exc
         raise
     finally:
         _writing.reset(token)
@@ -154,12 +624,14 @@ async def write_transaction() -> AsyncIterator[Any]:
 async def read_transaction() -> AsyncIterator[Any]:
     """A consistent snapshot for multi-query reads (exports, summaries)."""
     db = engine()
-    if isinstance(db, SQLiteEngine):
-        async with db.transaction(transaction_type=TransactionType.deferred) as tx:
-            yield tx
-    else:
-        async with db.transaction() as tx:
-            yield tx
+    if db.current_transaction.get() is not None:
+        yield db.current_transaction.get()
+        return
+    async with db.snapshot() if isinstance(db, PersistentSQLiteEngine) else db.transaction() as tx:
+        yield tx
+
+
+# ---------------------------------------------------------------- rows
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -179,3 +651,25 @@ async def raw(sql: str, *args: Any) -> list[dict[str, Any]]:
     rows = await engine().run_querystring(QueryString(sql, *args))
     return [dict(row) for row in rows or []]
 
+
+_KINDS: dict[Any, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def decoded(row: dict[str, Any], table: Any) -> dict[str, Any]:
+    """A raw row of `table` as Piccolo's `.output(load_json=True)` gives it: JSON parsed, timestamps aware."""
+    kinds = _KINDS.get(table)
+    if kinds is None:
+        def named(*types: str) -> tuple[str, ...]:
+            return tuple(c._meta.db_column_name for c in table._meta.columns if type(c).__name__ in types)
+
+        kinds = _KINDS[table] = (named("JSON", "JSONB"), named("Timestamptz"), named("Boolean"))
+    for name in kinds[0]:
+        if isinstance(row.get(name), str | bytes):
+            row[name] = json.loads(row[name])
+    for name in kinds[1]:
+        if row.get(name) is not None:
+            row[name] = aware(row[name])
+    for name in kinds[2]:
+        if row.get(name) is not None and not isinstance(row[name], bool):
+            row[name] = bool(row[name])
+    return row

@@ -1,8 +1,14 @@
-"""The one place that turns a mail template into outbox bytes.
+"""The one place that turns a mail template into an outbox row.
 
 A mail is `templates/mail/<locale>/<name>.txt`: the first line is `Subject: …`, the rest is the
 plain-text body. The HTML part is derived from the same text by `templates/mail/base.html`, so the
-two never disagree. Message-ID and Date are frozen here, when the mail is queued.
+two never disagree. Message-ID and Date are frozen here, when the mail is queued: the caller's
+transaction stores the rendered parts as a `events.mime.Draft` (addresses and headers checked), and
+the outbox worker builds the MIME bytes from it, off the request path.
+
+A mail whose text or headers carry a link to a bearer-token page (`SECRET_PATHS`: login, consent,
+survey, unsubscribe, guardian and calendar-feed links) is marked `holds_secret`: the outbox erases its
+bytes once it has been sent or withdrawn, so a copy of the database holds no usable link.
 """
 
 from __future__ import annotations
@@ -20,9 +26,18 @@ from markupsafe import Markup, escape
 from events import outbox, timefmt
 from events.config import config
 from events.db import utcnow
-from events.mime import CalendarPart, build_message, make_message_id
+from events.mime import CalendarPart, Draft, make_message_id
 
 _URL = re.compile(r"https?://[^\s<>\"]+")
+_ANY_URL = re.compile(r"(?:https?|webcal)://[^/\s<>\"]+(/[^\s<>\"]*)")
+# Pages opened by a token in the path: whoever holds such a link acts as its addressee.
+SECRET_PATHS = ("/login/", "/consent/", "/visits/consent/", "/api/v1/consent/", "/feedback/",
+                "/reminders/unsubscribe/", "/privacy/guardian/", "/calendar/")
+
+
+def holds_secret(*texts: str) -> bool:
+    """True when any of the texts carries a link to a bearer-token page."""
+    return any(match.group(1).startswith(SECRET_PATHS) for text in texts for match in _ANY_URL.finditer(text))
 
 
 @lru_cache(maxsize=4)
@@ -82,11 +97,16 @@ async def queue_mail(
     group_key: str = "",
     headers: Mapping[str, str] | None = None,
     calendar: CalendarPart | None = None,
+    secret: bool | None = None,
 ) -> bool:
-    """Render and write one outbox row in the caller's transaction. The key makes it idempotent."""
+    """Render and write one outbox row in the caller's transaction. The key makes it idempotent.
+
+    No MIME is built here (the worker does it); a bad address or header raises ValueError now, in the
+    caller's transaction. `secret` overrides the detection of token links (`holds_secret`)."""
     subject, text, html = render(name, locale, {"recipient_name": to_name, **context})
     token = hashlib.sha256(key.encode()).hexdigest()[:32]
-    message = build_message(
+    all_headers = {"Auto-Submitted": "auto-generated", **(headers or {})}
+    draft = Draft(
         sender=f"{config().mail_from_name} <{config().mail_from}>",
         recipient=f"{to_name} <{to_email}>" if to_name else to_email,
         subject=subject,
@@ -94,9 +114,11 @@ async def queue_mail(
         html=html,
         message_id=make_message_id(config().mail_domain, token),
         date=utcnow(),
-        headers={"Auto-Submitted": "auto-generated", **(headers or {})},
+        headers=all_headers,
         calendar=calendar,
     )
     return await outbox.enqueue(
-        key=key, kind=name, recipient=to_email, subject=subject, message=message, due_at=due_at, group_key=group_key
+        key=key, kind=name, recipient=to_email, subject=subject, message=draft.encode(), due_at=due_at,
+        group_key=group_key, message_id=draft.message_id,
+        holds_secret=holds_secret(text, *all_headers.values()) if secret is None else secret,
     )

@@ -25,7 +25,7 @@ from events.core.tables import (
 from events.db import utcnow, write_transaction
 from events.errors import Conflict, Forbidden, Invalid, NotFound
 
-_EMAIL = re.compile(r"^[^@\s<>\"(),;:]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(r"^[^@\s<>\"(),;:\x00-\x1f\x7f]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 LOCALES = ("ja", "en")
 
 
@@ -59,11 +59,11 @@ class StudentInfo:
             )
         return StudentInfo(
             school_level=self.school_level,
-            school_name=self.school_name.strip(),
+            school_name=one_line(self.school_name, "school_name"),
             grade=self.grade,
             birth_date=self.birth_date,
             guardian_email=normalize_email(guardian) if guardian else "",
-            guardian_name=self.guardian_name.strip(),
+            guardian_name=one_line(self.guardian_name, "guardian_name"),  # it becomes a mail's To: display name
         )
 
 
@@ -82,6 +82,14 @@ def student_info_from(fields: Mapping[str, Any]) -> StudentInfo:
         grade=grade, birth_date=birth, guardian_email=str(fields.get("guardian_email") or ""),
         guardian_name=str(fields.get("guardian_name") or ""),
     )
+
+
+def one_line(value: object, field: str, limit: int = 200) -> str:
+    """Free text that may reach a mail header (a display name, a subject): one line, spaces collapsed."""
+    text = " ".join(str(value or "").split())
+    if len(text) > limit:
+        raise Invalid(f"{limit}文字以内で入力してください。", code="too_long", field=field)
+    return text
 
 
 def _clean_name(name: object, field: str = "name") -> str:
@@ -202,11 +210,13 @@ async def update_profile(person_id: int, *, name: str, kana: str, reminders: boo
 
 
 async def add_account(actor: Actor, email: str, name: str, *, roles: tuple[str, ...], kana: str = "",
-                      locale: str = "ja") -> int:
-    """An admin (or the CLI) creates any account, coordinators and admins included (audited)."""
+                      locale: str = "ja", student: StudentInfo | None = None, facility_id: int | None = None) -> int:
+    """An admin (or the CLI) creates any account, coordinators and admins included (audited); a student needs
+    their school and birth date, facility staff their facility."""
     access.require_admin(actor)
     async with write_transaction():
-        person_id = await create_person(email, name, kana=kana, locale=locale, roles=roles)
+        person_id = await create_person(email, name, kana=kana, locale=locale, roles=roles, student=student,
+                                        facility_id=facility_id)
         await audit.record(actor, "admin_user_added", subject_type="person", subject_id=person_id,
                            detail={"roles": list(roles)})
     return person_id
@@ -258,8 +268,9 @@ async def list_people(*, role: str | None = None, query: str = "", limit: int = 
 
 async def create_facility(name: str, kind: str, area: str) -> int:
     name = " ".join(name.split())
-    if not name:
-        raise Invalid("施設名を入力してください。", code="invalid_facility_name", field="name")
+    if not name or len(name) > 200:
+        raise Invalid("施設名を入力してください（200文字以内）。", code="invalid_facility_name", field="name")
+    area = one_line(area, "area", 64)
     if kind not in FACILITY_KINDS:
         raise Invalid(f"施設の種別が正しくありません: {kind}", code="invalid_facility_kind", field="kind")
     async with write_transaction():

@@ -7,6 +7,9 @@ columns (a test parses the code for other writers). The rules it keeps, each her
 1. **Seats never oversell.** `Event.taken` counts the registrations in a seat-holding state (confirmed,
    pending_consent, attended, no_show). It moves only together with a status change, by one conditional
    `UPDATE … SET taken = taken + 1 WHERE taken < capacity` (a CHECK backs it), never by check-then-insert.
+   The critical section is short: whatever does not decide the seat (who may hold it, the answers, the
+   person) is read before; the conditional UPDATE — or, when it finds no seat, the event row's lock — comes
+   late, and the row is inserted with its waiting-list position computed in the same statement.
 2. **Every status change is a conditional UPDATE on the old status**, so two racing changes cannot both
    apply; the loser sees None (or the refusal its caller maps).
 3. **Who may hold a place.** A home-visit event's places come only from an accepted match (the visits area
@@ -38,9 +41,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from piccolo.querystring import QueryString
+
 from events import consent, safeguarding, signals, timefmt
 from events.config import config
-from events.db import aware, in_write_transaction, is_sqlite, raw, utcnow, write_transaction
+from events.db import aware, decoded, engine, in_write_transaction, is_sqlite, raw, utcnow, write_transaction
 from events.errors import Conflict, Forbidden, NotFound
 from events.seminars.tables import (
     LIVE_STATES,
@@ -123,6 +128,33 @@ async def _next_queue_position(event_id: int) -> int:
     return int(rows[0]["top"] or 0) + 1 if rows else 1
 
 
+async def _locked_event(event_id: int) -> dict[str, Any]:
+    """What decides a place, read fresh under the event row's lock (PostgreSQL; SQLite's IMMEDIATE
+    transaction already serialises): status, seats, the draw."""
+    rows = await raw("SELECT status, taken, capacity, allocation, lottery_drawn_at FROM event WHERE id = {}"
+                     + (" FOR UPDATE" if not is_sqlite() else ""), event_id)
+    if not rows:
+        raise NotFound("そのイベントは見つかりません。", code="event_not_found")
+    rows[0]["lottery_drawn_at"] = aware(rows[0]["lottery_drawn_at"])
+    return rows[0]
+
+
+_WAITLIST_RANK = ("(SELECT COUNT(*) FROM registration AS ahead WHERE ahead.event = registration.event"
+                  " AND ahead.status = 'waitlisted' AND ahead.queue_position < registration.queue_position) + 1")
+
+
+async def _insert_row(row: Registration, *, queued: bool) -> dict[str, Any]:
+    """One INSERT … RETURNING the row; a waiting-list entry gets the next position (read in the same statement,
+    under the lock) and its rank back."""
+    if queued:
+        row.queue_position = QueryString(  # type: ignore[assignment]
+            "(SELECT COALESCE(MAX(queue_position), 0) + 1 FROM registration WHERE event = {})", row.event)
+    insert = Registration.insert(row).returning(*Registration.all_columns()).querystrings[0]
+    query = QueryString("{}, " + _WAITLIST_RANK + " AS waitlist_rank", insert) if queued else insert
+    found = [dict(r) for r in await engine().run_querystring(query)]
+    return decoded(found[0], Registration)
+
+
 # ---------------------------------------------------------------- who may hold a place (rule 3)
 
 
@@ -167,10 +199,10 @@ async def _update_status(row: Mapping[str, Any], new: str, values: Mapping[str, 
 
 
 async def _changed(row: Mapping[str, Any], event: Mapping[str, Any], old: str | None, *, reason: str,
-                   by: int | None, detail: Mapping[str, Any] | None) -> None:
+                   by: int | None, detail: Mapping[str, Any] | None, person: Mapping[str, Any] | None = None) -> None:
     change = signals.PlaceChanged(
         registration_id=row["id"], event_id=event["id"], person_id=row["person"], event_kind=event["kind"],
-        old=old, new=row["status"], reason=reason, by=by, detail=dict(detail or {}),
+        old=old, new=row["status"], reason=reason, by=by, detail=dict(detail or {}), event=event, person=person,
     )
     notice = signals.PLACE_NOTICE.get(event["kind"])
     if notice is not None:
@@ -219,6 +251,7 @@ class Applicant:
     person_id: int
     answers: Mapping[str, Any] = field(default_factory=dict)
     values: Mapping[str, Any] = field(default_factory=dict)
+    person: Mapping[str, Any] | None = None  # email, name, locale, when the caller has read them (for the notice)
 
 
 _ROW_VALUES = ("lottery_ticket", "priority", "priority_reason", "group_key", "accommodation", "ward_tie")
@@ -238,50 +271,63 @@ async def place(event_id: int, person_id: int, *, source: Source, answers: Mappi
 
 async def place_group(event_id: int, applicants: list[Applicant], *, source: Source,
                       idempotency_key: str | None = None, registered_by: int | None = None,
-                      reason: str = "registered", waitlist: bool = True) -> list[dict[str, Any]]:
+                      reason: str = "registered", waitlist: bool = True,
+                      event: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """An application of one person, or of companions together: all of them get seats, or all apply to the
-    lottery, or all wait — consecutively — on the waiting list (never some in and some out)."""
+    lottery, or all wait — consecutively — on the waiting list (never some in and some out).
+
+    `event` may be the caller's snapshot of the row, read before the transaction: what decides the place
+    (status, seats, the draw) is read again late, under the lock (`_decide`)."""
     _require_transaction()
     if not applicants:
         raise ValueError("an application needs at least one person")
-    event = await event_row(event_id)
+    event = dict(event) if event is not None else await event_row(event_id)
     for applicant in applicants:
         await _may_hold(event, applicant.person_id, source)
-    if len(applicants) > 1:
-        await lock_event(event_id)  # PostgreSQL: the free seats counted below stay free until commit
-    queue_position = None
-    if event["allocation"] == "lottery" and not event["lottery_drawn_at"] and event["kind"] != "home_visit":
-        statuses = ["applied"] * len(applicants)
-    elif await _take_seats(event_id, len(applicants)):
+    outcome = await _decide(event, len(applicants), waitlist)
+    if outcome == "seat":
         statuses = [await _seat_status(event, a.person_id) for a in applicants]
-    elif waitlist and event["kind"] != "home_visit" and event["status"] == "published":
-        statuses = ["waitlisted"] * len(applicants)
-        queue_position = await _next_queue_position(event_id)
-    elif event["status"] != "published":
-        raise Conflict("このイベントは現在、申込を受け付けていません。", code="event_not_published")
     else:
-        raise Full("満席のため席を確保できませんでした。")
+        statuses = [outcome] * len(applicants)
     now = utcnow()
     made = []
     for offset, (applicant, status) in enumerate(zip(applicants, statuses, strict=True)):
         extra = {key: applicant.values[key] for key in _ROW_VALUES if key in applicant.values}
-        rows = await Registration.insert(Registration(
+        made.append(await _insert_row(Registration(
             event=event_id, person=applicant.person_id, status=status, answers=dict(applicant.answers),
-            queue_position=None if queue_position is None else queue_position + offset,
             idempotency_key=idempotency_key if offset == 0 else None, registered_by=registered_by, created_at=now,
             updated_at=now, confirmed_at=now if status == "confirmed" else None, **extra,
-        )).returning(*Registration.all_columns())
-        made.append(rows[0])
-    for row in made:
-        rank = await waitlist_rank(event_id, row["queue_position"]) if row["queue_position"] else None
+        ), queued=status == "waitlisted"))
+    for row, applicant in zip(made, applicants, strict=True):
+        rank = row.get("waitlist_rank")
         await _changed(row, event, None, reason=reason, by=registered_by,
-                       detail={"waitlist_rank": rank} if rank else None)
+                       detail={"waitlist_rank": rank} if rank else None, person=applicant.person)
         if row["status"] == "pending_consent":
             await consent.request(consent.Subject(REGISTRATION_SUBJECT, row["id"]), row["person"],
                                   not_after=event["starts_at"])
     if event["kind"] == "home_visit":
         await recheck(event_id)
     return made
+
+
+async def _decide(event: dict[str, Any], count: int, waitlist: bool) -> str:
+    """The critical section: "seat" (taken), "applied" (a lottery not yet drawn) or "waitlisted" (the event row
+    stays locked until commit, so positions are handed out one at a time). A single applicant whose snapshot
+    shows a free seat tries the conditional UPDATE at once; otherwise the row is locked and read fresh first.
+    `event` is brought up to date with what was read under the lock."""
+    drawing = event["allocation"] == "lottery" and not event["lottery_drawn_at"] and event["kind"] != "home_visit"
+    if count == 1 and not drawing and event["taken"] < event["capacity"] and await _take_seat(event["id"]):
+        return "seat"
+    event.update(await _locked_event(event["id"]))
+    if event["allocation"] == "lottery" and not event["lottery_drawn_at"] and event["kind"] != "home_visit":
+        return "applied"
+    if await _take_seats(event["id"], count):
+        return "seat"
+    if waitlist and event["kind"] != "home_visit" and event["status"] == "published":
+        return "waitlisted"
+    if event["status"] != "published":
+        raise Conflict("このイベントは現在、申込を受け付けていません。", code="event_not_published")
+    raise Full("満席のため席を確保できませんでした。")
 
 
 async def _take_seats(event_id: int, count: int) -> bool:

@@ -125,6 +125,10 @@ class PlaceChanged:
     reason: str
     by: int | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+    # The rows as the ledger read them in this transaction, when it had them (listeners need not read them again):
+    # the event, and the person's email, name and locale.
+    event: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    person: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -178,3 +182,6 @@ SURVEY_RECIPIENTS: KeyedProvider[Callable[[int], Awaitable[list[int]]]] = KeyedP
 VISIT_MATCHED: Provider[Callable[[int, int], Awaitable[bool]]] = Provider("visit.matched")
 # The home of a home-visit event: async (event_id) -> VisitHost | None.
 VISIT_HOST: Provider[Callable[[int], Awaitable[VisitHost | None]]] = Provider("visit.host")
+# The page of an event of this kind, when it is not the seminar-style /events/<id>: (event_id) -> path
+# (keyed by event kind: a home visit's calendar entry and mails link to the visits area's own page).
+EVENT_PAGE: KeyedProvider[Callable[[int], str]] = KeyedProvider("event.page")

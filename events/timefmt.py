@@ -24,6 +24,16 @@ def short(value: datetime | None, fmt: str = "%Y/%m/%d %H:%M") -> str:
     return "" if value is None else value.astimezone(TOKYO).strftime(fmt)
 
 
+def compact(value: datetime | None, locale: str = "ja") -> str:
+    """For tables: `2026/12/05（土）14:00` / `Sat 2026/12/05 14:00`; "" for None."""
+    if value is None:
+        return ""
+    local = value.astimezone(TOKYO)
+    if locale == "en":
+        return local.strftime("%a %Y/%m/%d %H:%M")
+    return f"{local:%Y/%m/%d}（{WEEKDAYS_JA[local.weekday()]}）{local:%H:%M}"
+
+
 def day_ja(day: date) -> str:
     return f"{day.year}年{day.month}月{day.day}日（{WEEKDAYS_JA[day.weekday()]}）"
 

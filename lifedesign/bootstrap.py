@@ -15,6 +15,15 @@ def configure_domain(settings: Settings) -> None:
         reminder_days_before=settings.reminder_days_before,
         reminder_hour=settings.reminder_hour,
         survey_delay_hours=settings.survey_delay_hours,
+        retention_token_days=settings.retention.token_days,
+        retention_outbox_months=settings.retention.outbox_months,
+        retention_address_months=settings.retention.address_months,
+        retention_minor_months=settings.retention.minor_months,
+        retention_survey_months=settings.retention.survey_months,
+        retention_audit_months=settings.retention.audit_months,
+        purge_hour=settings.retention.purge_hour,
+        privacy_contact=settings.retention.privacy_contact,
+        mail_dir=settings.mail_dir,
     )
 
 

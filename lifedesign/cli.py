@@ -30,14 +30,110 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from lifedesign import access_log
     from lifedesign.app import create_app
 
     settings = get_settings()
-    app = create_app(settings, pool=True, migrate=True, run_worker=not args.no_worker and settings.run_worker_in_serve)
+    mail_worker = not args.no_worker and settings.run_worker_in_serve
+    if args.workers < 1:
+        return _fail("--workers must be at least 1")
+    if args.workers > 1 and settings.database_kind == "sqlite":
+        return _fail("--workers above 1 needs PostgreSQL: SQLite has one writer by design (see README, Scaling)")
     print(f"lifedesign on http://{args.host}:{args.port} — database {settings.database_kind}, "
-          f"mail {'SMTP ' + settings.smtp.host if settings.smtp else 'files in ' + str(settings.mail_dir)}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", proxy_headers=True, workers=1)
+          f"mail {'SMTP ' + settings.smtp.host if settings.smtp else 'files in ' + str(settings.mail_dir)}"
+          + (f", {args.workers} processes" if args.workers > 1 else ""), flush=True)
+    if args.workers > 1:
+        return _serve_processes(args, settings, mail_worker)
+    access_log.configure()
+    app = create_app(settings, pool=True, migrate=True, run_worker=mail_worker)
+    uvicorn.Server(server_config(app, args.host, args.port)).run()
     return 0
+
+
+def _listening_socket(host: str, port: int):
+    """SO_REUSEPORT: every process binds the port itself, and the kernel spreads the connections evenly."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _serve_one(host: str, port: int, mail_worker: bool) -> None:
+    """One of `serve --workers N`'s processes (started by multiprocessing, spawn)."""
+    import uvicorn
+
+    from lifedesign import access_log
+    from lifedesign.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("piccolo").setLevel(logging.WARNING)
+    access_log.configure()
+    app = create_app(get_settings(), pool=True, migrate=False, run_worker=mail_worker)
+    uvicorn.Server(server_config(app, host, port)).run(sockets=[_listening_socket(host, port)])
+
+
+def _serve_processes(args: argparse.Namespace, settings, mail_worker: bool) -> int:
+    """Migrate once, then N serving processes on one port (the first also runs the mail worker); a process
+    that dies is replaced, and SIGINT/SIGTERM stop them all gracefully."""
+    import multiprocessing
+    import multiprocessing.connection
+    import time
+
+    from lifedesign.migrate import migrate as apply_migrations
+
+    asyncio.run(apply_migrations(settings))
+    _listening_socket(args.host, args.port).close()  # the port is free (or shared with SO_REUSEPORT)
+    context = multiprocessing.get_context("spawn")
+    stopping = []
+
+    def start(index: int):
+        process = context.Process(target=_serve_one, args=(args.host, args.port, mail_worker and index == 0),
+                                  name=f"lifedesign-serve-{index}")
+        process.start()
+        return process
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.append(True))
+    children = [start(index) for index in range(args.workers)]
+    deaths: list[float] = []
+    failed = False
+    try:
+        while not stopping:
+            multiprocessing.connection.wait([c.sentinel for c in children], timeout=0.5)
+            for index, child in enumerate(children):
+                if child.is_alive() or stopping:
+                    continue
+                deaths = [t for t in deaths if t > time.monotonic() - 60] + [time.monotonic()]
+                if len(deaths) > 5:
+                    print("lifedesign: error: serving processes keep dying; stopping", file=sys.stderr)
+                    failed = True
+                    stopping.append(True)
+                    break
+                print(f"serving process {child.pid} exited with {child.exitcode}; starting another", flush=True)
+                children[index] = start(index)
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.terminate()  # SIGTERM: uvicorn finishes the requests in flight
+        for child in children:
+            child.join(timeout=20)
+            if child.is_alive():
+                child.kill()
+    return 1 if failed else 0
+
+
+def server_config(app, host: str, port: int, *, log_level: str = "info"):
+    """uvicorn's settings for `serve`. Its own proxy-header handling stays off: X-Forwarded-For is believed only
+    from LIFEDESIGN_TRUSTED_PROXIES (lifedesign.proxies), never from whoever connects."""
+    import uvicorn
+
+    # The access log is lifedesign.access_log's (secrets redacted, written off the request path); uvloop and
+    # httptools are used when installed (loop="auto", http="auto").
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, proxy_headers=False, workers=1,
+                          access_log=False, backlog=2048)
 
 
 async def cmd_worker(args: argparse.Namespace) -> int:
@@ -88,6 +184,29 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_purge(args: argparse.Namespace) -> int:
+    from events import retention
+
+    await prepare()
+    unknown = sorted(set(args.category or []) - {c.name for c in retention.categories()})
+    if unknown:
+        return _fail(f"unknown category {', '.join(unknown)}; known: "
+                     + ", ".join(c.name for c in retention.categories()))
+
+    def progress(item: retention.CategoryReport) -> None:
+        if args.dry_run:
+            print(f"{item.name:<22} {item.due:>9} due   (kept {item.period}) {item.label}", flush=True)
+        else:
+            print(f"{item.name:<22} {item.done:>9}/{item.due} purged in {item.batches} batches", flush=True)
+
+    report = await retention.run(dry_run=args.dry_run, progress=progress, only=args.category or None,
+                                 batch=args.batch)
+    verb = "would purge" if args.dry_run else "purged"
+    print(f"{verb} {report.due if args.dry_run else report.done} rows in {report.seconds:.1f} s"
+          + ("" if args.dry_run else f"; longest batch {report.longest_batch_s:.2f} s"), flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lifedesign",
@@ -98,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-worker", action="store_true", help="do not run the mail worker in this process")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="serving processes (PostgreSQL only; the first also runs the mail worker)")
     serve.set_defaults(sync_handler=cmd_serve)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(handler=cmd_migrate)
     worker = sub.add_parser("worker", help="deliver queued mail and run scheduled jobs")
@@ -118,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--email", required=True)
     create.add_argument("--label")
     create.set_defaults(handler=cmd_token_create)
+    purge = sub.add_parser("purge", help="delete or scrub personal data past its retention period (see README)")
+    purge.add_argument("--dry-run", action="store_true", help="only show what would go, by category and count")
+    purge.add_argument("--category", action="append", help="only this category (repeatable)")
+    purge.add_argument("--batch", type=int, default=500, help="rows per transaction to start with (adapts)")
+    purge.set_defaults(handler=cmd_purge)
     from lifedesign import areas
 
     for area in areas.INSTALLED:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 
+import asyncpg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
@@ -33,8 +34,9 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "").split(",")[0]
 
 
-def _respond(request: Request, status: int, code: str, message: str, extra: dict | None = None) -> Response:
-    headers = {}
+def _respond(request: Request, status: int, code: str, message: str, extra: dict | None = None,
+             headers: dict[str, str] | None = None) -> Response:
+    headers = dict(headers or {})
     retry_after = (extra or {}).get("retry_after")
     if status in (429, 503):
         headers["Retry-After"] = str(retry_after or 2)
@@ -64,7 +66,8 @@ def validation_error(request: Request, exc: ValidationException) -> Response:
 def http_error(request: Request, exc: HTTPException) -> Response:
     code, default = _HTTP_CODES.get(exc.status_code, ("error", "エラーが発生しました。"))
     detail = exc.detail if exc.detail and exc.detail != default and not exc.detail[0].isascii() else default
-    return _respond(request, exc.status_code, code, detail)
+    kept = {k: v for k, v in (exc.headers or {}).items() if k.lower() in ("allow", "www-authenticate")}
+    return _respond(request, exc.status_code, code, detail, headers=kept)  # 405 says what is allowed (Allow)
 
 
 def unexpected_error(request: Request, exc: Exception) -> Response:
@@ -76,9 +79,21 @@ def unexpected_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def data_error(request: Request, exc: Exception) -> Response:
+    """The database refused a value (too long, out of range, a character it cannot store). The boundary
+    (lifedesign.limits, the services' checks) should have said so first; this is the backstop, so hostile
+    input is a 422 and never a 500 — logged, since it means a check is missing."""
+    if isinstance(exc, OverflowError) and "too large to convert" not in str(exc):
+        return unexpected_error(request, exc)
+    log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
+    return _respond(request, 422, "invalid_input", "入力内容が正しくありません（長すぎる、または範囲外の値があります）。")
+
+
 EXCEPTION_HANDLERS = {
     DomainError: domain_error,
     ValidationException: validation_error,
     HTTPException: http_error,
+    asyncpg.exceptions.DataError: data_error,
+    OverflowError: data_error,  # SQLite: an integer beyond 64 bits
     Exception: unexpected_error,
 }

@@ -5,7 +5,9 @@ from piccolo.conf.apps import AppRegistry
 from events.db import make_engine
 from lifedesign.settings import get_settings
 
-DB = make_engine(get_settings().database_url)
+_settings = get_settings()
+DB = make_engine(_settings.database_url, connect_timeout=_settings.db_timeout,
+                 statement_timeout=_settings.db_statement_timeout)
 
 APP_REGISTRY = AppRegistry(apps=[
     "events.core.piccolo_app",

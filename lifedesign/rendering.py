@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChainableUndefined, Environment, FileSystemLoader, pass_context, select_autoescape
 from litestar import Request, Response
 from litestar.enums import MediaType
 
@@ -20,6 +20,14 @@ def register_nav(href: str, label: str, roles: tuple[str, ...]) -> None:
     NAV.append({"href": href, "label": label, "roles": roles})
 
 
+@pass_context
+def _jst(context: Any, value: Any, fmt: str | None = None) -> str:
+    """`|jst`: a time for a table, with its weekday, in the page's language (`|jst(fmt)` for a fixed format)."""
+    if fmt:
+        return timefmt.short(value, fmt)
+    return timefmt.compact(value, context.get("lang", "ja"))
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
@@ -29,7 +37,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["jst"] = timefmt.short
+    env.filters["jst"] = _jst
     env.filters["jst_long"] = timefmt.long
     return env
 
@@ -124,7 +132,8 @@ def confirmed(form: dict[str, str]) -> bool:
 def confirm_page(request: Request, *, title: str, action: str, consequences: list[str], button: str,
                  back: str, fields: dict[str, str] | None = None, recipients: int | None = None,
                  reason_label: str = "", reason: str = "", reason_required: bool = False, error: str = "",
-                 danger: bool = True, preview: str = "", status_code: int = 200) -> Response:
+                 danger: bool = True, preview: str = "", status_code: int = 200,
+                 irreversible: bool = True) -> Response:
     """The one confirmation step before an irreversible action, without JavaScript: the same form posted
     again with confirmed=1. It says what will happen and how many people get mail; where people are told
     why, it asks for the reason (required when `reason_required`); `preview` shows a text as it will be sent.
@@ -132,4 +141,4 @@ def confirm_page(request: Request, *, title: str, action: str, consequences: lis
     return page(request, "pages/confirm.html", status_code=status_code, title=title, heading=title, action=action,
                 consequences=consequences, button=button, back=back, fields=fields or {}, recipients=recipients,
                 reason_label=reason_label, reason=reason, reason_required=reason_required, error=error,
-                danger=danger, preview=preview, confirm_field=CONFIRM_FIELD)
+                danger=danger, preview=preview, confirm_field=CONFIRM_FIELD, irreversible=irreversible)

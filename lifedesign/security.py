@@ -15,16 +15,14 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from events import audit, auth, people
+from events import audit, auth
 from events.access import Actor
-from events.errors import Forbidden
+from events.db import connection_scope
+from lifedesign import csrf, proxies
 from lifedesign.settings import get_settings
 
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 ANON_CSRF_COOKIE = "ld_csrf"
 LANG_COOKIE = "ld_lang"
-# Token-authorised POSTs that mail clients send without our page (RFC 8058 one-click unsubscribe).
-CSRF_EXEMPT_PREFIXES = ("/reminders/unsubscribe/",)
 
 
 def session_cookie_name() -> str:
@@ -33,7 +31,7 @@ def session_cookie_name() -> str:
 
 
 def client_of(request: ASGIConnection) -> str:
-    return request.client.host if request.client else "unknown"
+    return proxies.client_address(request, get_settings().trusted_proxies)
 
 
 def actor_of(request: ASGIConnection) -> Actor:
@@ -54,29 +52,26 @@ async def identify(request: Request) -> None:
     state.session_raw = None
     state.csrf_token = ""
     state.set_anon_csrf = None
-    person_id: int | None = None
     header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        person_id = await auth.resolve_api_token(header[7:].strip())
-        if person_id is None:
+    if header.lower().startswith("bearer "):  # person and roles in one statement, reused by the handler
+        state.person = await auth.identify_token(header[7:].strip())
+        if state.person is None:
             raise NotAuthorizedException("APIトークンが無効です。")
         state.auth = "token"
     else:
         raw_session = request.cookies.get(session_cookie_name())
         if raw_session:
-            session = await auth.resolve_session(
+            found = await auth.identify_session(
                 raw_session,
                 idle=timedelta(minutes=settings.session_idle_minutes),
                 absolute=timedelta(hours=settings.session_absolute_hours),
             )
-            if session is not None:
-                person_id = session["person"]
+            if found is not None:
+                session, state.person = found
                 state.auth = "session"
                 state.session_raw = raw_session
                 state.csrf_token = session["csrf_token"]
-    if person_id is not None:
-        state.person = await people.get_person(person_id)
-    if not state.csrf_token:
+    if not state.csrf_token and state.auth != "token":  # a bearer call has no form and gets no cookie
         anon = request.cookies.get(ANON_CSRF_COOKIE, "")
         if len(anon) < 20:
             anon = secrets.token_urlsafe(24)
@@ -86,24 +81,7 @@ async def identify(request: Request) -> None:
     state.locale = request.query_params.get("lang") or chosen
     if state.locale not in ("ja", "en"):
         state.locale = "ja"
-    if request.method not in SAFE_METHODS and state.auth != "token":
-        await _check_csrf(request)
-
-
-async def _check_csrf(request: Request) -> None:
-    """A cookie session or an HTML form must prove it came from our own page; bearer calls need not."""
-    if request.url.path.startswith(CSRF_EXEMPT_PREFIXES):
-        return
-    is_form = "form" in request.headers.get("content-type", "")
-    if request.state.auth != "session" and not is_form:
-        return  # an anonymous JSON call carries no ambient credential to abuse
-    sent = request.headers.get("x-csrf-token", "")
-    if not sent and is_form:
-        form = await request.form()
-        sent = str(form.get("_csrf", ""))
-    if not sent or not secrets.compare_digest(sent, request.state.csrf_token):
-        await audit.refused(actor_of(request), "csrf_refused", path=request.url.path)
-        raise Forbidden("フォームの有効期限が切れました。ページを再読み込みしてもう一度お試しください。", code="csrf_failed")
+    await csrf.check(request, actor_of(request))  # every state-changing request (lifedesign.csrf)
 
 
 class IdentifyMiddleware(ASGIMiddleware):
@@ -113,11 +91,12 @@ class IdentifyMiddleware(ASGIMiddleware):
 
     @staticmethod
     def should_bypass_for_scope(scope: Scope) -> bool:
-        return scope["path"].startswith("/static/")
+        return scope["path"].startswith("/static/") or scope["path"] == "/health"  # nobody to identify
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        await identify(Request(scope, receive))
-        await next_app(scope, receive, send)
+        async with connection_scope():  # PostgreSQL: one pooled connection for the whole request
+            await identify(Request(scope, receive))
+            await next_app(scope, receive, send)
 
 
 def requires(*roles: str):

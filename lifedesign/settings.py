@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -26,6 +26,20 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How long each kind of personal data is kept (README, the privacy notice and events.retention agree)."""
+
+    token_days: int = 7
+    outbox_months: int = 6
+    address_months: int = 3
+    minor_months: int = 12
+    survey_months: int = 24
+    audit_months: int = 60
+    purge_hour: int = 3
+    privacy_contact: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     database_url: str
@@ -41,6 +55,10 @@ class Settings:
     reminder_days_before: int = 1
     reminder_hour: int = 9
     survey_delay_hours: int = 2
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    trusted_proxies: tuple[str, ...] = ()  # networks whose X-Forwarded-For names the client (lifedesign.proxies)
+    db_timeout: int = 5  # seconds to connect to / wait for a pooled connection of PostgreSQL
+    db_statement_timeout: int = 30  # seconds a PostgreSQL statement may run (or wait for an answer)
 
     @property
     def database_kind(self) -> str:
@@ -151,6 +169,37 @@ def _secret_key(env: dict[str, str], data_dir: Path) -> str:
     return key
 
 
+def _retention(env: dict[str, str]) -> RetentionSettings:
+    retention = RetentionSettings(
+        token_days=_int(env, "LIFEDESIGN_RETENTION_TOKEN_DAYS", 7, 1, 3650),
+        outbox_months=_int(env, "LIFEDESIGN_RETENTION_OUTBOX_MONTHS", 6, 1, 600),
+        address_months=_int(env, "LIFEDESIGN_RETENTION_ADDRESS_MONTHS", 3, 0, 600),
+        minor_months=_int(env, "LIFEDESIGN_RETENTION_MINOR_MONTHS", 12, 1, 600),
+        survey_months=_int(env, "LIFEDESIGN_RETENTION_SURVEY_MONTHS", 24, 1, 600),
+        audit_months=_int(env, "LIFEDESIGN_RETENTION_AUDIT_MONTHS", 60, 1, 1200),
+        purge_hour=_int(env, "LIFEDESIGN_PURGE_HOUR", 3, 0, 23),
+        privacy_contact=env.get("LIFEDESIGN_PRIVACY_CONTACT", "").strip()[:300],
+    )
+    longest = max(retention.outbox_months, retention.address_months, retention.minor_months, retention.survey_months)
+    if retention.audit_months < longest:  # the audit log is what shows the rest was handled: it goes last
+        raise SettingsError(f"LIFEDESIGN_RETENTION_AUDIT_MONTHS must be at least {longest} (the longest other "
+                            f"retention period), got {retention.audit_months}")
+    return retention
+
+
+def _trusted_proxies(env: dict[str, str]) -> tuple[str, ...]:
+    import ipaddress
+
+    networks = []
+    for item in env.get("LIFEDESIGN_TRUSTED_PROXIES", "").replace(",", " ").split():
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SettingsError(f"LIFEDESIGN_TRUSTED_PROXIES must list IP addresses or networks (e.g. 10.0.0.0/8), "
+                                f"got {item!r}") from None
+    return tuple(networks)
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     data_dir = Path(env.get("LIFEDESIGN_DATA_DIR", "").strip() or "./var")
@@ -176,6 +225,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         reminder_days_before=_int(env, "LIFEDESIGN_REMINDER_DAYS_BEFORE", 1, 0, 30),
         reminder_hour=_int(env, "LIFEDESIGN_REMINDER_HOUR", 9, 0, 23),
         survey_delay_hours=_int(env, "LIFEDESIGN_SURVEY_DELAY_HOURS", 2, 0, 24 * 30),
+        retention=_retention(env),
+        trusted_proxies=_trusted_proxies(env),
+        db_timeout=_int(env, "LIFEDESIGN_DB_TIMEOUT", 5, 1, 600),
+        db_statement_timeout=_int(env, "LIFEDESIGN_DB_STATEMENT_TIMEOUT", 30, 1, 3600),
     )
 
 

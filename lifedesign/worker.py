@@ -8,7 +8,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 
-from events import consent, outbox, places
+from events import consent, outbox, places, retention
 from lifedesign.settings import Settings, get_settings
 from lifedesign.transport import FileTransport, SmtpTransport, Transport
 
@@ -19,6 +19,7 @@ Job = Callable[[], Awaitable[object]]
 KERNEL_JOBS: list[Job] = [
     consent.expire_due,  # guardian consent requests past their time
     places.expire_offers,  # waiting-list offers past their deadline pass to the next in line
+    retention.daily_purge,  # once a day: personal data past its retention period (one indexed check otherwise)
 ]
 PERIODIC_JOBS: list[Job] = []
 
@@ -35,27 +36,40 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"[:64]
 
 
-async def deliver_once(settings: Settings | None = None, *, batch: int = 50, name: str | None = None) -> dict[str, int]:
-    """One pass: re-queue stuck rows, claim a batch, deliver it over one connection."""
+async def deliver_once(settings: Settings | None = None, *, batch: int = 50, name: str | None = None,
+                       renew_every: float = outbox.RENEW_EVERY) -> dict[str, int]:
+    """One pass: re-queue rows whose worker is gone, claim a batch under a lease, build the drafts' bytes once,
+    deliver them over one connection (reconnecting after a broken session) while the lease is renewed."""
     settings = settings or get_settings()
-    tally = {"sent": 0, "retry": 0, "failed": 0, "requeued": await outbox.requeue_stuck()}
-    claimed = await outbox.claim_due(name or worker_id(), limit=batch)
+    tally = {"sent": 0, "retry": 0, "failed": 0, "lost": 0, "requeued": await outbox.tidy()}
+    name = name or worker_id()
+    claimed = await outbox.claim_due(name, limit=batch)
     if not claimed:
         return tally
-    async with make_transport(settings) as transport:
-        for message in claimed:
-            outcome = await transport.send(message.id, settings.mail_from, message.recipient, message.message)
-            if outcome.kind == "sent":
-                await outbox.mark_sent(message.id)
-                tally["sent"] += 1
-            elif outcome.kind == "temporary":
-                state = await outbox.mark_retry(message.id, message.attempts, outcome.detail)
-                tally["failed" if state == "failed" else "retry"] += 1
-                log.warning("mail %s to %s deferred: %s", message.id, message.recipient, outcome.detail)
-            else:
-                await outbox.mark_failed(message.id, outcome.detail)
-                tally["failed"] += 1
-                log.error("mail %s to %s failed: %s", message.id, message.recipient, outcome.detail)
+    lease = outbox.Lease(name, claimed)
+    async with lease.kept(every=renew_every):
+        ready, unbuildable = await outbox.freeze(claimed)
+        tally["failed"] += unbuildable
+        async with make_transport(settings) as transport:
+            for message in ready:
+                if not lease.holds(message):  # another worker may have it by now: leave it to them
+                    tally["lost"] += 1
+                    log.warning("mail %s: lease of %s lost before sending", message.id, name)
+                    continue
+                outcome = await transport.send(message.id, settings.mail_from, message.recipient, message.message)
+                if outcome.kind == "sent":
+                    if not await outbox.mark_sent(message):
+                        log.warning("mail %s sent after its lease ran out (it may arrive twice)", message.id)
+                    tally["sent"] += 1
+                elif outcome.kind == "temporary":
+                    state = await outbox.mark_retry(message, outcome.detail)
+                    tally["failed" if state == "failed" else "retry"] += 1
+                    log.warning("mail %s to %s deferred: %s", message.id, message.recipient, outcome.detail)
+                else:
+                    await outbox.mark_failed(message, outcome.detail)
+                    tally["failed"] += 1
+                    log.error("mail %s to %s failed: %s", message.id, message.recipient, outcome.detail)
+                lease.done(message)
     return tally
 
 

@@ -142,7 +142,10 @@ async def client(app):
 
 
 def parse_mail(raw: bytes) -> email.message.EmailMessage:
-    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
+    """Parse a mail as sent; an outbox row that still holds its draft is built as the worker would build it."""
+    from events.mime import wire_bytes
+
+    return email.message_from_bytes(wire_bytes(raw), policy=email.policy.default)  # type: ignore[return-value]
 
 
 def mail_text(message: email.message.EmailMessage) -> str:
@@ -217,13 +220,27 @@ async def make_person(role: str, email_address: str | None = None, **kwargs) -> 
 
 
 class CapturingHandler:
-    """aiosmtpd handler: records messages; `replies` queues SMTP codes to answer DATA with."""
+    """aiosmtpd handler: records messages; `replies` queues SMTP codes to answer DATA with.
+
+    `hold_at = n` makes the n-th DATA (1-based) wait, before answering, until `release` is set; `holding` is set
+    while it waits. A client that disconnects meanwhile gets no 250, so its message is not recorded (as with a
+    real MTA, which takes responsibility only with its 250)."""
 
     def __init__(self) -> None:
+        import threading
+
         self.messages: list[tuple[str, list[str], bytes]] = []
         self.replies: list[str] = []
+        self.data_seen = 0
+        self.hold_at = 0
+        self.holding = threading.Event()
+        self.release = threading.Event()
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.data_seen += 1
+        if self.data_seen == self.hold_at:
+            self.holding.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait)
         if self.replies:
             return self.replies.pop(0)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
@@ -244,6 +261,7 @@ def smtp_server():
     controller.start()
     handler.port = port  # type: ignore[attr-defined]
     yield handler
+    handler.release.set()
     controller.stop()
 
 

@@ -34,6 +34,7 @@ class Person(Table, tablename="person"):
     active = Boolean(default=True)
     reminders = Boolean(default=True)
     created_at = Timestamptz()
+    erased_at = Timestamptz(null=True, default=None)  # deleted at their request or by retention (events.privacy)
 
 
 class PersonRole(Table, tablename="person_role"):
@@ -114,13 +115,73 @@ class OutboxMessage(Table, tablename="outbox_message"):
     kind = Varchar(length=64, index=True)
     recipient = Varchar(length=254)
     subject = Varchar(length=500)
-    message = Bytea()
+    message = Bytea()  # an events.mime Draft until the worker builds it, then the MIME bytes sent; b"" once erased
+    message_id = Varchar(length=255, null=True, default=None)  # frozen when queued, the same on retries; unique (index)
+    holds_secret = Boolean(default=False, index=True)  # carries a token link: erased once sent or withdrawn
     status = Varchar(length=16, default="queued", index=True)
-    attempts = Integer(default=0)
+    attempts = Integer(default=0)  # with the id, it names one claim (the fencing token of the worker holding it)
     due_at = Timestamptz(index=True)
     claimed_at = Timestamptz(null=True, default=None)
     claimed_by = Varchar(length=64, default="")
+    lease_expires_at = Timestamptz(null=True, default=None)  # inflight: renewed while the claimer is sending
     sent_at = Timestamptz(null=True, default=None)
     last_error = Text(default="")
     created_at = Timestamptz()
     group_key = Varchar(length=200, default="", index=True)  # lets a later change withdraw e.g. a reminder
+
+
+# ---------------------------------------------------------------- personal-data rights (events.privacy)
+
+PRIVACY_REQUEST_KINDS = ("correction", "deletion")
+# awaiting_guardian: a minor asked, the guardian confirms; review: a coordinator decides (a legal hold applies,
+# or a correction a person may not make alone); done / rejected / kept (deletion refused under a legal hold).
+PRIVACY_REQUEST_STATES = ("awaiting_guardian", "review", "done", "rejected", "kept")
+
+
+class PrivacyRequest(Table, tablename="privacy_request"):
+    """A request about one's data (訂正・利用停止/消去): who asked, how, what, and who decided what, when."""
+
+    kind = Varchar(length=16)  # PRIVACY_REQUEST_KINDS
+    person = ForeignKey(Person, on_delete=OnDelete.cascade, index=True)  # whose data
+    via = Varchar(length=16, default="self")  # self | guardian | paper
+    requested_by = ForeignKey(Person, null=True, on_delete=OnDelete.set_null)  # the person, or the admin (paper)
+    fields = JSON(default="{}")  # correction: {field: new value}
+    note = Text(default="")
+    status = Varchar(length=24, default="review", index=True)  # PRIVACY_REQUEST_STATES
+    hold_reasons = JSON(default="[]")  # the legal holds that sent it to a coordinator
+    decided_by = ForeignKey(Person, null=True, on_delete=OnDelete.set_null)
+    decided_at = Timestamptz(null=True, default=None)
+    decision_note = Text(default="")
+    created_at = Timestamptz()
+
+
+class LegalHold(Table, tablename="legal_hold"):
+    """Data a coordinator must keep (an incident report, a dispute): deletion waits for a decision, retention
+    passes over the person until the hold is lifted."""
+
+    person = ForeignKey(Person, on_delete=OnDelete.cascade, index=True)
+    reason = Text(default="")
+    placed_by = ForeignKey(Person, null=True, on_delete=OnDelete.set_null)
+    placed_at = Timestamptz()
+    lifted_by = ForeignKey(Person, null=True, on_delete=OnDelete.set_null)
+    lifted_at = Timestamptz(null=True, default=None)
+
+
+class GuardianAccess(Table, tablename="guardian_access"):
+    """A guardian's link to the data of the minors whose profiles name their address (only the digest kept)."""
+
+    token_hash = Varchar(length=64, unique=True)
+    guardian_email = Varchar(length=254, index=True)
+    created_at = Timestamptz()
+    expires_at = Timestamptz(index=True)
+
+
+class PurgeRun(Table, tablename="purge_run"):
+    """One run of the retention purge (events.retention): when, what went, by category."""
+
+    claim = Varchar(length=32, null=True, default=None, unique=True)  # "daily:<Tokyo date>" for the worker's run
+    trigger = Varchar(length=16, default="worker")  # worker | cli
+    dry_run = Boolean(default=False)
+    started_at = Timestamptz()
+    finished_at = Timestamptz(null=True, default=None)
+    counts = JSON(default="{}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 def install() -> None:
     from events import signals
-    from events.exchanges import sessions
+    from events.exchanges import privacy, sessions
 
     signals.TABLE_SUMMARY.provide(sessions.table_summary_for)
+    privacy.register()  # the area's share of a person's data (events.privacy)

@@ -10,16 +10,16 @@ audit entry (imported_facilities / imported_staff) in that same transaction, wit
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
 import unicodedata
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from events import access, audit
+from events import access, audit, sheets
 from events.access import Actor
 from events.core.tables import Facility, Person, PersonRole, StaffMembership
 from events.db import utcnow, write_transaction
@@ -167,23 +167,11 @@ def _cell(value: Any) -> str:
 
 
 def _read_xlsx(data: bytes) -> Sheet:
-    from openpyxl import load_workbook
-
     try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
-        raise FileRejected("bad_file", "Excel ファイルを開けませんでした。ファイルが壊れていないかご確認ください。") from None
-    try:
-        sheet = book.worksheets[0]
-        rows: list[tuple[int, list[str]]] = []
-        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            cells = [_cell(v) for v in values]
-            if any(cells):
-                rows.append((number, cells))
-            if len(rows) > MAX_ROWS + 1:
-                break
-    finally:
-        book.close()
+        found = sheets.xlsx_rows(data, max_rows=MAX_ROWS + 1)  # bounded unzipping (events.sheets)
+    except sheets.SheetRejected as exc:
+        raise FileRejected(exc.code, exc.message) from None
+    rows = [(number, cells) for number, values in found if any(cells := [_cell(v) for v in values])]
     return Sheet("xlsx", rows)
 
 
@@ -335,7 +323,7 @@ async def import_facilities(data: bytes, filename: str = "", *, actor: Actor, dr
     access.require_staff(actor)
     report = ImportReport("facilities")
     try:
-        sheet = read_sheet(data, filename)
+        sheet = await asyncio.to_thread(read_sheet, data, filename)  # parsing blocks: not on the event loop
     except FileRejected as exc:
         report.errors.append(RowError(0, exc.code, exc.message))
         return report
@@ -483,7 +471,7 @@ async def import_staff(data: bytes, filename: str = "", *, actor: Actor, dry_run
     access.require_staff(actor)
     report = ImportReport("staff")
     try:
-        sheet = read_sheet(data, filename)
+        sheet = await asyncio.to_thread(read_sheet, data, filename)  # parsing blocks: not on the event loop
     except FileRejected as exc:
         report.errors.append(RowError(0, exc.code, exc.message))
         return report

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
-from events import access, audit
+from events import access, audit, timefmt
 from events.access import Actor
 from events.config import config
 from events.core.tables import Facility, OutboxMessage, Person, StaffMembership
@@ -564,6 +564,7 @@ async def send_table_mail(session_id: int, *, actor: Actor) -> int:
                 "exchange_tables", to_email=person["email"], to_name=person["name"], locale=locale,
                 key=f"exchange_tables:{session_id}:{person['id']}:{fingerprint}",
                 context={"title": title, "starts_at": session["starts_at"], "venue": venue,
+                         "when": timefmt.long(session["starts_at"], locale),
                          "lines": _summary_lines(session, seats, locale), "link": my_table_url(session_id),
                          "updated": mailed_before},
                 group_key=thread,

@@ -1,7 +1,19 @@
-"""Answering a survey by its personal link: no login, one answer per link, editable until it closes."""
+"""Answering a survey by its personal link: no login, one answer per link.
+
+Named surveys: the answer is the person's, editable until the survey closes.
+Anonymous surveys, unlinkable by construction: the answer gets a random key (nothing derived from the link,
+the request or the person), no time, and the request only learns that it was answered. So an anonymous
+answer cannot be found again from its link — it is final once sent (the page says so before sending).
+On PostgreSQL, where every row carries the id of the transaction that wrote it (xmin) and new rows are laid
+down in arrival order, the submitting transaction also rewrites all of the survey's anonymous answers (new
+random keys, random order) and all its answered requests: afterwards they share one xmin and no order.
+SQLite keeps no such trail: an anonymous answer gets a random rowid and the request is updated in place.
+"""
 
 from __future__ import annotations
 
+import json
+import random
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +27,12 @@ from events.feedback.tables import FeedbackAnswer, FeedbackRequest
 from events.feedback_stats import DEFAULT_MIN_GROUP
 
 MAX_TEXT_ANSWER = 2000
+_RESHUFFLE_BATCH = 1000  # rows per INSERT when an anonymous survey's answers are laid down anew (PostgreSQL)
+
+
+def new_answer_key() -> str:
+    """An answer's key: random, so it joins nothing."""
+    return secrets.token_hex(16)
 
 
 @dataclass
@@ -85,8 +103,11 @@ async def open_form(token: str, *, locale: str | None = None) -> SurveyForm:
     survey = await get_survey(request["survey"])
     locale = locale or request["locale"]
     english = locale == "en"
-    stored = await FeedbackAnswer.select(FeedbackAnswer.answers).where(
-        (FeedbackAnswer.id == links.answer_id(token, survey["id"])) & (FeedbackAnswer.survey == survey["id"])).output(load_json=True).first()
+    stored = None
+    if not survey["anonymous"]:  # an anonymous answer cannot be found from its link: that is the point
+        stored = await FeedbackAnswer.select(FeedbackAnswer.answers).where(
+            (FeedbackAnswer.survey == survey["id"]) & (FeedbackAnswer.person == request["person"])
+        ).output(load_json=True).first()
     return SurveyForm(
         survey_id=survey["id"],
         title=survey["title_en"] if english and survey["title_en"] else survey["title"],
@@ -95,7 +116,7 @@ async def open_form(token: str, *, locale: str | None = None) -> SurveyForm:
         event_title=(request["event_title_en"] if english and request["event_title_en"] else request["event_title"]) or "",
         locale=locale, questions=_localized_questions(survey["questions"], english),
         answers=_form_values(survey["questions"], stored["answers"]) if stored else {},
-        answered=request["responded_at"] is not None,
+        answered=bool(request["answered"]),
     )
 
 
@@ -142,53 +163,72 @@ def parse_answers(questions: Sequence[dict[str, Any]], form: Mapping[str, Sequen
 
 
 async def submit_answers(token: str, form: Mapping[str, Sequence[str]]) -> bool:
-    """Store (or replace) this link's answers; True when it was the first submission."""
+    """Store this link's answers; True when it was the first submission. A named answer may be replaced until
+    the survey closes; an anonymous one is final (Conflict `feedback_already_answered`)."""
     async with write_transaction():
         request = await _request_by_token(token)
-        locked = await raw(f"SELECT id, responded_at FROM feedback_request WHERE id = {{}}{for_update()}", request["id"])
         survey = await get_survey(request["survey"])
+        if survey["anonymous"] and not is_sqlite():  # one reshuffle at a time per survey (module doc)
+            await raw(f"SELECT id FROM survey WHERE id = {{}}{for_update()}", survey["id"])
+        locked = await raw(f"SELECT id, answered FROM feedback_request WHERE id = {{}}{for_update()}", request["id"])
         if not is_open(survey):
             raise Conflict("このアンケートの回答受付は終了しました。", code="survey_closed", status=410)
+        first = not locked[0]["answered"]
+        if survey["anonymous"] and not first:
+            raise Conflict("このアンケートには回答済みです。無記名のため、送信した回答は変更できません。",
+                           code="feedback_already_answered")
         answers = parse_answers(survey["questions"], form)
-        now = utcnow()
-        key = links.answer_id(token, survey["id"])
-        existing = await FeedbackAnswer.exists().where(FeedbackAnswer.id == key)
-        if existing:
-            values: dict[Any, Any] = {FeedbackAnswer.answers: answers}
-            if not survey["anonymous"]:
-                values[FeedbackAnswer.updated_at] = now
-            await FeedbackAnswer.update(values).where(FeedbackAnswer.id == key)
-        elif survey["anonymous"]:
-            event = request["event"]
-            if event is not None:
-                asked = await FeedbackRequest.count().where(
-                    (FeedbackRequest.survey == survey["id"]) & (FeedbackRequest.event == event))
-                if asked < DEFAULT_MIN_GROUP:
-                    event = None  # too few people asked after this event: the event alone would single them out
-            await _insert_anonymous(key, survey["id"], event, answers)
+        if survey["anonymous"]:
+            await _store_anonymous(survey["id"], request["event"], answers)
         else:
-            await FeedbackAnswer.insert(FeedbackAnswer(
-                id=key, survey=survey["id"], event=request["event"], person=request["person"], answers=answers,
-                updated_at=now,
-            ))
-        first = locked[0]["responded_at"] is None
+            await _store_named(survey["id"], request["event"], request["person"], answers)
         if first:
-            await FeedbackRequest.update({FeedbackRequest.responded_at: now}).where(FeedbackRequest.id == request["id"])
+            await FeedbackRequest.update({FeedbackRequest.answered: True}).where(FeedbackRequest.id == request["id"])
+        if survey["anonymous"] and not is_sqlite():
+            await _reshuffle(survey["id"])
     return first
 
 
-async def _insert_anonymous(key: str, survey_id: int, event_id: int | None, answers: dict[str, Any]) -> None:
+async def _store_named(survey_id: int, event_id: int | None, person_id: int, answers: dict[str, Any]) -> None:
+    now = utcnow()
+    updated = await FeedbackAnswer.update({FeedbackAnswer.answers: answers, FeedbackAnswer.updated_at: now}).where(
+        (FeedbackAnswer.survey == survey_id) & (FeedbackAnswer.person == person_id)).returning(FeedbackAnswer.id)
+    if not updated:
+        await FeedbackAnswer.insert(FeedbackAnswer(
+            id=new_answer_key(), survey=survey_id, event=event_id, person=person_id, answers=answers, updated_at=now))
+
+
+async def _store_anonymous(survey_id: int, event_id: int | None, answers: dict[str, Any]) -> None:
+    if event_id is not None:
+        asked = await FeedbackRequest.count().where(
+            (FeedbackRequest.survey == survey_id) & (FeedbackRequest.event == event_id))
+        if asked < DEFAULT_MIN_GROUP:
+            event_id = None  # too few people asked after this event: the event alone would single them out
     if is_sqlite():
         # SQLite would number rows in arrival order; a random rowid leaves no order to match against.
-        import json
-
         await raw(
             "INSERT INTO feedback_answer (rowid, id, survey, event, person, answers, updated_at) "
             "VALUES ({}, {}, {}, {}, NULL, {}, NULL)",
-            secrets.randbelow(2**62) + 1, key, survey_id, event_id, json.dumps(answers, ensure_ascii=False),
+            secrets.randbelow(2**62) + 1, new_answer_key(), survey_id, event_id, json.dumps(answers, ensure_ascii=False),
         )
     else:
-        await FeedbackAnswer.insert(FeedbackAnswer(id=key, survey=survey_id, event=event_id, answers=answers))
+        await FeedbackAnswer.insert(FeedbackAnswer(id=new_answer_key(), survey=survey_id, event=event_id,
+                                                   answers=answers))
+
+
+async def _reshuffle(survey_id: int) -> None:
+    """PostgreSQL: lay the survey's anonymous answers down anew (new keys, random order) and rewrite its answered
+    requests, all in this transaction — one xmin for all of them, and no arrival order on disk."""
+    rows = await raw("DELETE FROM feedback_answer WHERE survey = {} AND person IS NULL RETURNING event, answers::text "
+                     "AS answers", survey_id)
+    random.SystemRandom().shuffle(rows)
+    for start in range(0, len(rows), _RESHUFFLE_BATCH):
+        batch = rows[start:start + _RESHUFFLE_BATCH]
+        values = ", ".join("({}, {}, {}, NULL, CAST({} AS json), NULL)" for _ in batch)
+        args = [arg for row in batch for arg in (new_answer_key(), survey_id, row["event"], row["answers"])]
+        await raw(f"INSERT INTO feedback_answer (id, survey, event, person, answers, updated_at) VALUES {values}",
+                  *args)
+    await raw("UPDATE feedback_request SET answered = answered WHERE survey = {} AND answered", survey_id)
 
 
 async def pending_for(person_id: int, *, locale: str = "ja") -> list[dict[str, Any]]:
@@ -198,7 +238,7 @@ async def pending_for(person_id: int, *, locale: str = "ja") -> list[dict[str, A
         FeedbackRequest.survey.title_en.as_alias("title_en"), FeedbackRequest.survey.status.as_alias("status"),
         FeedbackRequest.survey.closes_at.as_alias("closes_at"), FeedbackRequest.event.title.as_alias("event_title"),
         FeedbackRequest.event.title_en.as_alias("event_title_en"),
-    ).where((FeedbackRequest.person == person_id) & FeedbackRequest.responded_at.is_null()).order_by(
+    ).where((FeedbackRequest.person == person_id) & FeedbackRequest.answered.eq(False)).order_by(
         FeedbackRequest.id, ascending=False).limit(20)
     english = locale == "en"
     now = utcnow()

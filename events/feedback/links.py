@@ -1,12 +1,12 @@
-"""Personal survey links and the unlinkable answer key.
+"""Personal survey links.
 
 link token  = HMAC(server secret, "feedback-link:" + request nonce)   (regenerable for the reminder)
 token_hash  = SHA-256(link token)                                    (stored, to find the request)
-answer id   = HMAC(link token, "feedback-answer:" + survey id)       (never stored next to the request)
 
-The database holds the nonce and the token hash but not the secret, so from the database alone one can
-neither rebuild a link nor compute which answer row belongs to which request. The secret is set by the
-shell at start-up (`configure_secret`); events/ does not read the shell's settings.
+The database holds the nonce and the token hash but not the secret, so from the database alone one cannot
+rebuild a link. A link finds its request, never an anonymous answer: answer keys are random
+(events.feedback.answering), so even a logged link joins nothing to what was answered. The secret is set by
+the shell at start-up (`configure_secret`); events/ does not read the shell's settings.
 """
 
 from __future__ import annotations
@@ -47,7 +47,3 @@ def link_token(nonce: str) -> str:
 
 
 token_hash = digest  # the one digest of secret links (events.tokens)
-
-
-def answer_id(token: str, survey_id: int) -> str:
-    return hmac.new(token.encode(), f"feedback-answer:{survey_id}".encode(), hashlib.sha256).hexdigest()

@@ -46,8 +46,7 @@ POOLED_GROUP = "少人数の回（まとめて集計）"
 WITHHELD_EVENT = "（回答の少ない回のため非表示）"
 WITHHELD_COLUMN = "（回答が少ないため非表示）"
 KIND_LABELS = {"scale": "5段階", "single": "単一選択", "multi": "複数選択", "text": "自由記述"}
-EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8",
-                  "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+EXPORT_FORMATS = {"csv": sheets.CSV_MEDIA_TYPE, "xlsx": sheets.XLSX_MEDIA_TYPE}
 
 
 def min_group_of(survey: dict[str, Any]) -> int:
@@ -82,7 +81,7 @@ async def _answers(survey_id: int) -> list[dict[str, Any]]:
 
 async def _requests(survey_id: int, event_id: int | None) -> list[dict[str, Any]]:
     query = FeedbackRequest.select(
-        FeedbackRequest.event, FeedbackRequest.responded_at, FeedbackRequest.sent_at, FeedbackRequest.reminded_at,
+        FeedbackRequest.event, FeedbackRequest.answered, FeedbackRequest.sent_at, FeedbackRequest.reminded_at,
         FeedbackRequest.person.name.as_alias("name"), FeedbackRequest.event.title.as_alias("event_title"),
     ).where(FeedbackRequest.survey == survey_id).order_by(FeedbackRequest.person.kana).order_by(FeedbackRequest.id)
     if event_id is not None:
@@ -127,7 +126,7 @@ async def _read_results(survey: dict[str, Any], event_id: int | None, locale: st
     scope = None if event_id is None else group_key(event_id)
     in_scope = sum(1 for row in rows if scope is None or row.group == scope)
     invited = len(requests)
-    responded = sum(1 for r in requests if r["responded_at"] is not None)
+    responded = sum(1 for r in requests if r["answered"])
     by_series = bool(survey["series"]) and event_id is None
     summary = summarise(_specs(survey["questions"]), rows, invited=max(invited, in_scope), group_by=by_series,
                         scope=scope, release=release)
@@ -167,7 +166,7 @@ async def _read_results(survey: dict[str, Any], event_id: int | None, locale: st
     nonrespondents = []
     if not survey["anonymous"]:
         nonrespondents = [{"name": r["name"], "event_title": r["event_title"] or ""}
-                          for r in requests if r["responded_at"] is None]
+                          for r in requests if not r["answered"]]
     return {
         "survey": survey, "event_id": event_id, "invited": invited, "responded": responded,
         "rate": (responded / invited) if invited else 0.0, "summary": summary, "questions": questions,

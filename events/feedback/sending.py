@@ -13,7 +13,7 @@ from typing import Any
 from events import signals
 from events.config import config
 from events.core.tables import OutboxMessage, Person
-from events.db import is_sqlite, raw, utcnow, write_transaction
+from events.db import raw, utcnow, write_transaction
 from events.feedback import links
 from events.feedback.defaults import AUDIENCE_EVENT_KIND
 from events.feedback.tables import FeedbackRequest, Survey
@@ -115,13 +115,13 @@ async def send_reminders(now: datetime | None = None) -> int:
                 FeedbackRequest.person.email.as_alias("email"), FeedbackRequest.person.name.as_alias("name"),
                 FeedbackRequest.person.locale.as_alias("locale"),
             ).where(
-                (FeedbackRequest.survey == survey["id"]) & FeedbackRequest.responded_at.is_null()
+                (FeedbackRequest.survey == survey["id"]) & FeedbackRequest.answered.eq(False)
                 & FeedbackRequest.reminded_at.is_null() & (FeedbackRequest.sent_at <= cutoff)
             )
             for request in due:
                 # Conditional: a concurrent answer or another worker's reminder wins.
                 claimed = await FeedbackRequest.update({FeedbackRequest.reminded_at: now}).where(
-                    (FeedbackRequest.id == request["id"]) & FeedbackRequest.responded_at.is_null()
+                    (FeedbackRequest.id == request["id"]) & FeedbackRequest.answered.eq(False)
                     & FeedbackRequest.reminded_at.is_null()).returning(FeedbackRequest.id)
                 if not claimed:
                     continue
@@ -155,8 +155,7 @@ async def _withdraw_unsent(survey_id: int) -> None:
 
 async def scrub_sent_links() -> int:
     """Once a survey mail has left (or will never leave), its bytes — which carry the personal link —
-    are erased from the outbox, so a copy of the database holds no link from which an answer key
-    could be computed."""
+    are erased from the outbox, so a copy of the database holds no working link."""
     async with write_transaction():
         rows = await raw(
             "UPDATE outbox_message SET message = {} WHERE kind IN ('feedback_request', 'feedback_reminder') "
@@ -164,33 +163,6 @@ async def scrub_sent_links() -> int:
             b"",
         )
     return len(rows)
-
-
-async def reseal_anonymous_storage() -> int:
-    """PostgreSQL keeps, on every row, the id of the transaction that wrote it (xmin), and appends new
-    row versions in time order. An answer and its request's responded_at are written by one transaction,
-    so their xmin (and their place on disk) would pair them in a dump. For every survey whose answers or
-    answered requests carry more than one xmin, rewrite them all in one transaction (one xmin for all),
-    then CLUSTER: answers in the order of their random key, requests in the order they were sent.
-    SQLite keeps no such trail: answers get a random rowid and updates stay in place."""
-    if is_sqlite():
-        return 0
-    mixed = await raw(
-        "SELECT survey FROM feedback_answer WHERE person IS NULL GROUP BY survey HAVING COUNT(DISTINCT xmin::text) > 1 "
-        "UNION SELECT r.survey FROM feedback_request r JOIN survey s ON s.id = r.survey "
-        "WHERE s.anonymous AND r.responded_at IS NOT NULL GROUP BY r.survey HAVING COUNT(DISTINCT r.xmin::text) > 1"
-    )
-    surveys = sorted({row["survey"] for row in mixed})
-    if not surveys:
-        return 0
-    async with write_transaction():
-        for survey_id in surveys:
-            await raw("UPDATE feedback_answer SET answers = answers WHERE survey = {} AND person IS NULL", survey_id)
-            await raw("UPDATE feedback_request SET responded_at = responded_at WHERE survey = {} "
-                      "AND responded_at IS NOT NULL", survey_id)
-    await raw("CLUSTER feedback_answer USING feedback_answer_pkey")
-    await raw("CLUSTER feedback_request USING feedback_request_pkey")
-    return len(surveys)
 
 
 async def run_feedback_jobs() -> dict[str, int]:
@@ -201,5 +173,4 @@ async def run_feedback_jobs() -> dict[str, int]:
         "reminded": await send_reminders(now),
         "scrubbed": await scrub_sent_links(),
     }
-    tally["resealed"] = await reseal_anonymous_storage()
     return tally

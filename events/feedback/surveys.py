@@ -185,12 +185,12 @@ async def list_surveys(*, series: str = "", audience: str = "") -> list[dict[str
         query = query.where(Survey.audience == audience)
     surveys = await query
     ids = [s["id"] for s in surveys] or [-1]
-    requests = await FeedbackRequest.select(FeedbackRequest.survey, FeedbackRequest.responded_at).where(
+    requests = await FeedbackRequest.select(FeedbackRequest.survey, FeedbackRequest.answered).where(
         FeedbackRequest.survey.is_in(ids))
     for survey in surveys:
         mine = [r for r in requests if r["survey"] == survey["id"]]
         survey["invited"] = len(mine)
-        survey["responded"] = sum(1 for r in mine if r["responded_at"] is not None)
+        survey["responded"] = sum(1 for r in mine if r["answered"])
     return surveys
 
 

@@ -1,9 +1,9 @@
 """Tables of the 'feedback' area: surveys, their questions, the personal requests, and the answers.
 
-Anonymity is a property of the schema, not of the pages: `feedback_answer` has no column that points
-at a person, a request or a token in an anonymous survey. Its key is HMAC(link token, survey id); the
-link token exists only in the mail sent to the person (it is stored hashed, and the sent mail's bytes
-are scrubbed from the outbox), so the database alone cannot join an answer to a request.
+Anonymity is a property of the schema, not of the pages: in an anonymous survey nothing stored joins
+an answer to a request, a link token or a person. The answer's key is random (not derived from the
+link), it carries no time, and the request records only that it was answered — so neither a copy of
+the database nor a log holding the link can tell whose answer is whose (events.feedback.answering).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class SurveyQuestion(Table, tablename="survey_question"):
 
 
 class FeedbackRequest(Table, tablename="feedback_request"):
-    """One per person and survey: who was asked, by which link, and whether they answered (not what)."""
+    """One per person and survey: who was asked, by which link, and whether they answered (not when, nor what)."""
 
     survey = ForeignKey(Survey, on_delete=OnDelete.cascade, index=True)
     event = ForeignKey(Event, null=True, on_delete=OnDelete.set_null, index=True)  # the event that prompted it
@@ -60,14 +60,14 @@ class FeedbackRequest(Table, tablename="feedback_request"):
     locale = Varchar(length=8, default="ja")
     sent_at = Timestamptz()
     reminded_at = Timestamptz(null=True, default=None)
-    responded_at = Timestamptz(null=True, default=None)
+    answered = Boolean(default=False)
 
 
 class FeedbackAnswer(Table, tablename="feedback_answer"):
     """One respondent's answers. Anonymous surveys: person, updated_at are NULL and event is kept only
     when that event had enough people asked that it cannot single anyone out."""
 
-    id = Varchar(length=64, primary_key=True)  # HMAC(link token, survey id): not derivable from the database
+    id = Varchar(length=64, primary_key=True)  # random: derived from nothing (not the link, not the request)
     survey = ForeignKey(Survey, on_delete=OnDelete.cascade, index=True)
     event = ForeignKey(Event, null=True, on_delete=OnDelete.set_null)
     person = ForeignKey(Person, null=True, on_delete=OnDelete.cascade)  # named surveys only

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from events import signals, timefmt
 from events.config import config
 from events.core.tables import Person
 from events.ical import CalendarEvent, event_uid
@@ -41,8 +42,10 @@ async def event_row(event_id: int) -> dict[str, Any] | None:
     return await Event.select(*_EVENT_COLUMNS).where(Event.id == event_id).first()
 
 
-def event_url(event_id: int) -> str:
-    return f"{config().base_url}/events/{event_id}"
+def event_url(event_id: int, kind: str = "") -> str:
+    """The event's page; a kind with a page of its own (signals.EVENT_PAGE: a home visit) links there."""
+    page = signals.EVENT_PAGE.get(kind)
+    return f"{config().base_url}{page(event_id) if page else f'/events/{event_id}'}"
 
 
 def localized(event: dict[str, Any], field: str, locale: str) -> str:
@@ -77,7 +80,7 @@ def calendar_event(
         summary=localized(event, "title", locale),
         description=description,
         location=localized(event, "venue", locale),
-        url=event_url(event["id"]),
+        url=event_url(event["id"], event.get("kind", "")),
         starts_at=starts_at,
         ends_at=ends_at,
         last_modified=as_utc_datetime(last_modified),
@@ -92,6 +95,7 @@ def mail_context(event: dict[str, Any], person: Recipient, **extra: Any) -> dict
         "venue": localized(event, "venue", person.locale),
         "starts_at": as_utc_datetime(event["starts_at"]),
         "ends_at": as_utc_datetime(event["ends_at"]),
-        "event_url": event_url(event["id"]),
+        "when": timefmt.span(as_utc_datetime(event["starts_at"]), as_utc_datetime(event["ends_at"]), person.locale),
+        "event_url": event_url(event["id"], event.get("kind", "")),
         **extra,
     }

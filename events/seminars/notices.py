@@ -76,8 +76,9 @@ async def place_notice(change: signals.PlaceChanged) -> None:
     template = _TEMPLATES.get((change.reason, change.new))
     if template is None:
         return
-    event = await _event(change.event_id)
-    person = await Person.select(Person.email, Person.name, Person.locale).where(Person.id == change.person_id).first()
+    event = dict(change.event) if change.event is not None else await _event(change.event_id)
+    person = change.person or await Person.select(Person.email, Person.name, Person.locale).where(
+        Person.id == change.person_id).first()
     if person is None:
         return
     extra: dict[str, Any] = {}

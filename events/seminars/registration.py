@@ -40,7 +40,7 @@ from typing import Any
 from events import access, audit, consent, people, places
 from events.access import Actor
 from events.core.tables import Person, PersonRole, StaffMembership, StudentProfile
-from events.db import aware, engine, is_unique_violation, read_transaction, utcnow, write_transaction
+from events.db import aware, decoded, engine, is_sqlite, is_unique_violation, raw, utcnow, write_transaction
 from events.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from events.seminars import allocation, schedule
 from events.seminars.schedule import questions_of, validate_answers
@@ -49,7 +49,6 @@ from events.seminars.tables import (
     REGISTRATION_STATES,
     SEAT_HOLDING_STATES,
     Event,
-    EventInvitation,
     GuardianConsent,
     IdempotentRequest,
     Registration,
@@ -72,6 +71,40 @@ async def _person(person_id: int) -> dict[str, Any]:
     person["roles"] = {r["role"] for r in await PersonRole.select(PersonRole.role).where(PersonRole.person == person_id)}
     person["profile"] = await StudentProfile.select().where(StudentProfile.person == person_id).first()
     return person
+
+
+_EVENT_COLUMNS = ", ".join(f"event.{c._meta.db_column_name}" for c in Event._meta.columns)
+_PROFILE_COLUMNS = [c._meta.db_column_name for c in StudentProfile._meta.columns]
+
+
+async def _snapshot(event_id: int, person_id: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, bool]]:
+    """What register() checks, in one statement: the event, the person with roles and student profile, and
+    whether they already hold a live registration, are invited, and whether the event asks questions."""
+    roles = "group_concat(role, ',')" if is_sqlite() else "string_agg(role, ',')"
+    profile = ", ".join(f"student_profile.{name} AS profile_{name}" for name in _PROFILE_COLUMNS)
+    rows = await raw(
+        f"SELECT {_EVENT_COLUMNS}, person.id AS person_id, person.email AS person_email, person.name AS person_name, "
+        f"person.kana AS person_kana, person.locale AS person_locale, person.active AS person_active, {profile}, "
+        f"(SELECT {roles} FROM person_role WHERE person_role.person = person.id) AS person_roles, "
+        "EXISTS(SELECT 1 FROM registration WHERE registration.event = event.id AND registration.person = person.id"
+        " AND registration.status != 'cancelled') AS already, "
+        "EXISTS(SELECT 1 FROM event_invitation WHERE event_invitation.event = event.id"
+        " AND event_invitation.person = person.id) AS invited, "
+        "EXISTS(SELECT 1 FROM event_question WHERE event_question.event = event.id) AS has_questions "
+        "FROM event JOIN person ON person.id = {} LEFT JOIN student_profile ON student_profile.person = person.id "
+        "WHERE event.id = {}", person_id, event_id)
+    if not rows:
+        if not await Event.exists().where(Event.id == event_id):
+            raise NotFound("そのイベントは見つかりません。", code="event_not_found")
+        raise NotFound("その利用者は見つかりません。", code="person_not_found")
+    row = rows[0]
+    event = decoded({key: row[key] for key in (c._meta.db_column_name for c in Event._meta.columns)}, Event)
+    profile_row = {name: row[f"profile_{name}"] for name in _PROFILE_COLUMNS}
+    person = {"id": row["person_id"], "email": row["person_email"], "name": row["person_name"],
+              "kana": row["person_kana"], "locale": row["person_locale"], "active": bool(row["person_active"]),
+              "roles": set(filter(None, (row["person_roles"] or "").split(","))),
+              "profile": decoded(profile_row, StudentProfile) if profile_row["id"] is not None else None}
+    return event, person, {key: bool(row[key]) for key in ("already", "invited", "has_questions")}
 
 
 def _is_minor(person: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
@@ -180,50 +213,44 @@ async def register(
     requester = actor.person_id or person_id
     scope = f"register:{event_id}:{person_id}"
     key = (idempotency_key or "").strip()[:200] or None
-    # Reads and checks first, on a snapshot and outside the write lock: the lock is held only for the writes.
-    async with read_transaction():
-        if key and (prior := await _replay(requester, scope, key)):
-            return prior
-        event = await places.event_row(event_id)
+    # Reads and checks first, in one statement and outside the write lock; the ledger decides the seat late.
+    if key and (prior := await _replay(requester, scope, key)):
+        return prior
+    event, person, facts = await _snapshot(event_id, person_id)
+    if not by_coordinator:
+        await access.require_event_visible(event, actor)
+    if not person["active"]:
+        raise Forbidden("このアカウントは利用できません。", code="account_disabled")
+    check_open(event, by_coordinator=by_coordinator)
+    if not by_coordinator:
+        await check_audience(event, person)
+    clean = validate_answers(await questions_of(event_id) if facts["has_questions"] else [], answers,
+                             strict=not by_coordinator)
+    lottery_event = event["allocation"] == "lottery"
+    tie = allocation.clean_ward_tie(ward_tie, required=lottery_event and "ward" in (event["priority_rules"] or [])
+                                    and not by_coordinator)
+    needs = " ".join(str(accommodation or "").split())[:1000] if event["ask_accommodation"] else ""
+    others = await allocation.companions_of(companions or [], event, person_id)
+    group = [person]
+    for other in others:
+        companion = await _person(other)
         if not by_coordinator:
-            await access.require_event_visible(event, actor)
-        person = await _person(person_id)
-        if not person["active"]:
-            raise Forbidden("このアカウントは利用できません。", code="account_disabled")
-        check_open(event, by_coordinator=by_coordinator)
-        if not by_coordinator:
-            await check_audience(event, person)
-        clean = validate_answers(await questions_of(event_id), answers, strict=not by_coordinator)
-        lottery_event = event["allocation"] == "lottery"
-        tie = allocation.clean_ward_tie(ward_tie, required=lottery_event and "ward" in (event["priority_rules"] or [])
-                                        and not by_coordinator)
-        needs = " ".join(str(accommodation or "").split())[:1000] if event["ask_accommodation"] else ""
-        others = await allocation.companions_of(companions or [], event, person_id)
-        group = [person]
-        for other in others:
-            companion = await _person(other)
-            if not by_coordinator:
-                await check_audience(event, companion)
-            group.append(companion)
-        if await Registration.exists().where(
-            (Registration.event == event_id) & Registration.person.is_in([p["id"] for p in group])
-            & (Registration.status != "cancelled")
-        ):
-            raise _already_registered()
-        for member in group:
-            if _is_minor(member, event) and not ((member.get("profile") or {}).get("guardian_email") or "").strip():
-                raise Invalid("18歳未満の方は、保護者のメールアドレスを登録してから申し込んでください。",
-                              code="guardian_missing")
-        await allocation.check_one_per_series(event, [p["id"] for p in group])
-        invited = await EventInvitation.exists().where(
-            (EventInvitation.event == event_id) & (EventInvitation.person == person_id))
+            await check_audience(event, companion)
+        group.append(companion)
+    if facts["already"] or (others and await Registration.exists().where(
+        (Registration.event == event_id) & Registration.person.is_in(others) & (Registration.status != "cancelled")
+    )):
+        raise _already_registered()
+    for member in group:
+        if _is_minor(member, event) and not ((member.get("profile") or {}).get("guardian_email") or "").strip():
+            raise Invalid("18歳未満の方は、保護者のメールアドレスを登録してから申し込んでください。",
+                          code="guardian_missing")
+    await allocation.check_one_per_series(event, [p["id"] for p in group])
     source = places.Source.COORDINATOR if by_coordinator else (
-        places.Source.INVITATION if invited else places.Source.SELF)
+        places.Source.INVITATION if facts["invited"] else places.Source.SELF)
     nested = engine().current_transaction.get() is not None
     try:
         async with write_transaction():
-            event = await places.event_row(event_id)  # again, inside: it may have been cancelled or drawn meanwhile
-            check_open(event, by_coordinator=by_coordinator)
             ticket = ""
             if event["allocation"] == "lottery" and not event["lottery_drawn_at"]:
                 await allocation.ensure_commitment(event_id)
@@ -234,11 +261,13 @@ async def register(
                 priority, reason = await allocation.priority_of(event, member["id"], tie)
                 applicants.append(places.Applicant(member["id"], clean if index == 0 else {}, {
                     "lottery_ticket": ticket, "priority": priority, "priority_reason": reason,
-                    "group_key": group_key, "accommodation": needs if index == 0 else "", "ward_tie": tie}))
+                    "group_key": group_key, "accommodation": needs if index == 0 else "", "ward_tie": tie},
+                    person={k: member[k] for k in ("email", "name", "locale")}))
+            # The ledger re-reads what decides (status, seats, the draw) under the lock; the rest stands.
             rows = await places.place_group(event_id, applicants, source=source, idempotency_key=key,
-                                            registered_by=actor.person_id if by_coordinator else None)
+                                            registered_by=actor.person_id if by_coordinator else None, event=event)
             row = rows[0]
-            result = _result(row, await _waitlist_rank(event_id, row["queue_position"]))
+            result = _result(row, row.get("waitlist_rank"))
             result.update(lottery_ticket=row["lottery_ticket"], priority=row["priority"],
                           priority_reason=row["priority_reason"], companions=[r["id"] for r in rows[1:]])
             if _person_created:

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from events import consent, places, safeguarding, signals, timefmt
+from events import access, audit, consent, places, safeguarding, signals, timefmt
+from events.access import Actor
 from events.config import config
 from events.core.tables import Person
 from events.db import is_sqlite, raw, utcnow, write_transaction
 from events.errors import Conflict, Invalid, NotFound
 from events.mail import queue_mail
 from events.seminars.tables import SEAT_HOLDING_STATES, Event, Registration
-from events.visits import requests
+from events.visits import guardians, requests
+from events.visits.states import visit_state
 from events.visits.tables import LIVE_MATCH_STATES, VisitMatch, VisitSlot
 
 SIDES = ("student", "family")
+MAX_REASON = 1000
 
 
 async def lock_slots(where: str, arg: int) -> None:
@@ -60,9 +63,20 @@ async def _match_context(match_id: int) -> dict[str, Any]:
     return row
 
 
-def _common(row: dict[str, Any]) -> dict[str, Any]:
+def _common(row: dict[str, Any], locale: str = "ja") -> dict[str, Any]:
     return {"round_name": row["round_name"], "district": row["district"], "starts_at": row["starts_at"],
-            "ends_at": row["ends_at"], "link": f"{config().base_url}/visits/my"}
+            "ends_at": row["ends_at"], "when": timefmt.span(row["starts_at"], row["ends_at"], locale),
+            "link": f"{config().base_url}/visits/my"}
+
+
+def _reason(text: str, *, required: bool) -> str:
+    reason = " ".join((text or "").split())
+    if required and not reason:
+        raise Invalid("理由を入力してください（お知らせするメールに記載されます）。", code="reason_required",
+                      field="reason")
+    if len(reason) > MAX_REASON:
+        raise Invalid(f"理由は{MAX_REASON}文字以内で入力してください。", code="too_long", field="reason")
+    return reason
 
 
 async def tell_offers(proposal_id: int) -> None:
@@ -73,32 +87,44 @@ async def tell_offers(proposal_id: int) -> None:
     by_family: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
         await queue_mail("visit_offer", to_email=row["student_email"], to_name=row["student_name"],
-                         locale=row["student_locale"], context={**_common(row), "side": "student"},
+                         locale=row["student_locale"], context={**_common(row, row["student_locale"]),
+                                                                "side": "student"},
                          key=f"visit-offer:{row['id']}:student")
+        await guardians.tell(row["id"], "matched")
         by_family.setdefault(row["family_person"], []).append(row)
     for family_rows in by_family.values():
         first = family_rows[0]
-        visits = sorted({(r["starts_at"], r["ends_at"]) for r in family_rows})
+        locale = first["family_locale"]
+        visits = [timefmt.span(start, end, locale)
+                  for start, end in sorted({(r["starts_at"], r["ends_at"]) for r in family_rows})]
         await queue_mail("visit_offer", to_email=first["family_email"], to_name=first["family_name"],
-                         locale=first["family_locale"],
-                         context={**_common(first), "side": "family", "students": len(family_rows), "visits": visits},
+                         locale=locale,
+                         context={**_common(first, locale), "side": "family", "students": len(family_rows),
+                                  "visits": visits},
                          key=f"visit-offer:{proposal_id}:family:{first['family_person']}")
 
 
-async def tell_cancelled(match_id: int, *, reason: str) -> None:
-    """A live visit is off (re-match, or the group is no longer safe): both sides are told."""
+async def tell_cancelled(match_id: int, *, reason: str, note: str = "") -> None:
+    """A live visit is off (re-match, cancelled by the ward, or no longer safe): both sides are told, and the
+    guardian of a minor (a hold is the safeguarding rule's own mail to the guardian). `note` is the ward's
+    reason, quoted in the mails."""
     row = await _match_context(match_id)
     for side, email, name, locale in (("student", row["student_email"], row["student_name"], row["student_locale"]),
                                       ("family", row["family_email"], row["family_name"], row["family_locale"])):
         await queue_mail("visit_cancelled", to_email=email, to_name=name, locale=locale,
-                         context={**_common(row), "side": side, "reason": reason},
+                         context={**_common(row, locale), "side": side, "reason": reason, "note": note,
+                                  "student_name": row["student_name"]},
                          key=f"visit-cancelled:{match_id}:{side}:{reason}:{utcnow().isoformat()}")
+    if reason != "hold":
+        await guardians.tell(match_id, "cancelled", reason=reason, note=note)
 
 
-async def respond(match_id: int, person_id: int, *, side: str, accept: bool) -> str:
-    """A student or host family accepts or declines an offered visit; returns the match status."""
+async def respond(match_id: int, person_id: int, *, side: str, accept: bool, reason: str = "") -> str:
+    """A student or host family accepts or declines an offered visit; returns the match status. A decline's
+    reason (optional here; the pages ask for it) goes to the coordinator only."""
     if side not in SIDES:
         raise Invalid("回答者の種別が正しくありません。", code="invalid_side")
+    reason = _reason(reason, required=False)
     async with write_transaction():
         await lock_slots("id = (SELECT slot FROM visit_match WHERE id = {})", match_id)
         row = await _match_context(match_id)
@@ -124,28 +150,86 @@ async def respond(match_id: int, person_id: int, *, side: str, accept: bool) -> 
             return status
         await VisitMatch.update({column: "declined", VisitMatch.status: "declined",
                                  VisitMatch.responded_at: now}).where(VisitMatch.id == match_id)
-        await _tell_declined(row, by=side)
+        await _tell_declined([row], by=side, reason=reason)
         await sync_slot_visit(row["slot"])
         return "declined"
 
 
-async def _tell_declined(row: dict[str, Any], *, by: str) -> None:
-    other_side = "family" if by == "student" else "student"
-    email, name, locale = ((row["family_email"], row["family_name"], row["family_locale"]) if other_side == "family"
-                           else (row["student_email"], row["student_name"], row["student_locale"]))
-    context = {**_common(row), "side": other_side, "by": by}
-    await queue_mail("visit_declined", to_email=email, to_name=name, locale=locale, context=context,
-                     key=f"visit-declined:{row['id']}:{other_side}")
+async def respond_slot(slot_id: int, person_id: int, *, accept: bool, reason: str = "") -> dict[str, Any]:
+    """The host family answers once for a slot, for every student offered to it there: one confirmation, one
+    sync of the visit (so one confirmation mail), or one decline for all (the reason goes to the coordinator).
+    Returns {"slot", "answered", "status"}."""
+    reason = _reason(reason, required=False)
+    async with write_transaction():
+        await lock_slots("id = {}", slot_id)
+        ids = [r["id"] for r in await VisitMatch.select(VisitMatch.id).where(
+            (VisitMatch.slot == slot_id) & (VisitMatch.household.person == person_id)
+            & VisitMatch.status.is_in(list(LIVE_MATCH_STATES))).order_by(VisitMatch.id)]
+        if not ids:
+            raise NotFound("その訪問は見つかりません。", code="match_not_found")
+        rows = [await _match_context(match_id) for match_id in ids]
+        now = utcnow()
+        if accept:
+            pending = [r for r in rows if r["family_response"] != "accepted"]
+            for row in pending:
+                status = "accepted" if row["student_response"] == "accepted" else row["status"]
+                await VisitMatch.update({VisitMatch.family_response: "accepted", VisitMatch.status: status,
+                                         VisitMatch.responded_at: now}).where(VisitMatch.id == row["id"])
+            if pending:
+                await sync_slot_visit(slot_id)
+            return {"slot": slot_id, "answered": len(pending), "status": "accepted"}
+        await VisitMatch.update({VisitMatch.family_response: "declined", VisitMatch.status: "declined",
+                                 VisitMatch.responded_at: now}).where(VisitMatch.id.is_in(ids))
+        await _tell_declined(rows, by="family", reason=reason)
+        await sync_slot_visit(slot_id)
+        return {"slot": slot_id, "answered": len(rows), "status": "declined"}
+
+
+async def _tell_declined(rows: list[dict[str, Any]], *, by: str, reason: str = "") -> None:
+    """One side declined these matches (all of one slot): the other side of each is told, the guardian of a
+    minor too, and the round's coordinator once, with the reason."""
+    row = rows[0]
+    for item in rows:
+        if by == "student":
+            email, name, locale = item["family_email"], item["family_name"], item["family_locale"]
+        else:
+            email, name, locale = item["student_email"], item["student_name"], item["student_locale"]
+        other_side = "family" if by == "student" else "student"
+        await queue_mail("visit_declined", to_email=email, to_name=name, locale=locale,
+                         context={**_common(item, locale), "side": other_side, "by": by, "reason": ""},
+                         key=f"visit-declined:{item['id']}:{other_side}")
+        await guardians.tell(item["id"], "cancelled", reason=f"declined_by_{by}")
     if row["coordinator"]:
         coordinator = await Person.select(Person.email, Person.name, Person.locale).where(
             Person.id == row["coordinator"]).first()
         if coordinator:
+            locale = coordinator["locale"]
             await queue_mail("visit_declined", to_email=coordinator["email"], to_name=coordinator["name"],
-                             locale=coordinator["locale"],
-                             context={**context, "side": "coordinator", "student_name": row["student_name"],
+                             locale=locale,
+                             context={**_common(row, locale), "side": "coordinator", "by": by, "reason": reason,
+                                      "student_name": "、".join(r["student_name"] for r in rows),
                                       "household_name": row["household_name"],
                                       "link": f"{config().base_url}/visits/admin/rounds/{row['round']}"},
                              key=f"visit-declined:{row['id']}:coordinator")
+
+
+async def cancel_visit(match_id: int, actor: Actor, *, reason: str) -> dict[str, Any]:
+    """A coordinator calls off an offered or confirmed visit: the reason is required (both sides and the
+    guardian of a minor are told it); the place ends through the ledger, which keeps the others safe."""
+    access.require_staff(actor)
+    reason = _reason(reason, required=True)
+    async with write_transaction():
+        await lock_slots("id = (SELECT slot FROM visit_match WHERE id = {})", match_id)
+        row = await _match_context(match_id)
+        if row["status"] not in LIVE_MATCH_STATES:
+            raise Conflict("この訪問は既に取りやめ、または終了しています。", code="match_not_live")
+        await VisitMatch.update({VisitMatch.status: "cancelled", VisitMatch.responded_at: utcnow()}).where(
+            VisitMatch.id == match_id)
+        await tell_cancelled(match_id, reason="coordinator", note=reason)
+        await sync_slot_visit(row["slot"], by=actor.person_id)
+        await audit.record(actor, "visit_cancelled", subject_type="visit_match", subject_id=match_id,
+                           detail={"round": row["round"], "student": row["student"], "reason": reason})
+    return {"id": match_id, "round": row["round"], "status": "cancelled"}
 
 
 async def _slot(slot_id: int) -> dict[str, Any]:
@@ -169,6 +253,7 @@ async def sync_slot_visit(slot_id: int, *, by: int | None = None) -> None:
         VisitMatch.registration.status.as_alias("registration_status"),
     ).where(VisitMatch.slot == slot_id).order_by(VisitMatch.id)
     day = timefmt.tokyo_date(slot["starts_at"])
+    before = {m["id"]: m["student"] for m in matches if m["registration_status"] in SEAT_HOLDING_STATES}
     accepted = [m for m in matches if m["status"] == "accepted"]
     minors = await consent.minors_among([m["student"] for m in accepted], day)
     consents = await consent.states_of(requests.CONSENT_SUBJECT, [m["request"] for m in accepted])
@@ -196,8 +281,33 @@ async def sync_slot_visit(slot_id: int, *, by: int | None = None) -> None:
         newly_confirmed.append(m["id"])
     if event_id is not None:
         await _close_if_empty(event_id)
-    for match_id in newly_confirmed:
-        await _tell_confirmed(match_id, event_id)
+    if newly_confirmed:
+        await _tell_confirmed(slot, newly_confirmed, event_id)
+    await _tell_group_changed(slot, before, set(newly_confirmed))
+
+
+async def _holding(slot_id: int) -> list[dict[str, Any]]:
+    """The slot's matches whose student holds a place now."""
+    return await VisitMatch.select(VisitMatch.id, VisitMatch.student).where(
+        (VisitMatch.slot == slot_id) & (VisitMatch.status == "accepted")
+        & VisitMatch.registration.status.is_in(list(SEAT_HOLDING_STATES))).order_by(VisitMatch.id)
+
+
+async def _tell_group_changed(slot: dict[str, Any], before: dict[int, int], newly: set[int]) -> None:
+    """A minor's visit stayed confirmed while the adults going with them changed: the guardian is told who goes
+    now. (A minor left without any adult is the safeguarding hold's, with its own mails.)"""
+    after = {m["id"]: m["student"] for m in await _holding(slot["id"])}
+    stayed = (set(after) & set(before)) - newly
+    if not stayed or after == before:
+        return
+    minors = await consent.minors_among({*before.values(), *after.values()}, timefmt.tokyo_date(slot["starts_at"]))
+    adults_before = {s for s in before.values() if s not in minors}
+    adults_after = {s for s in after.values() if s not in minors}
+    if adults_before == adults_after:
+        return
+    for match_id in sorted(stayed):
+        if after[match_id] in minors:
+            await guardians.tell(match_id, "changed", key=",".join(map(str, sorted(adults_after))))
 
 
 async def _create_event(slot: dict[str, Any], now: Any) -> int:
@@ -213,20 +323,39 @@ async def _create_event(slot: dict[str, Any], now: Any) -> int:
     return event_id
 
 
-async def _tell_confirmed(match_id: int, event_id: int) -> None:
-    """Both sides are told, each mail carrying its calendar invite (the host family gets one too)."""
-    row = await _match_context(match_id)
-    context = _common(row)
-    student_invite = await signals.INVITE_PART.call(event_id=event_id, person_id=row["student"], method="REQUEST")
-    await queue_mail("visit_confirmed", to_email=row["student_email"], to_name=row["student_name"],
-                     locale=row["student_locale"], context={**context, "side": "student"},
-                     key=f"visit-confirmed:{match_id}:{event_id}:student:{row['registration']}",
-                     calendar=student_invite)
-    family_invite = await signals.INVITE_PART.call(event_id=event_id, person_id=row["family_person"], method="REQUEST")
-    await queue_mail("visit_confirmed", to_email=row["family_email"], to_name=row["family_name"],
-                     locale=row["family_locale"],
-                     context={**context, "side": "family", "student_name": row["student_name"]},
-                     key=f"visit-confirmed:{match_id}:{event_id}:family:{row['registration']}", calendar=family_invite)
+def visit_path(event_id: int) -> str:
+    """signals.EVENT_PAGE["home_visit"]: a visit's calendar entry and mails link to the visit's own page."""
+    return f"/visits/events/{event_id}"
+
+
+def visit_link(event_id: int) -> str:
+    return f"{config().base_url}{visit_path(event_id)}"
+
+
+async def _tell_confirmed(slot: dict[str, Any], match_ids: list[int], event_id: int) -> None:
+    """Each newly confirmed student is told (with the calendar invite), the guardian of a minor too; the host
+    family gets one mail for the slot naming everyone now confirmed there (with its own invite)."""
+    rows = [await _match_context(match_id) for match_id in match_ids]
+    for row in rows:
+        locale = row["student_locale"]
+        invite = await signals.INVITE_PART.call(event_id=event_id, person_id=row["student"], method="REQUEST")
+        await queue_mail("visit_confirmed", to_email=row["student_email"], to_name=row["student_name"],
+                         locale=locale, context={**_common(row, locale), "side": "student",
+                                                 "link": visit_link(event_id)},
+                         key=f"visit-confirmed:{row['id']}:{event_id}:student:{row['registration']}", calendar=invite)
+        await guardians.tell(row["id"], "confirmed", key=str(row["registration"]))
+    first = rows[0]
+    holding = await _holding(slot["id"])
+    names = {r["id"]: r["name"] for r in await Person.select(Person.id, Person.name).where(
+        Person.id.is_in([m["student"] for m in holding] or [-1]))}
+    locale = first["family_locale"]
+    invite = await signals.INVITE_PART.call(event_id=event_id, person_id=first["family_person"], method="REQUEST")
+    await queue_mail("visit_confirmed", to_email=first["family_email"], to_name=first["family_name"], locale=locale,
+                     context={**_common(first, locale), "side": "family", "link": visit_link(event_id),
+                              "student_names": [names[m["student"]] for m in holding if m["student"] in names],
+                              "student_name": first["student_name"]},
+                     key=f"visit-confirmed:slot{slot['id']}:{event_id}:family:"
+                         f"{','.join(str(r['registration']) for r in rows)}", calendar=invite)
 
 
 async def host_of_event(event_id: int) -> list[int]:
@@ -282,16 +411,20 @@ async def on_place_changed(change: signals.PlaceChanged) -> None:
         await VisitMatch.update({VisitMatch.status: "on_hold", VisitMatch.responded_at: now}).where(
             VisitMatch.id == row["id"])
         await tell_cancelled(row["id"], reason="hold")
-    elif change.reason == "cancelled":  # the student (or a coordinator) cancelled the place itself
-        by_student = change.by == row["student"]
+    elif change.reason in ("cancelled", "account_deleted"):  # the student (or a coordinator) ended the place
+        by_student = change.by == row["student"] or change.reason == "account_deleted"
         if by_student:
             await VisitMatch.update({VisitMatch.status: "declined", VisitMatch.student_response: "declined",
                                      VisitMatch.responded_at: now}).where(VisitMatch.id == row["id"])
-            await _tell_declined(row, by="student")
+            await _tell_declined([row], by="student")
         else:
             await VisitMatch.update({VisitMatch.status: "cancelled", VisitMatch.responded_at: now}).where(
                 VisitMatch.id == row["id"])
-            await tell_cancelled(row["id"], reason="coordinator")
+            await tell_cancelled(row["id"], reason="coordinator", note=str(change.detail.get("reason", "") or ""))
+        # the minors still going are told who goes with them now (none left: the ledger's hold follows)
+        for other in await _holding(row["slot"]):
+            if other["id"] != row["id"]:
+                await guardians.tell(other["id"], "changed", key=f"left:{row['id']}")
     await _close_if_empty(change.event_id)
 
 
@@ -309,19 +442,28 @@ async def _close_if_empty(event_id: int) -> None:
 # ------------------------------------------------------------------------- what each side sees
 
 
-async def matches_of_student(student_id: int) -> list[dict[str, Any]]:
-    """The student's offered/confirmed/declined visits: district and time only (the address is separate)."""
-    rows = await VisitMatch.select(
-        VisitMatch.id, VisitMatch.status, VisitMatch.student_response, VisitMatch.family_response,
-        VisitMatch.household, VisitMatch.household.district.as_alias("district"),
-        VisitMatch.slot.starts_at.as_alias("starts_at"), VisitMatch.slot.ends_at.as_alias("ends_at"),
-        VisitMatch.round.name.as_alias("round_name"), VisitMatch.registration.status.as_alias("registration_status"),
-    ).where((VisitMatch.student == student_id)
-            & VisitMatch.status.is_in([*LIVE_MATCH_STATES, "declined", "cancelled", "on_hold"])).order_by(
-        VisitMatch.id, ascending=False)
+def _with_state(rows: list[dict[str, Any]], side: str) -> list[dict[str, Any]]:
     for row in rows:
         row["visit_confirmed"] = row["registration_status"] == "confirmed" and row["status"] == "accepted"
+        row["state"] = visit_state({**row, "place_confirmed": row["visit_confirmed"]}, side)
     return rows
+
+
+SHOWN = [*LIVE_MATCH_STATES, "declined", "cancelled", "on_hold"]
+
+
+async def matches_of_student(student_id: int) -> list[dict[str, Any]]:
+    """The student's offered/confirmed/declined visits: district and time only (the address is separate), with
+    `state` true to both sides' answers (events.visits.states)."""
+    rows = await VisitMatch.select(
+        VisitMatch.id, VisitMatch.status, VisitMatch.student_response, VisitMatch.family_response,
+        VisitMatch.household, VisitMatch.household.district.as_alias("district"), VisitMatch.slot,
+        VisitMatch.slot.starts_at.as_alias("starts_at"), VisitMatch.slot.ends_at.as_alias("ends_at"),
+        VisitMatch.slot.event.as_alias("event_id"),
+        VisitMatch.round.name.as_alias("round_name"), VisitMatch.registration.status.as_alias("registration_status"),
+    ).where((VisitMatch.student == student_id) & VisitMatch.status.is_in(SHOWN)).order_by(
+        VisitMatch.id, ascending=False)
+    return _with_state(rows, "student")
 
 
 async def matches_of_family(person_id: int) -> list[dict[str, Any]]:
@@ -331,13 +473,50 @@ async def matches_of_family(person_id: int) -> list[dict[str, Any]]:
         VisitMatch.student, VisitMatch.student.name.as_alias("student_name"),
         VisitMatch.request.is_minor.as_alias("is_minor"), VisitMatch.slot,
         VisitMatch.slot.starts_at.as_alias("starts_at"), VisitMatch.slot.ends_at.as_alias("ends_at"),
+        VisitMatch.slot.event.as_alias("event_id"),
         VisitMatch.round.name.as_alias("round_name"), VisitMatch.registration.status.as_alias("registration_status"),
-    ).where((VisitMatch.household.person == person_id)
-            & VisitMatch.status.is_in([*LIVE_MATCH_STATES, "declined", "cancelled", "on_hold"])).order_by(
+    ).where((VisitMatch.household.person == person_id) & VisitMatch.status.is_in(SHOWN)).order_by(
         VisitMatch.slot.starts_at).order_by(VisitMatch.id)
+    return _with_state(rows, "family")
+
+
+def group_by_slot(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The family's visits, one entry per slot: its students and whether the family still has to answer (one
+    answer for the whole slot) or may still decline it."""
+    slots: dict[int, dict[str, Any]] = {}
     for row in rows:
-        row["visit_confirmed"] = row["registration_status"] == "confirmed" and row["status"] == "accepted"
-    return rows
+        entry = slots.setdefault(row["slot"], {
+            "slot": row["slot"], "starts_at": row["starts_at"], "ends_at": row["ends_at"],
+            "round_name": row["round_name"], "event_id": row["event_id"], "students": []})
+        entry["students"].append(row)
+    for entry in slots.values():
+        live = [r for r in entry["students"] if r["status"] in LIVE_MATCH_STATES]
+        entry["answer_needed"] = any(r["family_response"] != "accepted" for r in live)
+        entry["may_decline"] = bool(live)
+        entry["confirmed"] = [r for r in entry["students"] if r["visit_confirmed"]]
+        entry["live"] = live
+    return list(slots.values())
+
+
+async def visit_of_event(event_id: int, person_id: int, *, side: str) -> dict[str, Any]:
+    """The page a visit's calendar entry links to: the student's own match there, or the family's slot with its
+    students (NotFound for anyone else)."""
+    if side == "student":
+        rows = [r for r in await matches_of_student(person_id) if r["event_id"] == event_id]
+        if not rows:
+            raise NotFound("その訪問は見つかりません。", code="visit_not_found")
+        return {"side": side, "visit": rows[0]}
+    groups = [g for g in group_by_slot(await matches_of_family(person_id)) if g["event_id"] == event_id]
+    if not groups:
+        raise NotFound("その訪問は見つかりません。", code="visit_not_found")
+    return {"side": side, "slot": groups[0]}
+
+
+async def slot_of_match(match_id: int) -> int:
+    row = await VisitMatch.select(VisitMatch.slot).where(VisitMatch.id == match_id).first()
+    if row is None:
+        raise NotFound("その訪問は見つかりません。", code="match_not_found")
+    return row["slot"]
 
 
 async def match_of(match_id: int, person_id: int, *, side: str) -> dict[str, Any]:

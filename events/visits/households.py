@@ -233,12 +233,24 @@ async def _confirmed_visit(*, household_id: int, student_id: int) -> bool:
     return any(now <= row["ends_at"] + DISCLOSURE_AFTER_VISIT for row in rows)
 
 
-async def read_address(household_id: int, *, actor: Actor) -> dict[str, Any]:
+GUARDIAN_ROLE = "guardian"  # an Actor without an account: a minor's guardian, vouched for by their link
+
+
+def guardian_actor(client: str = "") -> Actor:
+    """Who reads when a guardian opens their status page (events.visits.guardians checks the link first)."""
+    return Actor(None, frozenset({GUARDIAN_ROLE}), client[:64])
+
+
+async def read_address(household_id: int, *, actor: Actor, on_behalf_of: int | None = None) -> dict[str, Any]:
     """The only way to read a home address: coordinators, or a student whose visit there both sides confirmed,
-    until a week after it. Every view is audited."""
+    until a week after it — or that student's guardian (`on_behalf_of` the student, from the guardian's status
+    page), on exactly the student's terms. Every view is audited."""
     async with write_transaction():
         staff = access.is_staff(await people.roles_of(actor.person_id)) if actor.person_id else False
-        allowed = staff or await _confirmed_visit(household_id=household_id, student_id=actor.person_id)
+        guardian = not staff and on_behalf_of is not None and GUARDIAN_ROLE in actor.roles
+        student_id = on_behalf_of if guardian else actor.person_id
+        allowed = staff or (student_id is not None
+                            and await _confirmed_visit(household_id=household_id, student_id=student_id))
         if allowed:
             household = await get_household(household_id)
             address = await HouseholdAddress.select(
@@ -246,9 +258,11 @@ async def read_address(household_id: int, *, actor: Actor) -> dict[str, Any]:
                 HouseholdAddress.phone,
             ).where(HouseholdAddress.household == household_id).first()
             await audit.record(actor, "viewed_address", subject_type="visit_household", subject_id=household_id,
-                               detail={"as": "staff" if staff else "student"})
+                               detail={"as": "staff" if staff else "guardian" if guardian else "student",
+                                       **({"student": student_id} if guardian else {})})
         else:  # the refusal is recorded too, in the same transaction, and then reported
-            await audit.record(actor, "address_refused", subject_type="visit_household", subject_id=household_id)
+            await audit.record(actor, "address_refused", subject_type="visit_household", subject_id=household_id,
+                               detail={"as": "guardian", "student": student_id} if guardian else None)
     if not allowed:
         raise Forbidden("この住所を表示する権限がありません。訪問が双方で確定すると表示されます。",
                         code="address_hidden")

@@ -16,6 +16,7 @@ APP_CONFIG = AppConfig(
         tables.VisitPairRule,
         tables.VisitProposal,
         tables.VisitMatch,
+        tables.VisitGuardianLink,
     ],
     migration_dependencies=["events.core.piccolo_app", "events.seminars.piccolo_app"],
     commands=[],

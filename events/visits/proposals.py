@@ -103,8 +103,10 @@ async def solver_input(round_id: int) -> SolverInput:
         (pinned if row["kind"] == "pin" else forbidden).add((row["student"], row["household"]))
     priority = await _previous_unmatched(round_id, [row["student"] for row in request_rows])
     requests = []
+    every_slot = tuple(sorted({(s.starts_at, s.ends_at) for s in slots}))
     for row in request_rows:
-        windows = tuple(windows_of(row))
+        # "any slot": every slot offered in the round is one of the student's windows
+        windows = tuple(sorted({*windows_of(row), *every_slot})) if row["any_time"] else tuple(windows_of(row))
         student = row["student"]
         if student in live and live[student] in slot_by_id:
             # keep an offered or accepted visit exactly where it is
@@ -290,6 +292,7 @@ async def _proposal_view(proposal_id: int) -> dict[str, Any]:
         same_slot = bool(current and current["slot"] == row["slot"])
         row["kept"] = same_slot and current["id"] != row["id"]  # an earlier offer this proposal keeps
         row["live_status"] = current["status"] if same_slot else ""
+        row["live_id"] = current["id"] if same_slot else None  # the visit a coordinator may call off
     names = {}
     unmatched_ids = [int(s) for s in proposal["unmatched"]]
     if unmatched_ids:
@@ -302,6 +305,33 @@ async def _proposal_view(proposal_id: int) -> dict[str, Any]:
     ]
     round_row = await VisitRound.select(VisitRound.name).where(VisitRound.id == proposal["round"]).first()
     return {"proposal": proposal, "matches": rows, "unmatched": unmatched, "round_name": round_row["name"]}
+
+
+async def confirmation_preview(proposal_id: int, *, actor: Actor) -> dict[str, Any]:
+    """What confirming the proposal would do, in numbers for the confirmation step: new offers (students and
+    families mailed), kept offers, live visits called off (both sides and guardians told), and minors among the
+    new offers (their guardians are mailed too). Counts only, no names."""
+    access.require_staff(actor)
+    proposal = await VisitProposal.select().where(VisitProposal.id == proposal_id).first()
+    if proposal is None:
+        raise NotFound("その提案は見つかりません。", code="proposal_not_found")
+    rows = await VisitMatch.select(VisitMatch.id, VisitMatch.student, VisitMatch.slot, VisitMatch.household,
+                                   VisitMatch.request.is_minor.as_alias("is_minor")).where(
+        (VisitMatch.proposal == proposal_id) & (VisitMatch.status == "proposed"))
+    live = {row["student"]: row for row in await VisitMatch.select(
+        VisitMatch.id, VisitMatch.student, VisitMatch.slot, VisitMatch.household,
+        VisitMatch.request.is_minor.as_alias("is_minor")).where(
+        (VisitMatch.round == proposal["round"]) & VisitMatch.status.is_in(LIVE_MATCH_STATES))}
+    assignment = {row["student"]: row["slot"] for row in rows}
+    new = [row for row in rows if not (live.get(row["student"]) and live[row["student"]]["slot"] == row["slot"])]
+    dropped = [row for student, row in live.items() if assignment.get(student) != row["slot"]]
+    return {"proposal": proposal, "round": proposal["round"], "offers": len(new),
+            "families": len({row["household"] for row in new}), "minors": sum(1 for row in new if row["is_minor"]),
+            "kept": len(rows) - len(new), "cancelled": len(dropped),
+            "cancelled_families": len({row["household"] for row in dropped}),
+            "cancelled_minors": sum(1 for row in dropped if row["is_minor"]),
+            "unmatched": len(json.loads(proposal["unmatched"]) if isinstance(proposal["unmatched"], str)
+                             else proposal["unmatched"])}
 
 
 async def confirm_proposal(proposal_id: int, actor: Actor) -> dict[str, int]:
@@ -389,3 +419,22 @@ async def needing_attention(round_id: int) -> list[dict[str, Any]]:
         VisitMatch.household.district.as_alias("district"), VisitMatch.slot.starts_at.as_alias("starts_at"),
         VisitMatch.slot.ends_at.as_alias("ends_at"), VisitMatch.responded_at,
     ).where((VisitMatch.round == round_id) & (VisitMatch.status == "on_hold")).order_by(VisitMatch.id)
+
+
+async def view_match(match_id: int, *, actor: Actor) -> dict[str, Any]:
+    """One visit for the coordinator's cancellation step: who, where, when, its state (audited)."""
+    access.require_staff(actor)
+
+    async def read() -> dict[str, Any]:
+        row = await VisitMatch.select(
+            VisitMatch.id, VisitMatch.round, VisitMatch.slot, VisitMatch.status, VisitMatch.student,
+            VisitMatch.student.name.as_alias("student_name"), VisitMatch.request.is_minor.as_alias("is_minor"),
+            VisitMatch.household.display_name.as_alias("household_name"),
+            VisitMatch.household.district.as_alias("district"), VisitMatch.slot.starts_at.as_alias("starts_at"),
+            VisitMatch.slot.ends_at.as_alias("ends_at"),
+        ).where(VisitMatch.id == match_id).first()
+        if row is None:
+            raise NotFound("その訪問は見つかりません。", code="match_not_found")
+        return row
+
+    return await audit.viewed(actor, "staff_viewed_visit", read, subject_type="visit_match", subject_id=match_id)

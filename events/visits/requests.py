@@ -19,16 +19,18 @@ from events.db import utcnow, write_transaction
 from events.errors import Conflict, Forbidden, Invalid, NotFound
 from events.mail import queue_mail
 from events.timefmt import TOKYO
+from events.visits import guardians
 from events.visits.rounds import accepting_requests, get_round
 from events.visits.tables import (
+    CONSENT_SUBJECT,
     HOUSEHOLD_TAGS,
     LIVE_MATCH_STATES,
     VisitMatch,
     VisitRequest,
+    VisitSlot,
 )
 
-CONSENT_TEXT_VERSION = "visit-consent-2026-1"
-CONSENT_SUBJECT = "visit_request"
+CONSENT_TEXT_VERSION = "visit-consent-2026-2"
 MAX_WINDOWS = 20
 MAX_WINDOW = timedelta(days=14)
 
@@ -40,10 +42,12 @@ class RequestInput:
     wanted_tags: list[str] = field(default_factory=list)
     avoided_tags: list[str] = field(default_factory=list)
     note: str = ""
+    any_time: bool = False  # any slot families offer in the round will do
 
     def validated(self, now: datetime) -> RequestInput:
-        if not self.windows:
-            raise Invalid("訪問できる日時を1つ以上入力してください。", code="windows_required", field="windows")
+        if not self.windows and not self.any_time:
+            raise Invalid("訪問できる枠か日時を1つ以上選ぶか、「どの枠でもよい」を選んでください。",
+                          code="windows_required", field="windows")
         if len(self.windows) > MAX_WINDOWS:
             raise Invalid(f"日時は{MAX_WINDOWS}件までです。", code="too_many_windows", field="windows")
         for start, end in self.windows:
@@ -68,7 +72,7 @@ class RequestInput:
         windows = sorted({(s.astimezone(TOKYO), e.astimezone(TOKYO)) for s, e in self.windows})
         return RequestInput(windows=windows, districts=sorted(set(self.districts)),
                             wanted_tags=sorted(set(self.wanted_tags)), avoided_tags=sorted(set(self.avoided_tags)),
-                            note=self.note.strip())
+                            note=self.note.strip(), any_time=bool(self.any_time))
 
 
 def windows_of(row: dict[str, Any]) -> list[tuple[datetime, datetime]]:
@@ -86,7 +90,9 @@ async def submit_request(student_id: int, round_id: int, data: RequestInput) -> 
     profile = await StudentProfile.select().where(StudentProfile.person == student_id).first()
     if profile is None:
         raise Forbidden("学生として登録された方のみ申し込めます。", code="not_student")
-    first_day = min(start for start, _ in data.windows).astimezone(TOKYO).date()
+    # under 18 on the first day they can visit; "any slot" could be as early as today
+    first_day = min([start.astimezone(TOKYO).date() for start, _ in data.windows]
+                    + ([timefmt.tokyo_date(now)] if data.any_time else []))
     is_minor = consent.is_minor(profile["birth_date"], first_day)
     if is_minor and not profile["guardian_email"]:
         raise Invalid("18歳未満の方は、プロフィールに保護者のメールアドレスが必要です。", code="guardian_required")
@@ -94,7 +100,7 @@ async def submit_request(student_id: int, round_id: int, data: RequestInput) -> 
         VisitRequest.windows: [[s.isoformat(), e.isoformat()] for s, e in data.windows],
         VisitRequest.districts: data.districts, VisitRequest.wanted_tags: data.wanted_tags,
         VisitRequest.avoided_tags: data.avoided_tags, VisitRequest.note: data.note,
-        VisitRequest.is_minor: is_minor, VisitRequest.updated_at: now,
+        VisitRequest.any_time: data.any_time, VisitRequest.is_minor: is_minor, VisitRequest.updated_at: now,
     }
     async with write_transaction():
         round_row = await get_round(round_id)
@@ -120,8 +126,9 @@ async def submit_request(student_id: int, round_id: int, data: RequestInput) -> 
 
 
 async def _ask_consent(request_id: int, student_id: int, round_row: dict[str, Any], data: RequestInput) -> None:
-    # The guardian has at least until requests close to answer, and never past the first day asked for.
-    first_day = min(start for start, _ in data.windows)
+    # The guardian has at least until requests close to answer, and never past the first day asked for
+    # ("any slot": until requests close).
+    first_day = None if data.any_time else min(start for start, _ in data.windows)
     await consent.request(consent.Subject(CONSENT_SUBJECT, request_id), student_id,
                           not_before=round_row["requests_close_at"], not_after=first_day)
 
@@ -160,6 +167,12 @@ async def get_request(request_id: int, *, actor: Actor) -> dict[str, Any]:
                                detail={"minor": row["is_minor"]})
     row["consent"] = await consent_status(request_id)
     return row
+
+
+async def is_minor_request(match_id: int) -> bool:
+    """Whether the match's request is a minor's (their guardian is told of every change)."""
+    row = await VisitMatch.select(VisitMatch.request.is_minor.as_alias("minor")).where(VisitMatch.id == match_id).first()
+    return bool(row and row["minor"])
 
 
 async def requests_of_student(student_id: int) -> list[dict[str, Any]]:
@@ -205,27 +218,51 @@ async def consent_decisions(round_id: int) -> dict[int, str]:
 class VisitRequestConsent(consent.ConsentSubject):
     async def describe(self, subject_id: int) -> consent.Description:
         row = await VisitRequest.select(
-            VisitRequest.windows, VisitRequest.districts, VisitRequest.round.name.as_alias("round_name"),
-            VisitRequest.student.name.as_alias("student_name"),
+            VisitRequest.windows, VisitRequest.any_time, VisitRequest.districts, VisitRequest.round,
+            VisitRequest.round.name.as_alias("round_name"), VisitRequest.student.name.as_alias("student_name"),
         ).where(VisitRequest.id == subject_id).output(load_json=True).first()
         if row is None:
             raise NotFound("このリンクは無効です。", code="consent_not_found")
         windows = windows_of(row)
         where = "、".join(row["districts"]) if row["districts"] else "金沢区内"
+        when = "、".join(describe_windows(windows, "ja"))
+        if row["any_time"]:
+            when = "受け入れ家庭が用意した枠のどれでも" + (f"（ほかに {when}）" if when else "")
+        # consent can be revoked until the last day the visit could take place
+        last = [end for _, end in windows]
+        if row["any_time"]:
+            slot = await VisitSlot.select(VisitSlot.ends_at).where(VisitSlot.round == row["round"]).order_by(
+                VisitSlot.ends_at, ascending=False).first()
+            last += [slot["ends_at"]] if slot else []
+        contact = guardians.ward_contact()
         return consent.Description(
             title=row["round_name"],
             asks=f"「{row['round_name']}」（家庭訪問）への参加申込がありました。",
             facts=(("内容", "区内の子育て家庭を、他の学生と一緒に数時間訪問し、日常の子育ての様子を見せていただきます。"),
                    ("場所", f"{where}（訪問先のご住所は、訪問が確定した後に生徒さんにお知らせします）"),
-                   ("訪問できる日時（ご本人の希望）", "、".join(describe_windows(windows, "ja"))),
-                   ("主催", "横浜市金沢区 こども家庭支援課（金沢若者ライフデザイン事業）")),
+                   ("訪問できる日時（ご本人の希望）", when),
+                   ("一緒に訪問する学生", "18歳以上の学生が必ず1人以上一緒に訪問します（組み合わせが決まったら、お名前をお知らせします）"),
+                   ("受け入れ家庭に伝わる情報", "お名前・学校名・学年（訪問が確定した後は、当日の連絡のためメールアドレスも）"),
+                   ("主催", "横浜市金沢区 こども家庭支援課（金沢若者ライフデザイン事業）"),
+                   ("お問い合わせ", f"{contact['name']}（{contact['email']}）")),
             notes=("18歳未満の方が一人で訪問することはありません。必ず18歳以上の学生と一緒に訪問します。",
                    "受け入れ家庭は、区の担当者が事前に面談して確認しています。",
+                   "組み合わせが決まったとき・確定したとき・変更や取りやめのときは、保護者の方にもメールでお知らせします。"
+                   "訪問の予定は、メールのリンクのページでいつでもご確認いただけます（ログインは不要です）。",
                    "同意いただいた後でも、訪問の開始前であれば、このページから同意を取り消せます。"),
             purpose=(f"{row['student_name']}さんが「{row['round_name']}」で、金沢区内の子育て家庭（{where}）を"
                      "他の学生と一緒に数時間訪問すること"),
-            starts_at=max(end for _, end in windows) if windows else None, text_version=CONSENT_TEXT_VERSION,
+            starts_at=max(last) if last else None, text_version=CONSENT_TEXT_VERSION,
         )
+
+    async def outcome_context(self, subject_id: int, decision: str) -> dict[str, Any]:
+        """The guardian's confirmation of their consent carries the link to the visit-status page."""
+        if decision != "given":
+            return {}
+        guardian = await guardians.guardian_of_request(subject_id)
+        if guardian is None:
+            return {}
+        return {"status_link": await guardians.new_link(subject_id, guardian["email"])}
 
     async def decided(self, subject_id: int, decision: str) -> None:
         if decision == "revoked":

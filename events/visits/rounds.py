@@ -145,3 +145,17 @@ async def slots_of_person(person_id: int) -> list[dict[str, Any]]:
         VisitSlot.all_columns(), VisitSlot.round.name.as_alias("round_name"),
     ).where(VisitSlot.household.person == person_id).order_by(VisitSlot.starts_at)
 
+
+
+async def slots_to_choose(round_id: int) -> list[dict[str, Any]]:
+    """What a student may ask for: the round's slots still offered and still to come — date, time and district,
+    never the household (who hosts whom is the matching's, after both sides agree)."""
+    return await VisitSlot.select(
+        VisitSlot.id, VisitSlot.starts_at, VisitSlot.ends_at, VisitSlot.household.district.as_alias("district"),
+    ).where((VisitSlot.round == round_id) & (VisitSlot.status == "offered") & (VisitSlot.starts_at > utcnow())
+            ).order_by(VisitSlot.starts_at).order_by(VisitSlot.id)
+
+
+async def slot_of_event(event_id: int) -> dict[str, Any] | None:
+    """The slot whose confirmed visit is this event (its round, for the coordinator's page)."""
+    return await VisitSlot.select(VisitSlot.id, VisitSlot.round).where(VisitSlot.event == event_id).first()

@@ -40,6 +40,7 @@ MATCH_STATES = ("proposed", "confirmed_by_coordinator", "accepted", "declined", 
 LIVE_MATCH_STATES = ("confirmed_by_coordinator", "accepted")
 RESPONSES = ("pending", "accepted", "declined")
 RULE_KINDS = ("pin", "forbid")
+CONSENT_SUBJECT = "visit_request"  # the kind of a visit request's guardian consent (events.consent)
 
 
 class Household(Table, tablename="visit_household"):
@@ -95,6 +96,7 @@ class VisitRequest(Table, tablename="visit_request"):
     round = ForeignKey(VisitRound, on_delete=OnDelete.cascade, index=True)
     student = ForeignKey(Person, on_delete=OnDelete.cascade, index=True)
     windows = JSON(default="[]")  # [[start ISO, end ISO], ...] in UTC
+    any_time = Boolean(default=False)  # "any offered slot": the matching reads every slot of the round as a window
     districts = JSON(default="[]")
     wanted_tags = JSON(default="[]")
     avoided_tags = JSON(default="[]")
@@ -149,3 +151,16 @@ class VisitMatch(Table, tablename="visit_match"):
     created_at = Timestamptz()
     offered_at = Timestamptz(null=True, default=None)
     responded_at = Timestamptz(null=True, default=None)
+
+
+class VisitGuardianLink(Table, tablename="visit_guardian_link"):
+    """A guardian's link to the visit-status page of a minor's request (no account): only the digest is kept.
+
+    Each mail to the guardian carries a new link; a link works while it has not expired and the guardian it was
+    made for is still the one whose consent stands (events.visits.guardians)."""
+
+    request = ForeignKey(VisitRequest, on_delete=OnDelete.cascade, index=True)
+    token_hash = Varchar(length=64, unique=True)
+    guardian_email = Varchar(length=254, default="")
+    created_at = Timestamptz()
+    expires_at = Timestamptz(index=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
@@ -54,16 +56,46 @@ async def user_toggle(request: Request, person_id: FromPath[int], action: FromPa
     return Redirect(path="/admin/users", status_code=303)
 
 
+def _audit_filter(action: str, actor: str, subject_type: str, subject_id: str, since: str,
+                  until: str) -> audit.AuditFilter:
+    return audit.AuditFilter.parse(action=action, actor=actor, subject_type=subject_type, subject_id=subject_id,
+                                   since=since, until=until)
+
+
 @get("/admin/audit", guards=[ADMIN], include_in_schema=False)
-async def audit_log(request: Request, action: FromQuery[str] = "") -> Response:
-    return page(request, "pages/admin_audit.html", title="監査ログ", action=action,
-                entries=await audit.view(actor_of(request), action=action or None), labels=audit.ACTION_LABELS)
+async def audit_log(request: Request, action: FromQuery[str] = "", actor: FromQuery[str] = "",
+                    subject_type: FromQuery[str] = "", subject_id: FromQuery[str] = "", since: FromQuery[str] = "",
+                    until: FromQuery[str] = "", cursor: FromQuery[str] = "") -> Response:
+    """Human labels, a date range, actor and subject filters, pages by cursor, and the same filter as CSV."""
+    try:
+        wanted = _audit_filter(action, actor, subject_type, subject_id, since, until)
+        found = await audit.search(actor_of(request), wanted, cursor=cursor)
+        error, status = "", 200
+    except DomainError as exc:
+        if exc.status >= 500 or exc.status in (401, 403):
+            raise
+        wanted, found = audit.AuditFilter(), {"entries": [], "next_cursor": None}
+        error, status = gettext_for(request.state.locale)(exc.message), exc.status
+    query = urlencode({k: v for k, v in wanted.as_dict().items() if v})
+    return page(request, "pages/admin_audit.html", status_code=status, title="監査ログ", wanted=wanted.as_dict(),
+                entries=found["entries"], next_cursor=found["next_cursor"], cursor=cursor, query=query, error=error,
+                labels=audit.ACTION_LABELS)
+
+
+@get("/admin/audit.csv", guards=[ADMIN], include_in_schema=False)
+async def audit_csv(request: Request, action: FromQuery[str] = "", actor: FromQuery[str] = "",
+                    subject_type: FromQuery[str] = "", subject_id: FromQuery[str] = "", since: FromQuery[str] = "",
+                    until: FromQuery[str] = "") -> Response:
+    wanted = _audit_filter(action, actor, subject_type, subject_id, since, until)
+    body = await audit.export_csv(actor_of(request), wanted)
+    return Response(content=body, media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="audit.csv"', "Cache-Control": "no-store"})
 
 
 @get("/coordinator/outbox", guards=[COORDINATOR], include_in_schema=False)
 async def outbox_page(request: Request, status: FromQuery[str] = "") -> Response:
     found = await outbox.view(actor_of(request), status=status or None)
-    return page(request, "pages/outbox.html", title="メール送信状況", counts=found["counts"],
+    return page(request, "pages/outbox.html", title="メール送信状況", counts=found["counts"], stuck=found["stuck"],
                 messages=found["messages"], state_labels=STATE_LABELS, notice="")
 
 
@@ -73,4 +105,17 @@ async def outbox_retry(request: Request, message_id: FromPath[int]) -> Response:
     return Redirect(path="/coordinator/outbox?status=queued", status_code=303)
 
 
-ROUTES = [users, user_add, user_toggle, audit_log, outbox_page, outbox_retry]
+@post("/coordinator/outbox/{message_id:int}/release", guards=[COORDINATOR], include_in_schema=False)
+async def outbox_release(request: Request, message_id: FromPath[int]) -> Response:
+    await outbox.release_stuck(message_id, actor=actor_of(request))
+    return Redirect(path="/coordinator/outbox?status=awaiting_retry", status_code=303)
+
+
+@post("/coordinator/outbox/{message_id:int}/withdraw", guards=[COORDINATOR], include_in_schema=False)
+async def outbox_withdraw(request: Request, message_id: FromPath[int]) -> Response:
+    await outbox.withdraw_message(message_id, actor=actor_of(request))
+    return Redirect(path="/coordinator/outbox?status=withdrawn", status_code=303)
+
+
+ROUTES = [users, user_add, user_toggle, audit_log, audit_csv, outbox_page, outbox_retry, outbox_release,
+          outbox_withdraw]

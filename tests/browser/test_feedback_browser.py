@@ -25,6 +25,7 @@ async def test_student_answers_on_a_phone(db, live_server, browser):
     page = await context.new_page()
     await page.goto(f"{live_server}/feedback/{token}")
     await page.get_by_role("heading", level=1).wait_for()
+    assert page.url == f"{live_server}/feedback"  # the token left the address bar (and the history) at once
     assert await page.locator("html").get_attribute("lang") == "ja"
     assert await page.get_by_text("このアンケートは無記名です。").is_visible()
     # Nothing is wider than the phone's screen.
@@ -51,14 +52,15 @@ async def test_student_answers_on_a_phone(db, live_server, browser):
     await page.get_by_role("button", name="回答を送信する").click()
     await page.get_by_role("heading", name="ご回答ありがとうございました").wait_for()
 
-    # Coming back by the same link shows the answers, ready to be changed.
+    # Coming back by the same link: answered, and (anonymous) nothing to find or change.
     await page.goto(f"{live_server}/feedback/{token}")
-    assert await first.get_by_role("radio", name="4 ややそう思う").is_checked()
-    assert await page.get_by_role("button", name="回答を更新する").is_visible()
+    await page.get_by_role("status").wait_for()
+    assert "回答済みです" in await page.get_by_role("status").inner_text()
+    assert await page.get_by_role("button", name="回答を送信する").count() == 0
     await context.close()
 
     answers = await FeedbackAnswer.select().output(load_json=True)
     assert len(answers) == 1 and answers[0]["person"] is None
     assert "育休の話が参考になりました。" in answers[0]["answers"].values()
     assert 4 in answers[0]["answers"].values()
-    assert (await FeedbackRequest.select(FeedbackRequest.responded_at).first())["responded_at"] is not None
+    assert (await FeedbackRequest.select(FeedbackRequest.answered).first())["answered"] is True

@@ -7,28 +7,12 @@ from __future__ import annotations
 import pytest
 
 from events.seminars import registration
+from tests.browser.pagecheck import sideways, wcag_violations
 from tests.browser.test_kernel_pages_a11y import AXE, log_in
 from tests.conftest import make_person
 from tests.service.seminars_helpers import adult, minor, new_event, soon
 
 pytestmark = pytest.mark.browser
-
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-
-async def wcag_violations(page) -> list[str]:
-    await page.evaluate(AXE.read_text(encoding="utf-8") + "\n;undefined")
-    found = await page.evaluate("""async (tags) => {
-        const result = await axe.run(document, {runOnly: {type: "tag", values: tags}, resultTypes: ["violations"]});
-        return result.violations.map(v => v.id + ": " + v.nodes.map(n => n.target.join(" ")).slice(0, 3).join(", "));
-    }""", WCAG)
-    return list(found)
-
-
-async def sideways(page) -> int:
-    """How many CSS pixels the page is wider than the screen (0: it does not scroll sideways)."""
-    return await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-
 
 async def test_coordinator_and_public_pages_fit_a_phone_and_pass_axe(db, live_server, browser):
     if not AXE.exists():

@@ -31,7 +31,8 @@ async def _asked(n: int, *, anonymous: bool = True, locale_en: set[int] = frozen
 
 
 def _answer_form(html: str, scale: int = 3, text: str = "参考になりました") -> dict[str, object]:
-    data: dict[str, object] = {"_csrf": csrf_from(html), "token": re.search(r'name="token" value="([^"]+)"', html).group(1)}
+    assert 'name="token"' not in html  # the link's token is in a cookie, not in the page
+    data: dict[str, object] = {"_csrf": csrf_from(html)}
     for name in dict.fromkeys(re.findall(r'<input type="radio" name="(q\d+)"', html)):
         data[name] = str(scale) if html.count(f'name="{name}"') == 5 else "0"
     for name in dict.fromkeys(re.findall(r'<input type="checkbox" name="(q\d+)"', html)):
@@ -43,8 +44,14 @@ def _answer_form(html: str, scale: int = 3, text: str = "参考になりまし�
 
 async def test_answer_page_is_accessible_and_says_it_is_anonymous(client, db):
     survey_id, tokens = await _asked(1)
-    page = await client.get(f"/feedback/{tokens['s0@example.jp']}")
-    assert page.status_code == 200
+    link = await client.get(f"/feedback/{tokens['s0@example.jp']}", follow_redirects=False)
+    # The link's token moves into a short-lived cookie, limited to /feedback, and the browser to a token-free URL.
+    assert link.status_code == 303 and link.headers["location"] == "/feedback"
+    cookie = link.headers["set-cookie"]
+    assert cookie.startswith(f"ld_survey={tokens['s0@example.jp']};") and "Path=/feedback" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Max-Age=7200" in cookie
+    page = await client.get("/feedback")
+    assert page.status_code == 200 and str(page.url).endswith("/feedback")
     assert page.headers["cache-control"] == "no-store"
     html = page.text
     assert '<html lang="ja">' in html
@@ -74,7 +81,8 @@ async def test_answer_edit_and_validation_keep_what_was_typed(client, db):
     assert await FeedbackAnswer.count() == 0
     done = await client.post("/feedback", data=data)
     assert done.status_code == 200 and "ご回答ありがとうございました" in done.text
-    again = await client.get(f"/feedback/{token}")
+    assert 'href="/feedback"' in done.text and token not in done.text
+    again = await client.get("/feedback")
     assert "回答済みです" in again.text and "回答を更新する" in again.text
     assert re.search(rf'name="{first_scale}" value="3" id="[^"]+" checked', again.text)
     changed = await client.post("/feedback", data={**_answer_form(again.text, scale=1), "_csrf": csrf_from(again.text)})
@@ -101,8 +109,12 @@ async def test_closed_survey_and_unknown_link_get_friendly_pages(client, db):
     late = await client.post("/feedback", data=_answer_form(html))
     assert late.status_code == 410
     assert await FeedbackAnswer.count() == 0
-    unknown = await client.get("/feedback/nope")
+    unknown = await client.get("/feedback/nope", follow_redirects=False)
     assert unknown.status_code == 404 and "アンケートが見つかりません" in unknown.text
+    assert "set-cookie" not in unknown.headers or "ld_survey" not in unknown.headers["set-cookie"]
+    client.cookies.clear()
+    expired = await client.get("/feedback")  # no cookie (expired, or another browser): a friendly page
+    assert expired.status_code == 404 and "有効時間が過ぎました" in expired.text
     english = await client.get("/feedback/nope?lang=en")
     assert english.status_code == 404 and "This survey link was not found." in english.text
 
@@ -159,7 +171,12 @@ async def test_anonymous_results_and_exports_name_nobody(client, db):
     survey_id, tokens = await _asked(6)
     for address in sorted(tokens)[:5]:
         page = await client.get(f"/feedback/{tokens[address]}")
-        await client.post("/feedback", data=_answer_form(page.text, text=f"感想 {address[:2]}"))
+        sent = await client.post("/feedback", data=_answer_form(page.text, text=f"感想 {address[:2]}"))
+        assert sent.status_code == 200 and "ld_survey=" in sent.headers["set-cookie"]  # the cookie is dropped
+    again = await client.get(f"/feedback/{tokens[sorted(tokens)[0]]}")
+    assert "回答済みです" in again.text and "<form method=\"post\" action=\"/feedback" not in again.text
+    twice = await client.post("/feedback", data={"_csrf": csrf_from(again.text), "token": tokens[sorted(tokens)[0]]})
+    assert twice.status_code == 409 and "回答済みです" in twice.text
     await make_person("coordinator", "coord@example.jp")
     await login(client, "coord@example.jp")
     bodies = [

@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 from events.core.tables import AuditEntry, Person
 from events.db import utcnow
 from events.seminars.tables import Event
-from tests.conftest import csrf_from, links_in, login, make_person, outbox_mails
+from tests.conftest import csrf_from, links_in, login, mail_text, make_person, outbox_mails
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -172,11 +172,17 @@ async def test_signup_to_confirmed_visit_with_decline_and_rematch(browser, db):
         family_view = (await family.get("/api/v1/visits/matches")).json()
         assert {v["student"] for v in family_view} == matched
 
-        # both sides confirm: the family on the page, the students through the API
-        for visit in family_view:
-            answered = await family.post(f"/visits/matches/{visit['id']}/answer",
-                                         data={"_csrf": token, "decision": "accept"}, follow_redirects=False)
-            assert answered.status_code == 303
+        # both sides confirm: the family on the page (once for the slot, after a confirmation step), the students
+        # through the API
+        step = await family.post(f"/visits/matches/{family_view[0]['id']}/answer",
+                                 data={"_csrf": token, "decision": "accept"}, follow_redirects=False)
+        assert step.status_code == 200 and "この日の受け入れを確定しますか" in step.text
+        assert (await Event.count()) == 0 and "佐藤 結衣" in step.text  # nothing changed yet
+        answered = await family.post(f"/visits/slots/{family_view[0]['slot']}/answer",
+                                     data={"_csrf": token, "decision": "accept", "confirmed": "1"},
+                                     follow_redirects=False)
+        assert answered.status_code == 303
+        assert all(v["family_response"] == "accepted" for v in (await family.get("/api/v1/visits/matches")).json())
         await api(minor, "POST", f"/api/v1/visits/matches/{minor_match['id']}/confirm", minor_token)
         companion_match = (await companion.get("/api/v1/visits/matches")).json()[0]
         companion_token = await csrf(companion)
@@ -197,8 +203,16 @@ async def test_signup_to_confirmed_visit_with_decline_and_rematch(browser, db):
                                               & (AuditEntry.actor == coordinator_id)) == 1
 
         # the companion declines on the page: the minor's visit is on hold and the address hidden again
-        declined = await companion.post(f"/visits/matches/{companion_match['id']}/answer",
-                                        data={"_csrf": companion_token, "decision": "decline"}, follow_redirects=False)
+        step = await companion.post(f"/visits/matches/{companion_match['id']}/answer",
+                                    data={"_csrf": companion_token, "decision": "decline"}, follow_redirects=False)
+        assert step.status_code == 200 and "この訪問を辞退しますか" in step.text and "辞退の理由" in step.text
+        no_reason = await companion.post(f"/visits/matches/{companion_match['id']}/answer", follow_redirects=False,
+                                         data={"_csrf": companion_token, "decision": "decline", "confirmed": "1"})
+        assert no_reason.status_code == 422 and 'aria-invalid="true"' in no_reason.text
+        assert (await Event.select(Event.taken).first())["taken"] == 2  # still confirmed
+        declined = await companion.post(f"/visits/matches/{companion_match['id']}/answer", follow_redirects=False,
+                                        data={"_csrf": companion_token, "decision": "decline", "confirmed": "1",
+                                              "reason": "部活の試合と重なったため"})
         assert declined.status_code == 303
         assert (await minor.get(f"/api/v1/visits/matches/{minor_match['id']}/address")).status_code == 403
         assert (await Event.select(Event.taken).first())["taken"] == 0
@@ -213,8 +227,13 @@ async def test_signup_to_confirmed_visit_with_decline_and_rematch(browser, db):
         rerun = (await api(coord, "POST", f"/api/v1/visits/rounds/{round_id}/matching", coord_token,
                            json={"seed": 7})).json()
         assert {m["student"] for m in rerun["matches"]} == {minor_id, waiting_id}
+        step = await coord.post(f"/visits/admin/proposals/{rerun['proposal']['id']}/confirm",
+                                data={"_csrf": coord_token, "round": str(round_id)}, follow_redirects=False)
+        assert step.status_code == 200 and "2名の学生に組み合わせを知らせ" in step.text
+        assert "保護者の方にも" in step.text and "名の方にメールでお知らせします" in step.text
         confirm_page = await coord.post(f"/visits/admin/proposals/{rerun['proposal']['id']}/confirm",
-                                        data={"_csrf": coord_token, "round": str(round_id)}, follow_redirects=False)
+                                        data={"_csrf": coord_token, "round": str(round_id), "confirmed": "1"},
+                                        follow_redirects=False)
         assert confirm_page.status_code == 303
         for client_ in (waiting, minor):
             offered = [m for m in (await client_.get("/api/v1/visits/matches")).json()
@@ -232,6 +251,9 @@ async def test_signup_to_confirmed_visit_with_decline_and_rematch(browser, db):
         assert "c@univ.example.jp" in family_page.text or "b@univ.example.jp" in family_page.text
         # mails: offers, confirmations, the decline notice to the family and the coordinator
         assert len(await outbox_mails("visit_declined")) == 2
+        # the reason reaches the coordinator only
+        assert "部活の試合と重なったため" in mail_text((await outbox_mails("visit_declined", "coord@kanazawa.example.jp"))[0])
+        assert "部活の試合" not in mail_text((await outbox_mails("visit_declined", "yamada@example.jp"))[0])
         # each confirmation carries a calendar invite: the students' and the host family's
         for address in ("yui@example.jp", "yamada@example.jp"):
             confirmations = await outbox_mails("visit_confirmed", address)

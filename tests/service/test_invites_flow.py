@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import vobject
 
-from events import signals
+from events import signals, timefmt
 from events.config import config
 from events.core.tables import OutboxMessage
-from events.db import utcnow, write_transaction
+from events.db import aware, utcnow, write_transaction
 from events.ical import TOKYO, event_uid
 from events.invites import feeds, install
 from events.mail import queue_mail
@@ -91,7 +91,8 @@ async def _email(person_id: int) -> str:
 async def _context(event_id: int) -> dict:
     event = await Event.select().where(Event.id == event_id).first()
     return {"title": event["title"], "venue": event["venue"], "starts_at": event["starts_at"],
-            "ends_at": event["ends_at"], "event_url": f"{config().base_url}/events/{event_id}"}
+            "ends_at": event["ends_at"], "event_url": f"{config().base_url}/events/{event_id}",
+            "when": timefmt.span(aware(event["starts_at"]), aware(event["ends_at"]))}
 
 
 async def change_event(event_id: int, **changes) -> None:

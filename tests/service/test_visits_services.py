@@ -15,7 +15,7 @@ from events.people import StudentInfo
 from events.seminars.tables import Event, Registration
 from events.visits import confirmations, households, proposals, requests, rounds
 from events.visits.tables import VisitMatch
-from tests.conftest import as_person, as_staff, captured, links_in, make_person, outbox_mails
+from tests.conftest import as_person, as_staff, captured, links_in, mail_text, make_person, outbox_mails
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -55,6 +55,13 @@ async def consent_token(guardian: str) -> str:
     assert len(mails) == 1
     link = [u for u in links_in(mails[0]) if "/consent/" in u][0]
     return link.rsplit("/", 1)[1]
+
+
+async def _names(*person_ids: int) -> list[str]:
+    from events.core.tables import Person
+
+    rows = {r["id"]: r["name"] for r in await Person.select(Person.id, Person.name).where(Person.id.is_in(person_ids))}
+    return [rows[p] for p in person_ids]
 
 
 async def _email(person_id: int) -> str:
@@ -140,7 +147,15 @@ async def test_full_flow_decline_and_rematch(db, emitted):
     # the adult's place first, then the minor's: the minor is never confirmed alone, not even for a moment
     assert [(c.person_id, c.new, c.reason) for c in emitted] == [(companion, "confirmed", "visit_confirmed"),
                                                                  (young, "confirmed", "visit_confirmed")]
-    assert len(await outbox_mails("visit_confirmed")) == 4
+    # each student once; the family once for the slot, naming both students
+    assert len(await outbox_mails("visit_confirmed")) == 3
+    family_mail = await outbox_mails("visit_confirmed", await _email(fam1))
+    assert len(family_mail) == 1
+    assert all(name in mail_text(family_mail[0]) for name in await _names(young, companion))
+    # the guardian was told of the match, then of the confirmed visit (area, time, the adult going along)
+    told = [mail_text(m) for m in await outbox_mails("visit_guardian", "parent@example.jp")]
+    assert len(told) == 2 and "組み合わせが決まりました" in told[0] and "訪問が確定しました" in told[1]
+    assert "能見台" in told[1] and (await _names(companion))[0] in told[1] and "能見台1-2-" not in told[1]
     assert await confirmations.host_of_event(event["id"]) == [fam1]  # for the host family's survey
 
     address = await households.read_address(house1, actor=as_person(young))

@@ -11,7 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.mime import CalendarPart, build_message, make_message_id, parse_mailbox
+from events.mime import (
+    CalendarPart,
+    Draft,
+    build_message,
+    is_draft,
+    make_message_id,
+    parse_mailbox,
+    to_7bit,
+    wire_bytes,
+)
 
 JST = timezone(timedelta(hours=9))
 DATE = datetime(2025, 5, 1, 9, 30, tzinfo=JST)
@@ -54,9 +63,11 @@ def body_text(message: EmailMessage, subtype: str = "plain") -> str:
     return part.get_content().replace("\r\n", "\n")
 
 
-def assert_wire_clean(raw: bytes) -> None:
-    """7-bit, CRLF only, no line over 998 octets (RFC 5322)."""
-    assert raw.isascii()
+def assert_wire_clean(raw: bytes, *, seven_bit: bool = False) -> None:
+    """CRLF only, no line over 998 octets (RFC 5322), 7-bit headers; 8bit bodies only as UTF-8 (BODY=8BITMIME);
+    `seven_bit`: all of it 7-bit (what `to_7bit` gives a server without 8BITMIME)."""
+    assert raw.split(b"\r\n\r\n", 1)[0].isascii()
+    assert raw.isascii() if seven_bit else raw.decode("utf-8") is not None
     assert b"\n" not in raw.replace(b"\r\n", b"")
     assert b"\r" not in raw.replace(b"\r\n", b"")
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
@@ -83,7 +94,8 @@ def test_text_only_is_single_text_plain_part() -> None:
     assert not message.is_multipart()
     assert message.get_content_type() == "text/plain"
     assert message.get_content_charset() == "utf-8"
-    assert message["Content-Transfer-Encoding"] in {"base64", "quoted-printable"}
+    assert message["Content-Transfer-Encoding"] == "8bit"  # readable as it is: links whole, Japanese as UTF-8
+    assert TEXT.replace("\n", "\r\n").encode() in raw
     assert message.get_content().replace("\r\n", "\n") == TEXT
 
 
@@ -162,6 +174,62 @@ def test_same_inputs_same_bytes_and_boundaries_follow_message_id() -> None:
     assert boundaries.isdisjoint(re.findall(rb'boundary="([^"]+)"', other))
 
 
+def test_long_lines_and_ascii_choose_their_encoding() -> None:
+    assert parse(build(text="Hello\nhttps://lifedesign.example/login/abc\n", html=None))[
+        "Content-Transfer-Encoding"] == "7bit"
+    long_line = "あ" * 400 + "\n"  # 1,200 octets: too long for 8bit
+    raw = build(text=long_line, html=None)
+    assert_wire_clean(raw, seven_bit=True)
+    assert parse(raw)["Content-Transfer-Encoding"] == "quoted-printable"
+    assert body_text(parse(raw)) == long_line
+    boundary = re.search(rb'boundary="([^"]+)"', build()).group(1).decode()
+    tricky = f"本文に境界の文字列\n--{boundary}\nがあっても\n"  # cannot end the part: sent quoted-printable
+    message = parse(build(text=tricky))
+    assert message.get_body(("plain",))["Content-Transfer-Encoding"] == "quoted-printable"
+    assert body_text(message) == tricky and body_text(message, "html") == HTML
+
+
+@pytest.mark.parametrize("calendar", [None, CalendarPart(method="REQUEST", ics=ICS)])
+@pytest.mark.parametrize("html", [None, HTML])
+def test_to_7bit_keeps_every_part(calendar: CalendarPart | None, html: str | None) -> None:
+    raw = build(html=html, calendar=calendar)
+    assert not raw.isascii()
+    seven = to_7bit(raw)
+    assert_wire_clean(seven, seven_bit=True)
+    assert to_7bit(raw) == seven and to_7bit(seven) == seven  # deterministic, idempotent
+    before, after = parse(raw), parse(seven)
+    assert [(p.get_content_type(), p.get_params()) for p in before.walk()] == [
+        (p.get_content_type(), p.get_params()) for p in after.walk()]
+    assert [p.get_payload(decode=True) for p in before.walk() if not p.is_multipart()] == [
+        p.get_payload(decode=True) for p in after.walk() if not p.is_multipart()]
+    for name in ("From", "To", "Subject", "Date", "Message-ID"):
+        assert str(before[name]) == str(after[name])
+
+
+def test_draft_round_trips_and_builds_the_same_bytes() -> None:
+    draft = Draft(sender=SENDER, recipient=RECIPIENT, subject="件名", text=TEXT, html=HTML,
+                  message_id=make_message_id("lifedesign.example", "outbox-42"), date=DATE,
+                  headers={"List-Unsubscribe": "<https://lifedesign.example/u/abc>"},
+                  calendar=CalendarPart(method="REQUEST", ics=ICS))
+    stored = draft.encode()
+    assert is_draft(stored) and not is_draft(draft.build())
+    assert Draft.decode(stored) == draft
+    assert wire_bytes(stored) == draft.build() == build(
+        subject="件名", headers={"List-Unsubscribe": "<https://lifedesign.example/u/abc>"},
+        calendar=CalendarPart(method="REQUEST", ics=ICS))
+    assert wire_bytes(draft.build()) == draft.build()  # built bytes pass through
+
+
+def test_draft_refuses_what_could_not_be_built() -> None:
+    good = dict(sender=SENDER, recipient=RECIPIENT, subject="件名", text=TEXT, html=None,
+                message_id=make_message_id("lifedesign.example", "outbox-42"), date=DATE)
+    for bad in [{"recipient": "山田\r\nBcc: evil@example.com <t@example.jp>"}, {"subject": "a\nb"},
+                {"headers": {"X-Note": "a\r\nb"}}, {"headers": {"From": "x"}}, {"date": datetime(2025, 5, 1)},
+                {"message_id": "no-brackets"}]:
+        with pytest.raises(ValueError):
+            Draft(**{**good, **bad})  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("method", ["REQUEST", "CANCEL", "PUBLISH"])
 def test_calendar_structure(method: str) -> None:
     raw = build(calendar=CalendarPart(method=method, ics=ICS))
@@ -234,10 +302,13 @@ _body_text = st.text(
 def test_any_text_round_trips(text: str, html: str | None, subject: str, name: str) -> None:
     raw = build(text=text, html=html, subject=subject, recipient=f"{name} <someone@example.jp>")
     assert_wire_clean(raw)
+    seven = to_7bit(raw)
+    assert_wire_clean(seven, seven_bit=True)
+    for message in (parse(raw), parse(seven)):
+        assert body_text(message) == text
+        if html is not None:
+            assert body_text(message, "html") == html
     message = parse(raw)
-    assert body_text(message) == text
-    if html is not None:
-        assert body_text(message, "html") == html
     assert message["Subject"] == subject
     assert message["To"].addresses[0].addr_spec == "someone@example.jp"
 

@@ -9,7 +9,7 @@ from litestar import Request, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from events.errors import Forbidden, Invalid
-from events.exchanges import importing, sessions
+from events.exchanges import directory, importing, sessions
 from lifedesign.security import COORDINATOR, LOGGED_IN, actor_of
 
 
@@ -39,6 +39,49 @@ class ReplanIn(msgspec.Struct):
 
 class RoundIn(msgspec.Struct):
     current_round: int
+
+
+class FacilityOut(msgspec.Struct):
+    id: int
+    name: str
+    kind: str
+    area: str
+    staff: int  # how many staff it has
+
+
+class FacilityUpdate(msgspec.Struct):
+    name: str
+    kind: str  # nursery | kindergarten | certified_childcare | small_childcare | school | other
+    area: str = ""
+
+
+class StaffOut(msgspec.Struct):
+    id: int
+    name: str
+    kana: str
+    email: str
+    locale: str
+    active: bool
+    facility_id: int | None
+    facility_name: str
+    job_title: str
+
+
+class StaffUpdate(msgspec.Struct):
+    name: str
+    facility_id: int
+    kana: str = ""
+    job_title: str = ""
+
+
+class NameCard(msgspec.Struct):
+    """One person's name card: who, from where, and their table in each round ({"1": 3, "2": 5, …})."""
+
+    id: int
+    name: str
+    kana: str
+    facility: str
+    tables: dict[str, int]
 
 
 class SessionOut(msgspec.Struct):
@@ -129,9 +172,69 @@ async def api_mail(request: Request, session_id: FromPath[int]) -> Response:
 
 
 @get("/api/v1/exchanges/{session_id:int}/seats", guards=[COORDINATOR], tags=["exchanges"])
-async def api_seats(request: Request, session_id: FromPath[int]) -> list[dict[str, Any]]:
-    """Every round: tables and the people at them (name, kana, facility)."""
-    return (await sessions.seating_view(session_id, actor=actor_of(request), purpose="seats"))["seating"]
+async def api_seats(request: Request, session_id: FromPath[int], round: FromQuery[int | None] = None) -> list[dict[str, Any]]:
+    """Every round (or only `round`): tables and the people at them (name, kana, facility) — the seating chart's
+    data. Audited."""
+    return (await sessions.seating_view(session_id, actor=actor_of(request), purpose="seats",
+                                        round_no=round))["seating"]
+
+
+@get("/api/v1/exchanges/{session_id:int}/cards", guards=[COORDINATOR], tags=["exchanges"])
+async def api_cards(request: Request, session_id: FromPath[int]) -> list[NameCard]:
+    """The name cards' data: every person with their table in each round, in kana order. Audited."""
+    view = await sessions.seating_view(session_id, actor=actor_of(request), purpose="cards")
+    cards: dict[int, NameCard] = {}
+    for seated in view["seating"]:
+        for table in seated["tables"]:
+            for p in table["people"]:
+                card = cards.setdefault(p["id"], NameCard(id=p["id"], name=p["name"], kana=p.get("kana") or "",
+                                                          facility=p.get("facility") or "", tables={}))
+                card.tables[str(seated["round"])] = table["table"]
+    return sorted(cards.values(), key=lambda c: (c.kana or c.name, c.id))
+
+
+@get("/api/v1/exchanges/facilities", guards=[COORDINATOR], tags=["exchanges"])
+async def api_facilities(request: Request) -> list[FacilityOut]:
+    """Facilities with their number of staff, as on the facilities page."""
+    return [FacilityOut(id=f["id"], name=f["name"], kind=f["kind"], area=f["area"], staff=f["staff"])
+            for f in await directory.facilities_with_counts(actor=actor_of(request))]
+
+
+@patch("/api/v1/exchanges/facilities/{facility_id:int}", guards=[COORDINATOR], tags=["exchanges"])
+async def api_facility_update(request: Request, facility_id: FromPath[int], data: JSONBody[FacilityUpdate]) -> FacilityOut:
+    """Rename or re-classify a facility (the name stays unique; audited)."""
+    actor = actor_of(request)
+    await directory.update_facility(facility_id, actor=actor, name=data.name, kind=data.kind, area=data.area)
+    found = [f for f in await directory.facilities_with_counts(actor=actor) if f["id"] == facility_id][0]
+    return FacilityOut(id=found["id"], name=found["name"], kind=found["kind"], area=found["area"], staff=found["staff"])
+
+
+def _staff_out(p: dict[str, Any]) -> StaffOut:
+    return StaffOut(id=p["id"], name=p["name"], kana=p["kana"], email=p["email"], locale=p["locale"],
+                    active=bool(p["active"]), facility_id=p["facility_id"], facility_name=p["facility_name"] or "",
+                    job_title=p["job_title"] or "")
+
+
+@get("/api/v1/exchanges/staff", guards=[COORDINATOR], tags=["exchanges"])
+async def api_staff(request: Request, q: FromQuery[str] = "", facility: FromQuery[int | None] = None) -> list[StaffOut]:
+    """Facility staff with their facility (names and addresses: audited), optionally of one facility or matching
+    `q` (name, kana or e-mail)."""
+    return [_staff_out(p) for p in await directory.list_staff(actor=actor_of(request), facility_id=facility, query=q)]
+
+
+@get("/api/v1/exchanges/staff/{person_id:int}", guards=[COORDINATOR], tags=["exchanges"])
+async def api_staff_member(request: Request, person_id: FromPath[int]) -> StaffOut:
+    """One staff member (audited)."""
+    return _staff_out(await directory.get_staff(person_id, actor=actor_of(request)))
+
+
+@patch("/api/v1/exchanges/staff/{person_id:int}", guards=[COORDINATOR], tags=["exchanges"])
+async def api_staff_update(request: Request, person_id: FromPath[int], data: JSONBody[StaffUpdate]) -> StaffOut:
+    """Correct a staff member's name, kana, facility or job title (audited)."""
+    actor = actor_of(request)
+    await directory.update_staff(person_id, actor=actor, name=data.name, kana=data.kana, facility_id=data.facility_id,
+                                 job_title=data.job_title)
+    return _staff_out(await directory.get_staff(person_id, actor=actor))
 
 
 @get("/api/v1/exchanges/{session_id:int}/my-seats", guards=[LOGGED_IN], tags=["exchanges"])
@@ -172,4 +275,5 @@ async def api_import(request: Request, what: FromPath[str], dry_run: FromQuery[b
 
 
 ROUTES = [api_sessions, api_create, api_session, api_update, api_plan, api_replan, api_round, api_mail, api_seats,
-          api_my_seats, api_met, api_import]
+          api_cards, api_my_seats, api_met, api_import, api_facilities, api_facility_update, api_staff, api_staff_member,
+          api_staff_update]

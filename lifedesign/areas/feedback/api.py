@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from events import sheets
 from events.feedback import results, surveys
 from events.feedback.defaults import TEMPLATES
 from lifedesign.security import COORDINATOR, actor_of
@@ -116,12 +117,9 @@ async def api_survey_close(request: Request, survey_id: FromPath[int]) -> dict[s
     return {"status": "closed"}
 
 
-@get("/api/v1/feedback/surveys/{survey_id:int}/results", guards=[COORDINATOR], tags=["feedback"])
-async def api_results(request: Request, survey_id: FromPath[int], event: FromQuery[int | None] = None) -> ResultsOut:
-    """Figures per question, of the whole survey or of one event. Anonymous surveys: figures that could
-    single out fewer than 5 people are withheld (as on the results page); named surveys show everything."""
-    outcome = await results.survey_results(survey_id, actor=actor_of(request), event_id=event, view="api")
+def _results_out(outcome: dict[str, Any], event: int | None) -> ResultsOut:
     survey = outcome["survey"]
+    survey_id = survey["id"]
     summary = outcome["summary"]
     return ResultsOut(
         survey_id=survey_id, event_id=event, anonymous=survey["anonymous"], invited=outcome["invited"],
@@ -135,4 +133,45 @@ async def api_results(request: Request, survey_id: FromPath[int], event: FromQue
     )
 
 
-API_ROUTES = [api_templates, api_surveys, api_survey_create, api_question_add, api_survey_close, api_results]
+@get("/api/v1/feedback/surveys/{survey_id:int}/results", guards=[COORDINATOR], tags=["feedback"])
+async def api_results(request: Request, survey_id: FromPath[int], event: FromQuery[int | None] = None) -> ResultsOut:
+    """Figures per question, of the whole survey or of one event. Anonymous surveys: figures that could
+    single out fewer than 5 people are withheld (as on the results page); named surveys show everything."""
+    outcome = await results.survey_results(survey_id, actor=actor_of(request), event_id=event, view="api")
+    return _results_out(outcome, event)
+
+
+@get("/api/v1/feedback/series", guards=[COORDINATOR], tags=["feedback"])
+async def api_series(request: Request, series: FromQuery[str], audience: FromQuery[str] = "") -> list[ResultsOut]:
+    """Every survey of one series (optionally one audience), each with the figures of its results; read by the
+    same rule (and audited for named surveys) as the series page."""
+    outcomes = await results.series_results(actor=actor_of(request), series=series, audience=audience,
+                                            locale=request.state.locale)
+    return [_results_out(outcome, None) for outcome in outcomes]
+
+
+async def export_response(request: Request, survey_id: int, event: int | None, fmt: str) -> Response:
+    """The export as a download (the pages' export links answer the same)."""
+    export = await results.export_answers(survey_id, actor=actor_of(request), event_id=event, fmt=fmt)
+    return Response(content=export.content, media_type=export.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{export.filename}"',
+                             "Cache-Control": "no-store"})
+
+
+@get("/api/v1/feedback/surveys/{survey_id:int}/answers.csv", guards=[COORDINATOR], tags=["feedback"],
+     media_type=sheets.CSV_MEDIA_TYPE)
+async def api_export_csv(request: Request, survey_id: FromPath[int], event: FromQuery[int | None] = None) -> Response:
+    """The answers as CSV (UTF-8 with BOM), by the rule of the results: anonymous surveys need 5 answers and name
+    nobody; named surveys list everyone. Audited."""
+    return await export_response(request, survey_id, event, "csv")
+
+
+@get("/api/v1/feedback/surveys/{survey_id:int}/answers.xlsx", guards=[COORDINATOR], tags=["feedback"],
+     media_type=sheets.XLSX_MEDIA_TYPE)
+async def api_export_xlsx(request: Request, survey_id: FromPath[int], event: FromQuery[int | None] = None) -> Response:
+    """The answers as an Excel workbook, by the same rule as the CSV. Audited."""
+    return await export_response(request, survey_id, event, "xlsx")
+
+
+API_ROUTES = [api_templates, api_surveys, api_survey_create, api_question_add, api_survey_close, api_results,
+              api_series, api_export_csv, api_export_xlsx]

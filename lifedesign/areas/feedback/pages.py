@@ -17,9 +17,10 @@ from events.feedback.defaults import AUDIENCE_LABELS, TEMPLATES
 from events.feedback.tables import AUDIENCES
 from events.seminars.tables import Event
 from events.timefmt import TOKYO
+from lifedesign.areas.feedback.api import export_response
 from lifedesign.i18n import gettext_for
 from lifedesign.rendering import HOME_SECTIONS, form_data, page, register_nav, render_fragment
-from lifedesign.security import COORDINATOR, LANG_COOKIE, actor_of
+from lifedesign.security import COORDINATOR, LANG_COOKIE, actor_of, cookie_options
 
 KIND_LABELS = {"scale": "5段階", "single": "単一選択", "multi": "複数選択", "text": "自由記述"}
 
@@ -38,11 +39,33 @@ if pending_surveys_section not in HOME_SECTIONS:
 
 
 # ---------------------------------------------------------------- answering (personal link, no login)
+#
+# The link in the mail (/feedback/<token>) is opened once: its token moves into a short-lived cookie and the
+# browser is sent on to /feedback, so the token appears in no later URL, form, log line or history entry.
+
+SURVEY_COOKIE = "ld_survey"
+SURVEY_COOKIE_SECONDS = 2 * 3600  # long enough to answer at leisure, short enough not to linger
 
 
 def _answer_locale(request: Request, fallback: str) -> str:
     chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
     return chosen if chosen in ("ja", "en") else fallback
+
+
+def _survey_token(request: Request, form: Any = None) -> str:
+    token = request.cookies.get(SURVEY_COOKIE, "")
+    if not token and form is not None:  # a page rendered before the cookie existed posts the token itself
+        token = str(form.get("token", ""))
+    return token
+
+
+def _not_found(request: Request, *, expired: bool = False) -> Response:
+    _ = gettext_for(request.state.locale)
+    first = (_("このページの有効時間が過ぎました。メールのリンクからもう一度開いてください。") if expired
+             else _("このアンケートのリンクは見つかりません。メールのリンクをもう一度ご確認ください。"))
+    return page(request, "pages/message.html", status_code=404, title=_("アンケートが見つかりません"),
+                heading=_("アンケートが見つかりません"),
+                lines=[first, _("ご不明な点は、金沢区こども家庭支援課までお問い合わせください。")], link=None)
 
 
 async def _form_page(request: Request, token: str, *, values: dict[str, Any] | None = None,
@@ -59,30 +82,49 @@ async def _form_page(request: Request, token: str, *, values: dict[str, Any] | N
                     lines=[_("このアンケートの回答期間は終了しました。ご協力ありがとうございました。"),
                            _("ご不明な点は、金沢区こども家庭支援課までお問い合わせください。")], link=None)
     return page(request, "pages/feedback/answer.html", status_code=status_code, title=form.title, form=form,
-                token=token, values=values if values is not None else form.answers, errors=errors or {})
+                values=values if values is not None else form.answers, errors=errors or {})
 
 
 @get("/feedback/{token:str}", include_in_schema=False)
-async def answer_page(request: Request, token: FromPath[str]) -> Response:
+async def answer_link(request: Request, token: FromPath[str]) -> Response:
+    """The mail's link: the token goes into a cookie, the browser on to the token-free /feedback."""
+    request.state.personal = True
+    try:
+        await answering.open_form(token)
+    except NotFound:
+        return _not_found(request)
+    lang = request.query_params.get("lang")
+    response = Redirect(path="/feedback" + (f"?lang={lang}" if lang in ("ja", "en") else ""), status_code=303)
+    response.set_cookie(SURVEY_COOKIE, token, max_age=SURVEY_COOKIE_SECONDS,
+                        **{**cookie_options(), "path": "/feedback"})
+    return response
+
+
+@get("/feedback", include_in_schema=False)
+async def answer_page(request: Request) -> Response:
+    request.state.personal = True
+    token = _survey_token(request)
+    if not token:
+        return _not_found(request, expired=True)
     try:
         return await _form_page(request, token)
     except NotFound:
-        _ = gettext_for(request.state.locale)
-        return page(request, "pages/message.html", status_code=404, title=_("アンケートが見つかりません"),
-                    heading=_("アンケートが見つかりません"),
-                    lines=[_("このアンケートのリンクは見つかりません。メールのリンクをもう一度ご確認ください。"),
-                           _("ご不明な点は、金沢区こども家庭支援課までお問い合わせください。")], link=None)
+        return _not_found(request)
 
 
 @post("/feedback", include_in_schema=False)
 async def answer_submit(request: Request) -> Response:
-    # The token travels in the form body, not the path, so no log or audit line of the POST carries it.
+    # The token travels in the cookie (or the form body), never in the path: no log line of the POST carries it.
     request.state.personal = True
     form = await request.form()
-    token = str(form.get("token", ""))
+    token = _survey_token(request, form)
+    if not token:
+        return _not_found(request, expired=True)
     fields = {key: [str(v) for v in form.getall(key)] for key in form if key.startswith("q")}
     try:
         first = await answering.submit_answers(token, fields)
+    except NotFound:
+        return _not_found(request)
     except Invalid as exc:
         if exc.code != "feedback_incomplete":
             raise
@@ -95,19 +137,24 @@ async def answer_submit(request: Request) -> Response:
         errors = {key: _(message) for key, message in exc.extra.get("errors", {}).items()}
         return await _form_page(request, token, values=values, errors=errors, status_code=422)
     except DomainError as exc:
-        if exc.code == "survey_closed":
-            return await _form_page(request, token)
+        if exc.code in ("survey_closed", "feedback_already_answered"):
+            return await _form_page(request, token, status_code=exc.status)
         raise
     view = await answering.open_form(token)
     request.state.locale = _answer_locale(request, view.locale)
     _ = gettext_for(request.state.locale)
     lines = [_("ご回答ありがとうございました。いただいたご意見は今後の事業に活かしてまいります。")]
-    lines.append(_("締切までは、同じリンクから回答を修正できます。") if first else _("回答を更新しました。"))
+    link = None
     if view.anonymous:
         lines.append(_("このアンケートは無記名です。回答内容とお名前が結びつけられることはありません。"))
-    return page(request, "pages/message.html", title=_("ご回答ありがとうございました"),
-                heading=_("ご回答ありがとうございました"), lines=lines,
-                link={"href": f"/feedback/{token}", "label": _("回答内容を確認・修正する")})
+    else:
+        lines.append(_("締切までは、同じリンクから回答を修正できます。") if first else _("回答を更新しました。"))
+        link = {"href": "/feedback", "label": _("回答内容を確認・修正する")}
+    response = page(request, "pages/message.html", title=_("ご回答ありがとうございました"),
+                    heading=_("ご回答ありがとうございました"), lines=lines, link=link)
+    if view.anonymous:  # nothing more to do with the link in this browser
+        response.delete_cookie(SURVEY_COOKIE, path="/feedback")
+    return response
 
 
 # ---------------------------------------------------------------- coordinators
@@ -252,10 +299,7 @@ async def survey_print(request: Request, survey_id: FromPath[int], event: FromQu
 
 
 async def _export(request: Request, survey_id: int, event: str | None, fmt: str) -> Response:
-    export = await results.export_answers(survey_id, actor=actor_of(request), event_id=_event_filter(event), fmt=fmt)
-    return Response(content=export.content, media_type=export.media_type,
-                    headers={"Content-Disposition": f'attachment; filename="{export.filename}"',
-                             "Cache-Control": "no-store"})
+    return await export_response(request, survey_id, _event_filter(event), fmt)
 
 
 @get("/coordinator/feedback/{survey_id:int}/answers.csv", guards=[COORDINATOR], include_in_schema=False)
@@ -278,5 +322,5 @@ async def series_overview(request: Request, series: FromQuery[str] = "", audienc
                 outcomes=outcomes, audiences=AUDIENCE_LABELS, series_choices=await _series_choices())
 
 
-PAGE_ROUTES = [answer_page, answer_submit, survey_list, survey_create, series_overview, survey_detail, question_add,
+PAGE_ROUTES = [answer_link, answer_page, answer_submit, survey_list, survey_create, series_overview, survey_detail, question_add,
                question_remove, survey_close, survey_results, survey_print, export_csv, export_xlsx]

@@ -3,10 +3,11 @@ reminder unsubscribe (one-click, RFC 8058) and the coordinator's "resend the inv
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect
-from litestar.status_codes import HTTP_202_ACCEPTED
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from events.errors import NotFound
 from events.invites import feeds, invites, reminders
@@ -48,6 +49,30 @@ async def feed_issue(request: Request) -> Response:
     """Issue the feed URL, or replace it: the old URL stops working at once."""
     await feeds.issue_token(request.state.person["id"], get_settings().secret_key)
     return Redirect(path="/profile#calendar-feed", status_code=303)
+
+
+class FeedOut(msgspec.Struct):
+    """A personal calendar feed (its URL is the secret): subscribe with `webcal_url`; null when none is issued."""
+
+    feed_url: str | None
+    webcal_url: str | None
+
+
+def _feed_out(token: str | None) -> FeedOut:
+    return FeedOut(feed_url=feeds.feed_url(token) if token else None,
+                   webcal_url=feeds.webcal_url(token) if token else None)
+
+
+@get("/api/v1/me/calendar-feed", guards=[LOGGED_IN], tags=["invites"])
+async def feed_show_api(request: Request) -> FeedOut:
+    """Your calendar feed's URL, as on /profile (null while none is issued)."""
+    return _feed_out(await feeds.current_token(request.state.person["id"], get_settings().secret_key))
+
+
+@post("/api/v1/me/calendar-feed", guards=[LOGGED_IN], tags=["invites"], status_code=HTTP_200_OK)
+async def feed_issue_api(request: Request) -> FeedOut:
+    """Issue your calendar feed, or rotate it: the old URL stops working at once."""
+    return _feed_out(await feeds.issue_token(request.state.person["id"], get_settings().secret_key))
 
 
 async def profile_feed_section(request: Request) -> str:
@@ -103,8 +128,8 @@ async def resend_invite_form(request: Request, registration_id: FromPath[int]) -
                 lines=[_("カレンダー招待を送信待ちに登録しました。まもなく送信されます。")], link=None)
 
 
-ROUTES = [calendar_feed, event_download, feed_issue, unsubscribe_form, unsubscribe, resend_invite_api,
-          resend_invite_form]
+ROUTES = [calendar_feed, event_download, feed_issue, feed_show_api, feed_issue_api, unsubscribe_form, unsubscribe,
+          resend_invite_api, resend_invite_form]
 
 
 def register_sections() -> None:

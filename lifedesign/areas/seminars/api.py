@@ -57,6 +57,44 @@ class EventIn(msgspec.Struct):
     publish: bool = False
 
 
+class EventPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Only the fields present change; the others keep their value (null clears an optional time)."""
+
+    title: str | msgspec.UnsetType = msgspec.UNSET
+    starts_at: str | msgspec.UnsetType = msgspec.UNSET
+    ends_at: str | msgspec.UnsetType = msgspec.UNSET
+    capacity: int | msgspec.UnsetType = msgspec.UNSET
+    kind: str | msgspec.UnsetType = msgspec.UNSET
+    title_en: str | None | msgspec.UnsetType = msgspec.UNSET
+    description: str | None | msgspec.UnsetType = msgspec.UNSET
+    description_en: str | None | msgspec.UnsetType = msgspec.UNSET
+    venue: str | None | msgspec.UnsetType = msgspec.UNSET
+    venue_en: str | None | msgspec.UnsetType = msgspec.UNSET
+    access: str | None | msgspec.UnsetType = msgspec.UNSET
+    access_en: str | None | msgspec.UnsetType = msgspec.UNSET
+    registration_opens_at: str | None | msgspec.UnsetType = msgspec.UNSET
+    registration_closes_at: str | None | msgspec.UnsetType = msgspec.UNSET
+    cancel_cutoff_hours: int | None | msgspec.UnsetType = msgspec.UNSET
+    audience: str | msgspec.UnsetType = msgspec.UNSET
+    allocation: str | msgspec.UnsetType = msgspec.UNSET
+    visibility: str | None | msgspec.UnsetType = msgspec.UNSET
+    series: str | None | msgspec.UnsetType = msgspec.UNSET
+    priority_rules: list[str] | None | msgspec.UnsetType = msgspec.UNSET
+    max_companions: int | None | msgspec.UnsetType = msgspec.UNSET
+    offer_hours: int | None | msgspec.UnsetType = msgspec.UNSET
+    offer_fallback_hours: int | None | msgspec.UnsetType = msgspec.UNSET
+    ask_accommodation: bool | None | msgspec.UnsetType = msgspec.UNSET
+    one_per_series: bool | None | msgspec.UnsetType = msgspec.UNSET
+    questions: list[QuestionIn] | msgspec.UnsetType = msgspec.UNSET
+
+    def changes(self) -> dict[str, Any]:
+        given = {name: getattr(self, name) for name in self.__struct_fields__
+                 if getattr(self, name) is not msgspec.UNSET}
+        if "questions" in given:
+            given["questions"] = [msgspec.structs.asdict(q) for q in given["questions"]]
+        return given
+
+
 class QuestionOut(msgspec.Struct):
     id: int
     kind: str
@@ -237,13 +275,14 @@ async def event_list(
 
 @get("/api/v1/events/{event_id:int}", tags=["events"])
 async def event_detail(request: Request, event_id: FromPath[int]) -> EventOut:
+    """One event with its remaining places (drafts and private events only for those who may see them: 404)."""
     return event_out(await _visible_event(request, event_id))
 
 
 @patch("/api/v1/events/{event_id:int}", guards=[COORDINATOR], tags=["events"])
-async def event_update(request: Request, event_id: FromPath[int], data: JSONBody[dict[str, Any]]) -> EventOut:
+async def event_update(request: Request, event_id: FromPath[int], data: JSONBody[EventPatch]) -> EventOut:
     """Change only the given fields. Changing a published event's time, venue or title mails everyone registered."""
-    return event_out(await schedule.update_event(event_id, data, actor=actor_of(request)))
+    return event_out(await schedule.update_event(event_id, data.changes(), actor=actor_of(request)))
 
 
 @post("/api/v1/events/{event_id:int}/publish", guards=[COORDINATOR], status_code=HTTP_200_OK, tags=["events"])
@@ -367,7 +406,7 @@ async def checkin(request: Request, event_id: FromPath[int], q: FromQuery[str] =
 @get("/api/v1/events/{event_id:int}/registrations.csv", guards=[COORDINATOR], tags=["registrations"])
 async def export_csv(request: Request, event_id: FromPath[int], status: FromQuery[str | None] = None) -> Response[bytes]:
     body = await exports.export(event_id, "csv", actor=actor_of(request), status=status)
-    return Response(body, media_type="text/csv; charset=utf-8", headers={
+    return Response(body, media_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{exports.export_filename(event_id, "csv")}"'})
 
 

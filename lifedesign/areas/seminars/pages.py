@@ -13,7 +13,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from events import access, timefmt
+from events import access, signals, timefmt
 from events.config import config
 from events.db import utcnow
 from events.errors import DomainError
@@ -115,6 +115,9 @@ async def _event_page(request: Request, event_id: int, *, error: str = "", field
     locale = request.state.locale
     _ = gettext_for(locale)
     event = localized(await _visible_event(request, event_id), locale)
+    own_page = signals.EVENT_PAGE.get(event["kind"])
+    if own_page:  # an event kind with a page of its own (a home visit: visit wording, its own answers)
+        return Redirect(path=own_page(event_id), status_code=303)
     person = request.state.person
     mine = await registration.my_registration(event_id, person["id"]) if person else None
     live = mine if mine and mine["status"] in LIVE_STATES else None
@@ -207,6 +210,9 @@ async def _confirm_leaving(request: Request, found: dict[str, Any], form: dict[s
     locale = request.state.locale
     _ = gettext_for(locale)
     event = localized(await schedule.get_event(found["event_id"]), locale)
+    own_page = signals.EVENT_PAGE.get(event["kind"])
+    if own_page:  # a home visit is declined on its own page, with its own confirmation step
+        return Redirect(path=own_page(found["event_id"]), status_code=303)
     what = {"t": event["display_title"], "when": timefmt.event_when(event, locale)}
     own = found["person_id"] == request.state.person["id"]
     if action == "cancel":

@@ -524,7 +524,7 @@ async def _export(request: Request, event_id: int, status: str, ext: str) -> Res
     event = await schedule.get_event(event_id)
     status = status if status in (*REGISTRATION_STATES, "live") else ""
     body = await exports.export(event_id, ext, actor=actor_of(request), status=status or None)
-    media = ("text/csv; charset=utf-8" if ext == "csv"
+    media = ("text/csv" if ext == "csv"
              else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     day = timefmt.short(event["starts_at"], "%Y%m%d")
     safe_title = "".join(c for c in event["title"] if c not in '\\/:*?"<>|\r\n\t')[:60]

@@ -77,6 +77,7 @@ class RequestIn(msgspec.Struct):
     wanted_tags: list[str] = []
     avoided_tags: list[str] = []
     note: str = ""
+    any_time: bool = False  # any slot offered in the round will do (windows may then be empty)
 
 
 class RuleIn(msgspec.Struct):
@@ -209,7 +210,8 @@ async def slot_withdraw(request: Request, slot_id: FromPath[int]) -> dict[str, s
 
 def _request_input(data: RequestIn) -> requests.RequestInput:
     return requests.RequestInput(windows=[(w.starts_at, w.ends_at) for w in data.windows], districts=data.districts,
-                                 wanted_tags=data.wanted_tags, avoided_tags=data.avoided_tags, note=data.note)
+                                 wanted_tags=data.wanted_tags, avoided_tags=data.avoided_tags, note=data.note,
+                                 any_time=data.any_time)
 
 
 @post("/api/v1/visits/rounds/{round_id:int}/requests", guards=[STUDENT], tags=["visits"],

@@ -1,0 +1,211 @@
+"""The request path stays lean: identity in one statement, a registration in at most ten, no per-statement
+pragmas or pool resets, an access log that keeps no secret, and `serve --workers 2` racing without oversell.
+
+Statements are counted at the driver (a trace callback on SQLite's connections, a query logger on asyncpg's),
+so the figures are the ones the database saw. Speed itself is bench/registration.py's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from events.auth import create_api_token
+from events.db import PersistentSQLiteEngine, PooledPostgresEngine, engine, raw
+from events.seminars.tables import Event, Registration
+from lifedesign.access_log import REDACTED, redact
+from tests.conftest import ON_POSTGRES, make_person
+from tests.http.seminars_race import free_port, people_with_tokens, race
+from tests.service.seminars_helpers import new_event
+
+ROOT = Path(__file__).resolve().parents[2]
+REGISTRATION_BUDGET = 10  # statements for one registration that waits (the race's common case), both engines
+
+
+@contextlib.contextmanager
+def statements(monkeypatch):
+    """Every statement the driver runs while the block runs (BEGIN, COMMIT, PRAGMA and resets included)."""
+    seen: list[str] = []
+    db = engine()
+    if isinstance(db, PersistentSQLiteEngine):
+        # A sqlite3 connection belongs to its thread (the test client serves from a thread of its own): drop the
+        # open ones, and trace the ones opened next (after their once-only pragmas).
+        opened = db.open_connection
+
+        def traced_connection():
+            connection = opened()
+            connection.set_trace_callback(seen.append)
+            return connection
+
+        monkeypatch.setattr(db, "open_connection", traced_connection)
+        db._lanes.clear()
+        try:
+            yield seen
+        finally:
+            monkeypatch.setattr(db, "open_connection", opened)
+            db._lanes.clear()
+        return
+    assert isinstance(db, PooledPostgresEngine)
+    opened = db.get_new_connection
+
+    async def logged_connection():
+        connection = await opened()
+        connection.add_query_logger(lambda record: seen.append(record.query))
+        return connection
+
+    monkeypatch.setattr(db, "get_new_connection", logged_connection)
+    yield seen
+
+
+async def _bearer(client, role: str = "student") -> tuple[int, dict[str, str]]:
+    person = await make_person(role)
+    return person, {"Authorization": f"Bearer {await create_api_token(person, 'perf')}"}
+
+
+async def test_the_counter_sees_what_runs(db, monkeypatch):
+    with statements(monkeypatch) as seen:  # control: a statement of our own is counted, once
+        await raw("SELECT 1 AS probe")
+        await asyncio.sleep(0)
+    assert [s for s in seen if "probe" in s] == ["SELECT 1 AS probe"]
+
+
+async def test_identity_is_one_statement_and_health_one_more(client, monkeypatch):
+    _, headers = await _bearer(client)
+    await client.get("/api/v1/me", headers=headers)  # warm: the first request of a run opens connections
+    with statements(monkeypatch) as seen:
+        me = await client.get("/api/v1/me", headers=headers)
+        await asyncio.sleep(0)  # asyncpg hands query records to its loggers on the next loop turn
+    assert me.status_code == 200 and me.json()["roles"] == ["student"]
+    assert len(seen) == 1, seen  # token -> person + roles, reused by the handler
+    with statements(monkeypatch) as seen:
+        health = await client.get("/health")
+        await asyncio.sleep(0)
+    assert health.status_code == 200 and health.json()["status"] == "ok" and len(seen) == 1, seen
+    assert "set-cookie" not in health.headers and "set-cookie" not in me.headers  # nothing to remember
+
+
+async def test_a_waiting_registration_fits_the_statement_budget(client, monkeypatch):
+    await client.get("/health")  # warm: the first request of a run opens connections
+    event_id = await new_event(capacity=1)
+    first, first_headers = await _bearer(client)
+    assert (await client.post(f"/api/v1/events/{event_id}/registrations", headers=first_headers)).status_code == 201
+    _, headers = await _bearer(client)
+    with statements(monkeypatch) as seen:
+        response = await client.post(f"/api/v1/events/{event_id}/registrations", headers=headers)
+        await asyncio.sleep(0)
+    assert response.status_code == 201 and response.json()["status"] == "waitlisted"
+    assert response.json()["waitlist_rank"] == 1 and response.json()["queue_position"] == 1
+    assert len(seen) <= REGISTRATION_BUDGET, "\n".join(seen)
+    assert not [s for s in seen if "PRAGMA" in s or "RESET ALL" in s or "pg_advisory_unlock_all" in s], seen
+    assert sum(1 for s in seen if s.lstrip().upper().startswith("BEGIN")) == 1  # one transaction
+
+
+# ---------------------------------------------------------------- the access log
+
+
+SECRET_PATHS = ["/login/{t}", "/consent/{t}", "/api/v1/consent/{t}", "/feedback/{t}", "/calendar/{t}.ics",
+                "/reminders/unsubscribe/{t}", "/privacy/guardian/{t}", "/privacy/guardian/{t}/data.json",
+                "/visits/consent/{t}", "/visits/guardian/{t}"]
+
+
+def test_redaction_keeps_the_route_and_drops_the_token():
+    token = secrets.token_urlsafe(24)
+    for template in SECRET_PATHS:
+        path = template.format(t=token)
+        assert token not in redact(path) and REDACTED in redact(path), path
+    assert redact(f"/calendar/{token}.ics") == f"/calendar/{REDACTED}.ics"
+    for ordinary in ("/events/12", "/coordinator/feedback/3", "/feedback", "/login", "/api/v1/events/4/registrations"):
+        assert redact(ordinary) == ordinary  # control: only secret segments go
+
+
+async def test_access_log_records_every_request_without_its_secret(client, caplog):
+    token = secrets.token_urlsafe(24)
+    with caplog.at_level(logging.INFO, logger="lifedesign.access"):
+        for template in SECRET_PATHS:
+            await client.get(template.format(t=token) + f"?lang=en&token={token}", follow_redirects=False)
+        await client.post(f"/reminders/unsubscribe/{token}")
+        await client.get("/no/such/page")
+    lines = [r.getMessage() for r in caplog.records if r.name == "lifedesign.access"]
+    assert len(lines) == len(SECRET_PATHS) + 2
+    assert not [line for line in lines if token in line], lines
+    assert sum(1 for line in lines if REDACTED in line) == len(SECRET_PATHS) + 1
+    assert any('"GET /no/such/page HTTP/1.1" 404' in line for line in lines)
+
+
+# ---------------------------------------------------------------- several processes
+
+
+def _serve(settings, *args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "LIFEDESIGN_WORKER_IN_SERVE": "0"}
+    process = subprocess.Popen([sys.executable, "-m", "lifedesign", "serve", "--host", "127.0.0.1", "--port",
+                                str(port), *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="the refusal is SQLite's")
+def test_several_processes_are_refused_on_sqlite(settings):
+    process, _ = _serve(settings, "--workers", "2")
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1 and err.decode().strip().splitlines()[-1].startswith("lifedesign: error: --workers")
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="several serving processes need PostgreSQL")
+async def test_two_processes_race_without_oversell(db, settings):
+    racers = await people_with_tokens(200)
+    event_id = await new_event(capacity=10)
+    process, base = _serve(settings, "--workers", "2", "--no-worker")
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as probe:
+            deadline = time.monotonic() + 90
+            while True:
+                assert process.poll() is None, process.stderr.read().decode()[-3000:]
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await probe.get("/health")).status_code == 200:
+                        break
+                assert time.monotonic() < deadline, "serve --workers 2 did not come up"
+                await asyncio.sleep(0.1)
+        print("UP", time.monotonic() - deadline + 90)
+        servers = [pid for pid in _children(process.pid) if Path(f"/proc/{pid}/cmdline").read_bytes().count(b"spawn")]
+        assert len(servers) == 2, servers
+        before = {pid: _cpu_ticks(pid) for pid in servers}
+        t0 = time.monotonic()
+        outcome = await race(base, f"/api/v1/events/{event_id}/registrations", [t for _, t in racers])
+        print("RACE", time.monotonic() - t0, outcome.seconds)
+        worked = {pid: _cpu_ticks(pid) - before[pid] for pid in servers}
+    finally:
+        process.terminate()
+        await asyncio.to_thread(process.wait, 30)
+    assert process.returncode == 0  # SIGTERM stops both processes gracefully
+    assert [s for s in outcome.statuses if s >= 500] == [] and set(outcome.statuses) == {201}, outcome.bodies[:3]
+    assert all(ticks > 0 for ticks in worked.values()), worked  # both processes served registrations
+    statuses = [r["status"] for r in await Registration.select(Registration.status).where(Registration.event == event_id)]
+    assert statuses.count("confirmed") == 10 and statuses.count("waitlisted") == 190
+    assert (await Event.select(Event.taken).where(Event.id == event_id).first())["taken"] == 10
+    positions = sorted(b["queue_position"] for b in outcome.bodies if b["status"] == "waitlisted")
+    assert positions == list(range(1, 191))
