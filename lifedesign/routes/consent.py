@@ -10,7 +10,7 @@ from litestar.params import FromPath
 from events import consent
 from events.errors import DomainError, NotFound
 from lifedesign.i18n import gettext_for
-from lifedesign.rendering import form_data, page
+from lifedesign.rendering import confirm_page, confirmed, form_data, page
 from lifedesign.security import client_of
 
 DONE = {
@@ -51,6 +51,9 @@ async def consent_decide(request: Request, token: FromPath[str]) -> Response:
     request.state.personal = True
     _ = gettext_for(request.state.locale)
     form = await form_data(request)
+    decision = (form.get("decision") or "").strip().lower()
+    if decision in ("refuse", "refused", "revoke", "revoked") and not confirmed(form):
+        return await _confirm(request, token, decision)
     try:
         outcome = await consent.decide(token, form.get("decision", ""), client=client_of(request))
     except NotFound:
@@ -60,6 +63,30 @@ async def consent_decide(request: Request, token: FromPath[str]) -> Response:
             raise
         return await _page(request, token, error=_(exc.message), status=exc.status)
     return await _page(request, token, done=_(DONE[outcome["decision"]]))
+
+
+async def _confirm(request: Request, token: str, decision: str) -> Response:
+    """「同意しない」 and 「同意を取り消す」 cannot be undone: say so once more before acting (the answer 「同意する」
+    needs no second step: it is what the guardian was asked for, and it can be withdrawn later)."""
+    try:
+        found = await consent.view(token)
+    except NotFound:
+        return _invalid_link(request)
+    _ = gettext_for(request.state.locale)
+    what = {"student": found["student_name"], "title": found["title"]}
+    if decision.startswith("refuse"):
+        title = _("「同意しない」と回答しますか")
+        lines = [_("%(student)sさんの「%(title)s」へのお申し込みは取り消されます。") % what,
+                 _("ご回答は後から変えられません。参加をご希望の場合は、生徒さんからもう一度お申し込みください。")]
+        button = _("同意しない")
+    else:
+        title = _("同意を取り消しますか")
+        lines = [_("%(student)sさんの「%(title)s」への参加は取りやめになります。") % what,
+                 _("区の担当者にも連絡が届きます。もう一度参加するには、生徒さんからのお申し込みと保護者の方の同意が改めて必要です。")]
+        button = _("同意を取り消す")
+    lines.append(_("保護者の方に、ご回答の確認メールをお送りします。"))
+    return confirm_page(request, title=title, action=f"/consent/{token}", consequences=lines, button=button,
+                        back=f"/consent/{token}", fields={"decision": decision})
 
 
 ROUTES = [consent_page, consent_decide]

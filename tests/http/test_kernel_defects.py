@@ -145,7 +145,10 @@ async def test_a_guardian_revoking_consent_puts_the_visit_on_hold(client):
     path = "/consent/" + [u for u in links_in(mail) if "/consent/" in u][0].rsplit("/", 1)[1]
     page = await client.get(path)
     assert page.status_code == 200 and "同意を取り消す" in page.text
-    revoked = await client.post(path, data={"_csrf": csrf_from(page.text), "decision": "revoke"})
+    asked = await client.post(path, data={"_csrf": csrf_from(page.text), "decision": "revoke"})
+    assert asked.status_code == 200 and "同意を取り消しますか" in asked.text
+    assert len(await outbox_mails("safeguarding_hold", "parent@example.jp")) == 0  # nothing happened yet
+    revoked = await client.post(path, data={"_csrf": csrf_from(asked.text), "decision": "revoke", "confirmed": "1"})
     assert revoked.status_code == 200 and "同意の取り消しを承りました" in revoked.text
     statuses = {r["person"]: r["status"] for r in await Registration.select().where(Registration.event == visit["event"])}
     assert statuses[visit["young"]] == "cancelled" and statuses[visit["grown"]] == "confirmed"

@@ -338,7 +338,13 @@ async def test_guardian_refuses(client, app):
     await registration.register(event_id, (await people.find_by_email(email))["id"])
     path = await _guardian_link(guardian)
     page = await client.get(path)
-    refused = await client.post(path, data={"decision": "refuse", "_csrf": csrf_from(page.text)})
+    asked = await client.post(path, data={"decision": "refuse", "_csrf": csrf_from(page.text)})
+    # 「同意しない」 cannot be undone: one confirmation step first, which changes nothing yet.
+    assert asked.status_code == 200 and "「同意しない」と回答しますか" in asked.text and "田中 蓮" in asked.text
+    assert 'name="confirmed" value="1"' in asked.text and 'name="decision" value="refuse"' in asked.text
+    mine = await registration.my_registration(event_id, (await people.find_by_email(email))["id"])
+    assert mine["status"] == "pending_consent"
+    refused = await client.post(path, data={"decision": "refuse", "confirmed": "1", "_csrf": csrf_from(asked.text)})
     assert refused.status_code == 200 and "お申込みは取り消されました" in refused.text
     mine = await registration.my_registration(event_id, (await people.find_by_email(email))["id"])
     assert mine["status"] == "cancelled"
