@@ -12,6 +12,16 @@ TOKYO = "Asia/Tokyo"
 
 
 @dataclass(frozen=True)
+class WardContact:
+    """Whom people phone or visit: the block at the foot of every page and every mail (settings LIFEDESIGN_CONTACT_*)."""
+
+    office: str = "金沢区役所 こども家庭支援課"
+    address: str = "〒236-0021 横浜市金沢区泥亀二丁目9番1号"
+    hours: str = "平日 8:45〜17:15"
+    phone: str = ""  # hyphenated (events.phones); empty: no phone line
+
+
+@dataclass(frozen=True)
 class DomainConfig:
     base_url: str = "http://127.0.0.1:8000"
     mail_from: str = "lifedesign@kanazawa-ward.example.jp"
@@ -32,10 +42,16 @@ class DomainConfig:
     purge_hour: int = 3  # the daily purge runs after this hour, Asia/Tokyo
     mail_dir: Path | None = None  # where the file transport writes .eml files (purged with the outbox bodies)
     privacy_contact: str = ""  # whom to ask about one's data (the privacy notice); "" = the mail sender
+    ward_contact: WardContact = WardContact()
+    ward_contact_en: WardContact | None = None  # the same in English (the shell translates the defaults)
 
     @property
     def mail_domain(self) -> str:
         return self.mail_from.rsplit("@", 1)[-1]
+
+    def contact(self, locale: str) -> WardContact:
+        """The ward's contact block in a page's or a mail's language."""
+        return self.ward_contact_en if locale == "en" and self.ward_contact_en else self.ward_contact
 
 
 _config = DomainConfig()

@@ -28,6 +28,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from functools import lru_cache
+from string import Formatter
 from typing import Any
 
 from piccolo.engine import engine_finder
@@ -142,6 +144,42 @@ def is_unique_violation(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.exceptions.UniqueViolationError)
 
 
+# ---------------------------------------------------------------- SQL text
+
+
+@lru_cache(maxsize=8192)
+def _literals(template: str) -> tuple[str, ...]:
+    """The literal pieces of a Piccolo template between its `{}` (parsed once per template, not per query)."""
+    return tuple(literal for literal, *_ in Formatter().parse(template))
+
+
+def compiled(querystring: QueryString, engine_type: str) -> tuple[str, list[Any]]:
+    """`QueryString.compile_string`, the same SQL and arguments, without re-parsing every template of the tree
+    on every statement (Piccolo's own took a tenth of a registration's CPU)."""
+    frozen = querystring._frozen_compiled_strings
+    if frozen is not None:
+        return frozen
+    parts: list[str] = []
+    args: list[Any] = []
+    numbered = engine_type != "sqlite"
+
+    def walk(node: QueryString) -> None:
+        values = node.args
+        count = len(values)
+        for index, literal in enumerate(_literals(node.template)):
+            parts.append(literal)
+            if index < count:
+                value = values[index]
+                if isinstance(value, QueryString):
+                    walk(value)
+                else:
+                    args.append(value)
+                    parts.append(f"${len(args)}" if numbered else "?")
+
+    walk(querystring)
+    return "".join(parts), args
+
+
 # ---------------------------------------------------------------- SQLite: persistent connections
 
 _WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.I)
@@ -240,7 +278,7 @@ class PersistentSQLiteEngine(SQLiteEngine):
             return await self.execute(connection, sql, args)
 
     async def run_querystring(self, querystring: QueryString, in_pool: bool = False):
-        sql, args = querystring.compile_string(engine_type=self.engine_type)
+        sql, args = compiled(querystring, self.engine_type)
         return await self._run(sql, args)
 
     async def run_ddl(self, ddl: str, in_pool: bool = False):
@@ -456,7 +494,7 @@ class PooledPostgresEngine(PostgresEngine):
             raise
 
     async def run_querystring(self, querystring: QueryString, in_pool: bool = True):
-        sql, args = querystring.compile_string(engine_type=self.engine_type)
+        sql, args = compiled(querystring, self.engine_type)
         return await self.fetch(sql, args)
 
     async def run_ddl(self, ddl: str, in_pool: bool = True):

@@ -1,7 +1,8 @@
 """The one place that turns a mail template into an outbox row.
 
 A mail is `templates/mail/<locale>/<name>.txt`: the first line is `Subject: …`, the rest is the
-plain-text body. The HTML part is derived from the same text by `templates/mail/base.html`, so the
+plain-text body. Every mail ends with the ward's contact block (`templates/mail/<locale>/_contact.txt`, from
+`config().contact(locale)`), added here once, so no template repeats it. The HTML part is derived from the same text by `templates/mail/base.html`, so the
 two never disagree. Message-ID and Date are frozen here, when the mail is queued: the caller's
 transaction stores the rendered parts as a `events.mime.Draft` (addresses and headers checked), and
 the outbox worker builds the MIME bytes from it, off the request path.
@@ -79,7 +80,8 @@ def render(name: str, locale: str, context: Mapping[str, Any]) -> tuple[str, str
     if not first.startswith("Subject:"):
         raise ValueError(f"mail template {name} must start with a Subject: line")
     subject = first.removeprefix("Subject:").strip()
-    text = body.strip("\n") + "\n"
+    footer = env.get_template(f"mail/{locale}/_contact.txt").render(ward=config().contact(locale))
+    text = body.strip("\n") + "\n\n" + footer.strip("\n") + "\n"
     paragraphs = [_linkify(p).replace("\n", Markup("<br>\n")) for p in text.strip().split("\n\n")]
     html = env.get_template("mail/base.html").render(subject=subject, paragraphs=paragraphs, locale=locale)
     return subject, text, html

@@ -31,12 +31,13 @@ from __future__ import annotations
 import hashlib
 import time
 from bisect import bisect_left
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import numpy as np
 from ortools.graph.python import min_cost_flow
+from ortools.linear_solver import pywraplp
 from ortools.sat.python import cp_model
 
 ALGORITHM = "flow-repair-near-v2"
@@ -44,6 +45,8 @@ ALGORITHM = "flow-repair-near-v2"
 # Preference points of one (student, slot) pair: reaching the district matters more than one tag.
 DISTRICT_POINTS = 2
 WANTED_TAG_POINTS = 1
+# A household the student ranked: the first is worth RANKED_POINTS, each next one a point less.
+RANKED_POINTS = 10
 
 # Stable reason codes for a student left unmatched (API and UI depend on them; never rename).
 NO_CONSENT = "no_consent"
@@ -86,6 +89,7 @@ class Request:
     wanted_tags: frozenset[str] = frozenset()
     avoided_tags: frozenset[str] = frozenset()
     priority: int = 0  # rounds this student was left unmatched before; higher goes first
+    ranked_households: tuple[int, ...] = ()  # households the student ranked, best first (a preference)
 
 
 @dataclass(frozen=True)
@@ -117,10 +121,17 @@ class Proposal:
 
 
 def preference_points(request: Request, slot: Slot) -> int:
-    """Preference score of one pair: reachable district and each wanted household tag."""
+    """Preference score of one pair: reachable district, each wanted household tag, the household's rank."""
     points = WANTED_TAG_POINTS * len(request.wanted_tags & slot.household_tags)
     if slot.district in request.districts:
         points += DISTRICT_POINTS
+    return points + _rank_points(request).get(slot.household_id, 0)
+
+
+def _rank_points(request: Request) -> dict[int, int]:
+    points: dict[int, int] = {}
+    for position, household in enumerate(request.ranked_households):
+        points.setdefault(household, max(0, RANKED_POINTS - position))
     return points
 
 
@@ -191,7 +202,8 @@ def _build(
         raise ValueError("priority must be >= 0")
     n = len(ordered_requests)
     total_priority = sum(r.priority for r in ordered_requests)
-    total_pref = sum(DISTRICT_POINTS + WANTED_TAG_POINTS * len(r.wanted_tags) for r in ordered_requests)
+    total_pref = sum(DISTRICT_POINTS + WANTED_TAG_POINTS * len(r.wanted_tags)
+                     + (RANKED_POINTS if r.ranked_households else 0) for r in ordered_requests)
     # Each level outweighs everything the levels below can add up to over all students (kept this
     # tight: smaller costs made the min-cost flow on 10,000 students about 1.5x faster).
     weight_pref = total_priority + 1
@@ -240,9 +252,11 @@ def _build(
         funnel["candidates"] = len(allowed)
         # preference_points, inlined over tag bit masks: this loop runs once per candidate pair.
         wanted = sum(tag_bit.get(t, 0) for t in request.wanted_tags)
+        ranks = _rank_points(request) if request.ranked_households else {}
         prefs = [
             WANTED_TAG_POINTS * (slot_mask[j] & wanted).bit_count()
             + (DISTRICT_POINTS if slot_district[j] in request.districts else 0)
+            + (ranks.get(ordered_slots[j].household_id, 0) if ranks else 0)
             for j in allowed
         ]
         base = weight_match + request.priority + (weight_pin if pins else 0)
@@ -598,53 +612,50 @@ def _polish(instance: _Instance, chosen: list[int], duals: _Duals, loss: int) ->
     return polished if polished and _weighted(instance, polished) > _weighted(instance, chosen) else chosen
 
 
-def _near_flow(
-    instance: _Instance,
-    relaxed: list[int],
-    duals: _Duals,
-    at_least: int,
-    at_most: int,
-    incumbent: list[int],
-    time_limit: float,
-    seed: int,
-    reach: int | None = None,
-) -> tuple[str, list[int] | None, int]:
-    """Least-loss assignment among those losing between ``at_least`` and ``at_most`` against the flow.
+@dataclass
+class _Region:
+    """What an assignment losing at most ``loss`` against the flow may still change (reduced-cost
+    fixing): the free arcs in the components that hold a lone minor of the flow; the rest keeps the
+    flow's values, which lose nothing there."""
 
-    The loss is written with reduced costs (sparse, small coefficients: CP-SAT proves far faster than
-    with the lexicographic weights), and arcs of reduced cost > ``at_most`` keep their flow value:
-    every assignment within ``at_most`` is still there. Only components (over the free arcs) holding a
-    lone minor of the flow are searched; elsewhere the flow loses nothing. Returns (CP-SAT status name,
-    chosen edges or None, proven least loss).
-    """
+    relaxed_at: dict[int, int]  # student -> flow edge
+    relaxed_set: set[int]
+    count: np.ndarray  # students per slot in the flow
+    slot_fixed: np.ndarray  # keeps its flow count: full, or empty
+    student_fixed: np.ndarray  # keeps its flow status: matched, or left out
+    deficient: list[int]  # slots holding a lone minor in the flow
+    searched_edges: np.ndarray
+    label: np.ndarray  # component of every node (students, then slots) over the free arcs
+    coupled: bool  # the number matched is fixed, which couples every component
+
+
+def _region(instance: _Instance, relaxed: list[int], duals: _Duals, loss: int, reach: int | None = None) -> _Region:
+    """The region for ``loss``; with ``reach``, only the students within that many steps of a lone
+    minor's slot (a neighbourhood: quick to search, no proof)."""
     n, m = len(instance.requests), len(instance.slots)
     requests = instance.requests
     edge_student, edge_slot, _ = _edge_arrays(instance)
     relaxed_at = {instance.edge_student[e]: e for e in relaxed}
-    relaxed_set = set(relaxed)
     count = np.bincount(edge_slot[relaxed], minlength=m) if relaxed else np.zeros(m, dtype=np.int64)
-    loss = at_most
-    slot_fixed = np.abs(duals.slot) > loss  # keeps its flow count: full, or empty
-    student_fixed = np.abs(duals.student) > loss  # keeps its flow status: matched, or left out
+    slot_fixed = np.abs(duals.slot) > loss
+    student_fixed = np.abs(duals.student) > loss
     edge_free = (np.abs(duals.edge) <= loss) & ~(slot_fixed & (count == 0))[edge_slot]
     edge_free &= ~(student_fixed & ~np.isin(np.arange(n), list(relaxed_at)))[edge_student]
     # A student whose flow edge is fixed keeps it (and so every other edge of theirs stays off).
     pinned_students = {instance.edge_student[e] for e in relaxed if not edge_free[e]}
     edge_free &= ~np.isin(edge_student, list(pinned_students))
     free_edges = np.flatnonzero(edge_free)
-
-    # Components over the free edges; only those holding a lone minor of the flow are searched.
     members: dict[int, list[int]] = {}
     for e in relaxed:
         members.setdefault(instance.edge_slot[e], []).append(instance.edge_student[e])
     deficient = [j for j, people in members.items() if len(people) == 1 and requests[people[0]].is_minor]
     label = _components(n + m, edge_student[free_edges], n + edge_slot[free_edges])
     searched = np.isin(label, label[[n + j for j in deficient]])
-    if abs(duals.total) > loss:  # the number matched is fixed: that couples every component
+    coupled = abs(duals.total) > loss  # the number matched is fixed: that couples every component
+    if coupled:
         searched[:] = True
     searched_edges = free_edges[searched[edge_student[free_edges]]]
     if reach is not None:
-        # A neighbourhood only: students within ``reach`` steps of a lone minor's slot (no proof).
         near_slots = set(deficient)
         near_students: set[int] = set()
         slot_students: dict[int, list[int]] = {}
@@ -661,86 +672,183 @@ def _near_flow(
         close = np.zeros(n, dtype=bool)
         close[list(near_students)] = True
         searched_edges = searched_edges[close[edge_student[searched_edges]]]
-    free_students = set(edge_student[searched_edges].tolist())
+        # The neighbourhood's own components (fewer, smaller), and never coupled: a heuristic.
+        label = _components(n + m, edge_student[searched_edges], n + edge_slot[searched_edges])
+        coupled = False
+    return _Region(
+        relaxed_at=relaxed_at, relaxed_set=set(relaxed), count=count, slot_fixed=slot_fixed,
+        student_fixed=student_fixed, deficient=deficient, searched_edges=searched_edges, label=label,
+        coupled=coupled,
+    )
 
-    model = cp_model.CpModel()
-    kept = [e for e in relaxed if instance.edge_student[e] not in free_students]
+
+def _near_mip(
+    instance: _Instance,
+    relaxed: list[int],
+    duals: _Duals,
+    at_most: int,
+    deadline: float,
+    seed: int,
+    on_bound: Callable[[int], None] | None = None,
+    reach: int | None = None,
+) -> tuple[list[int] | None, int, bool]:
+    """Least-loss assignment among those losing at most ``at_most`` against the flow, one exact MIP
+    (HiGHS, bundled with OR-Tools) per component of the free arcs that holds a lone minor.
+
+    The components are independent: the loss is a sum over arcs, and outside them the flow keeps its
+    values and loses nothing. Returns (the assignment, or None unless every component was solved;
+    the proven least loss, summed over the components' LP-based bounds, > ``at_most`` when nothing
+    within it exists; whether that least loss is exact). ``on_bound`` hears each better bound.
+    With ``reach`` only a neighbourhood of the lone minors is searched: an assignment, never a proof.
+    """
+    n, m = len(instance.requests), len(instance.slots)
+    requests = instance.requests
+    edge_student, edge_slot, _ = _edge_arrays(instance)
+    region = _region(instance, relaxed, duals, at_most, reach)
+    searched = region.searched_edges
+    free_students = set(edge_student[searched].tolist())
     fixed_count = [0] * m
     fixed_minor = [False] * m
+    kept = [e for e in relaxed if instance.edge_student[e] not in free_students]
     for e in kept:
         fixed_count[instance.edge_slot[e]] += 1
         fixed_minor[instance.edge_slot[e]] |= requests[instance.edge_student[e]].is_minor
-    x = {int(e): model.new_bool_var(f"x{e}") for e in searched_edges}
+    component = np.zeros(len(searched), dtype=np.int64) if region.coupled else region.label[edge_student[searched]]
+    groups: dict[int, list[int]] = {}
+    for e, c in zip(searched.tolist(), component.tolist(), strict=True):
+        groups.setdefault(c, []).append(e)
+    searched_slots = set(edge_slot[searched].tolist())
+    if any(j not in searched_slots for j in region.deficient):
+        return None, at_most + 1, True  # a lone minor nobody free can join or leave: no way out
+    least, exact, chosen = 0, True, list(kept)
+    for part in sorted(groups.values(), key=len):
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            return None, least, False
+        status, got, low = _component_mip(
+            instance, part, region, duals, fixed_count, fixed_minor, at_most - least, remaining, seed
+        )
+        if status == "INFEASIBLE":
+            return None, at_most + 1, True
+        least += low
+        if on_bound is not None:
+            on_bound(least)
+        if got is None:
+            return None, least, False
+        exact &= status == "OPTIMAL"
+        chosen.extend(got)
+    return sorted(chosen), least, exact
+
+
+def _component_mip(
+    instance: _Instance,
+    part: list[int],
+    region: _Region,
+    duals: _Duals,
+    fixed_count: list[int],
+    fixed_minor: list[bool],
+    at_most: int,
+    time_limit: float,
+    seed: int,
+) -> tuple[str, list[int] | None, int]:
+    """(status, chosen edges of the component or None, proven least loss) of one component's MIP."""
+    requests = instance.requests
+    solver = pywraplp.Solver.CreateSolver("HIGHS")
+    if solver is None:  # pragma: no cover - OR-Tools is built with HiGHS
+        raise RuntimeError("OR-Tools lacks HiGHS")
+    solver.SuppressOutput()
+    solver.SetNumThreads(1)
+    solver.SetTimeLimit(max(int(time_limit * 1000), 10))
+    x = {e: solver.BoolVar("") for e in part}
     by_student: dict[int, list[int]] = {}
     by_slot: dict[int, list[int]] = {}
-    for e in x:
+    for e in part:
         by_student.setdefault(instance.edge_student[e], []).append(e)
         by_slot.setdefault(instance.edge_slot[e], []).append(e)
+    objective = solver.Objective()
+    constant = 0
+    cost: dict[int, int] = {}  # edge -> coefficient of x_e in the loss
+
+    def add(e: int, c: int) -> None:
+        cost[e] = cost.get(e, 0) + c
+
+    for e in part:
+        rc = abs(int(duals.edge[e]))
+        if rc:
+            if e in region.relaxed_set:
+                constant += rc
+                add(e, -rc)
+            else:
+                add(e, rc)
+    seated_in_flow = 0
     for i, options in by_student.items():
-        if student_fixed[i] and i in relaxed_at:
-            model.add_exactly_one(x[e] for e in options)
-        else:
-            model.add_at_most_one(x[e] for e in options)
+        row = solver.Constraint(1.0 if region.student_fixed[i] and i in region.relaxed_at else 0.0, 1.0)
+        for e in options:
+            row.SetCoefficient(x[e], 1.0)
+        seated_in_flow += i in region.relaxed_at
+        price = abs(int(duals.student[i]))
+        if price and not region.student_fixed[i]:
+            sign = -1 if i in region.relaxed_at else 1  # (1 - seated) or seated
+            constant += price if sign < 0 else 0
+            for e in options:
+                add(e, sign * price)
     for j, options in by_slot.items():
-        seats = sum(x[e] for e in options)
-        if slot_fixed[j]:
-            model.add(seats == int(count[j]) - fixed_count[j])
-        else:
-            model.add(seats <= instance.slots[j].capacity - fixed_count[j])
-        minor_edges = [e for e in options if requests[instance.edge_student[e]].is_minor]
+        room = instance.slots[j].capacity - fixed_count[j]
+        low = int(region.count[j]) - fixed_count[j] if region.slot_fixed[j] else 0
+        high = low if region.slot_fixed[j] else room
         if fixed_minor[j] and fixed_count[j] == 1:
-            model.add(seats >= 1)
-        elif minor_edges and not fixed_minor[j] and fixed_count[j] < 2:
-            used_by_minor = model.new_bool_var(f"y{j}")
+            low = max(low, 1)
+        row = solver.Constraint(float(low), float(high))
+        for e in options:
+            row.SetCoefficient(x[e], 1.0)
+        minor_edges = [e for e in options if requests[instance.edge_student[e]].is_minor]
+        if minor_edges and not fixed_minor[j] and fixed_count[j] < 2:
+            hosts_minor = solver.BoolVar("")
+            company = solver.Constraint(float(-fixed_count[j]), solver.infinity())  # seats >= 2 y - fixed
+            for e in options:
+                company.SetCoefficient(x[e], 1.0)
+            company.SetCoefficient(hosts_minor, -2.0)
             for e in minor_edges:
-                model.add_implication(x[e], used_by_minor)
-            model.add(seats + fixed_count[j] >= 2 * used_by_minor)
-    for j in range(m):  # a lone minor among fixed students with nobody free to join: no way out
-        if j not in by_slot and fixed_minor[j] and fixed_count[j] == 1:
-            return "INFEASIBLE", None, at_most + 1
-    terms: list[tuple[cp_model.LinearExprT, int]] = []  # (deviation from the flow, |reduced cost|)
-    for e, var in x.items():
-        if duals.edge[e]:
-            terms.append((1 - var if e in relaxed_set else var, abs(int(duals.edge[e]))))
-    for i, options in by_student.items():
-        if duals.student[i] and not student_fixed[i]:
-            seated = sum(x[e] for e in options)
-            terms.append((1 - seated if i in relaxed_at else seated, abs(int(duals.student[i]))))
-    for j, options in by_slot.items():
-        if duals.slot[j] and not slot_fixed[j]:
-            seats = sum(x[e] for e in options) + fixed_count[j]
-            terms.append((int(count[j]) - seats if duals.slot[j] < 0 else seats, abs(int(duals.slot[j]))))
-    if duals.total and abs(duals.total) <= loss:
-        seated = sum(x.values()) + len(kept)
-        terms.append((len(relaxed) - seated if duals.total > 0 else seated - len(relaxed), abs(duals.total)))
-    if terms:
-        lost = sum(cost * deviation for deviation, cost in terms)
-        model.add(lost <= at_most)
-        if at_least > 0:
-            model.add(lost >= at_least)
-        model.minimize(lost)
-    elif at_least > 0:
+                link = solver.Constraint(-solver.infinity(), 0.0)
+                link.SetCoefficient(x[e], 1.0)
+                link.SetCoefficient(hosts_minor, -1.0)
+        price = abs(int(duals.slot[j]))
+        if price and not region.slot_fixed[j]:
+            if duals.slot[j] < 0:  # count - seats
+                constant += price * (int(region.count[j]) - fixed_count[j])
+                for e in options:
+                    add(e, -price)
+            else:
+                constant += price * fixed_count[j]
+                for e in options:
+                    add(e, price)
+    if duals.total and not region.coupled:  # linear in the seats: (flow seats - seats) or the reverse
+        sign = -1 if duals.total > 0 else 1
+        constant += abs(duals.total) * seated_in_flow * (1 if sign < 0 else -1)
+        for e in part:
+            add(e, sign * abs(duals.total))
+    if region.coupled:
+        same = solver.Constraint(float(seated_in_flow), float(seated_in_flow))
+        for e in part:
+            same.SetCoefficient(x[e], 1.0)
+    cap = solver.Constraint(-solver.infinity(), float(at_most - constant))
+    for e, c in cost.items():
+        if c:
+            objective.SetCoefficient(x[e], float(c))
+            cap.SetCoefficient(x[e], float(c))
+    objective.SetOffset(float(constant))
+    objective.SetMinimization()
+    parameters = pywraplp.MPSolverParameters()
+    parameters.SetDoubleParam(parameters.RELATIVE_MIP_GAP, 0.0)
+    status = solver.Solve(parameters)
+    if status == pywraplp.Solver.INFEASIBLE:
         return "INFEASIBLE", None, at_most + 1
-    hinted = set(incumbent)
-    for e, var in x.items():
-        model.add_hint(var, e in hinted)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
-    solver.parameters.num_workers = 1  # deterministic, and measured fastest on 2 cores
-    solver.parameters.random_seed = seed % (2**31)
-    # The full LP relaxation on small models (measured: a 1,000-student stage proven in 1.3 s CPU,
-    # not within 20 s at the default level); on 10,000 students' full stages it was slower.
-    if len(x) <= 20_000:
-        solver.parameters.linearization_level = 2
-    status = solver.solve(model)
-    name = solver.status_name(status)
-    if status == cp_model.INFEASIBLE:
-        return name, None, at_most + 1
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return name, None, at_least
-    chosen = sorted(kept + [e for e, var in x.items() if solver.boolean_value(var)])
-    least = int(solver.best_objective_bound + 1 - 1e-6) if terms else 0  # ceil of the proven bound
-    return name, chosen, max(at_least, least)
+    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        return "UNKNOWN", None, 0
+    value = round(objective.Value())
+    least = min(value, int(np.ceil(objective.BestBound() - 1e-6)))
+    got = [e for e in part if x[e].solution_value() > 0.5]
+    return ("OPTIMAL" if least >= value else "FEASIBLE"), got, max(least, 0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -764,6 +872,7 @@ def propose_matches(
     keeps searching until optimality is proven or ``time_limit`` seconds have passed.
     """
     started = time.perf_counter()
+    deadline = started + time_limit
     progress: list[tuple[float, float]] = []
     instance = _build(slots, requests, forbidden, pinned, seed)
     relaxed = _flow(instance)
@@ -795,39 +904,34 @@ def propose_matches(
         elif weighted_bound is not None:
             bound = min(bound, max(found, _decode_bound(instance, weighted_bound)))
         progress.append((time.perf_counter() - started, _gap(found, bound)))
-    # First stage: no preference point lost (measured: as fast as the zero-loss face alone).
-    # Proven: every assignment weighs at most flow_upper - least_loss. Searched next: losses up to most.
-    least_loss, most = 0, min(instance.weight_pref - 1, flow_upper - _weighted(instance, chosen) - 1)
-    while duals is not None and not settled():
-        remaining = time_limit - (time.perf_counter() - started)
-        if remaining <= 0:
-            break
-        # First the students next to a lone minor only: quick to search, and often enough (no proof).
-        _, got, _ = _near_flow(instance, relaxed, duals, least_loss, most, chosen, remaining / 3, seed, reach=1)
+    # Stages of growing loss (none, below one preference point, then twice as far ...): each either finds the
+    # best assignment within its loss (then optimal: anything better lies inside) or proves there is none.
+    least = 0  # proven: every assignment loses at least this against the flow bound
+    most = 0  # first the flow's optimal face: an assignment there is optimal at once
+    while duals is not None and not settled() and time.perf_counter() < deadline:
+
+        def heard(low: int) -> None:  # a component proven: the bound tightens
+            nonlocal bound
+            if low > least:
+                bound = min(bound, max(found, _decode_bound(instance, flow_upper - low)))
+                progress.append((time.perf_counter() - started, _gap(found, bound)))
+
+        widest = flow_upper - _weighted(instance, chosen) - 1
+        if most < widest and len(_region(instance, relaxed, duals, widest).searched_edges) <= 1.5 * len(
+                _region(instance, relaxed, duals, most).searched_edges):
+            most = widest  # hardly a larger model: one stage instead of several
+        got, low, exact = _near_mip(instance, relaxed, duals, most, deadline, seed, heard)
         if got is not None and _weighted(instance, got) > _weighted(instance, chosen):
             chosen, found, method = got, _levels(instance, got), f"{method}+near"
-            if _weighted(instance, chosen) >= flow_upper - least_loss:
-                bound = found
-                progress.append((time.perf_counter() - started, 0.0))
-                break
-        remaining = time_limit - (time.perf_counter() - started)
-        if remaining <= 0:
-            break
-        status, got, proven = _near_flow(instance, relaxed, duals, least_loss, most, chosen, remaining, seed)
-        if got is not None and _weighted(instance, got) > _weighted(instance, chosen):
-            chosen, found, method = got, _levels(instance, got), f"{method}+near"
-        least_loss = max(least_loss, proven)
-        upper = min(upper, flow_upper - least_loss)
-        if status == "OPTIMAL":  # the best within ``most``, and nothing beyond can beat it
-            upper = _weighted(instance, chosen)
-        bound = found if _weighted(instance, chosen) >= upper else min(bound, _decode_bound(instance, upper))
+        least = max(least, low)
+        if least >= flow_upper - _weighted(instance, chosen) or (got is not None and exact):
+            bound = found
+        else:
+            bound = min(bound, max(found, _decode_bound(instance, flow_upper - least)))
         progress.append((time.perf_counter() - started, _gap(found, bound)))
-        if status not in ("OPTIMAL", "INFEASIBLE"):
-            break  # out of time
-        # Next: twice as far, in whole preference points, never as far as the incumbent.
-        most = min(2 * (most + 1) - 1,
-                   flow_upper - _weighted(instance, chosen) - 1)
-        most = max(most, least_loss)
+        if low <= most:  # out of time inside the stage
+            break
+        most = min(max(2 * (most + 1) - 1, instance.weight_pref - 1), flow_upper - _weighted(instance, chosen) - 1)
     return _proposal(instance, chosen, found, bound, time.perf_counter() - started, seed, method, progress)
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -24,16 +25,33 @@ from events.core.tables import (
 )
 from events.db import utcnow, write_transaction
 from events.errors import Conflict, Forbidden, Invalid, NotFound
+from events.phones import normalize_phone
 
 _EMAIL = re.compile(r"^[^@\s<>\"(),;:\x00-\x1f\x7f]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 LOCALES = ("ja", "en")
+# ふりがな: hiragana, katakana (small letters and ヴ included), the long mark, iteration marks, ・ and spaces.
+_KANA = re.compile(r"^[\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fb\u30fc\u30fd\u30fe ]*$")
 
 
-def normalize_email(raw: object) -> str:
+def normalize_email(raw: object, field: str = "email") -> str:
     email = str(raw or "").strip().lower()
     if len(email) > 254 or not _EMAIL.match(email):
-        raise Invalid("メールアドレスの形式が正しくありません。", code="invalid_email", field="email")
+        raise Invalid("メールアドレスの形式が正しくありません。", code="invalid_email", field=field)
     return email
+
+
+def clean_kana(raw: object, field: str = "kana") -> str:
+    """ふりがな in hiragana or katakana (half-width katakana widened), spaces collapsed; '' when not given."""
+    kana = " ".join(unicodedata.normalize("NFKC", str(raw or "")).split())
+    if len(kana) > 200 or not _KANA.match(kana):
+        raise Invalid("ふりがなは、ひらがなかカタカナで入力してください。", code="invalid_kana", field=field)
+    return kana
+
+
+def kana_key(text: str) -> str:
+    """For 五十音順: NFKC, no spaces, katakana folded to hiragana."""
+    folded = "".join(unicodedata.normalize("NFKC", text or "").split())
+    return "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヶ" else c for c in folded)
 
 
 @dataclass(frozen=True)
@@ -44,19 +62,14 @@ class StudentInfo:
     birth_date: date
     guardian_email: str = ""
     guardian_name: str = ""
+    guardian_phone: str = ""
 
     def validated(self, today: date) -> StudentInfo:
-        if self.school_level not in ("high_school", "university"):
-            raise Invalid("学校の種別を選んでください。", code="invalid_school_level", field="school_level")
-        if not 1 <= self.grade <= 6:
-            raise Invalid("学年は1〜6で入力してください。", code="invalid_grade", field="grade")
-        if not date(1900, 1, 1) < self.birth_date < today:
-            raise Invalid("生年月日が正しくありません。", code="invalid_birth_date", field="birth_date")
+        """The profile as stored; the first problem raises (`problems` lists them all)."""
+        found = self.problems(today)
+        if found:
+            raise found[0]
         guardian = self.guardian_email.strip()
-        if is_minor(self.birth_date, today) and not guardian:
-            raise Invalid(
-                "18歳未満の方は保護者のメールアドレスが必要です。", code="guardian_required", field="guardian_email"
-            )
         return StudentInfo(
             school_level=self.school_level,
             school_name=one_line(self.school_name, "school_name"),
@@ -64,23 +77,82 @@ class StudentInfo:
             birth_date=self.birth_date,
             guardian_email=normalize_email(guardian) if guardian else "",
             guardian_name=one_line(self.guardian_name, "guardian_name"),  # it becomes a mail's To: display name
+            guardian_phone=normalize_phone(self.guardian_phone, "guardian_phone"),
         )
 
+    def problems(self, today: date) -> list[Invalid]:
+        """Every problem of the profile, in the order of the form."""
+        guardian = self.guardian_email.strip()
 
-def student_info_from(fields: Mapping[str, Any]) -> StudentInfo:
-    """A student profile from a form or a JSON body (birth_date as YYYY-MM-DD); validated later."""
-    try:
-        birth = date.fromisoformat(str(fields.get("birth_date") or "").strip())
-    except ValueError:
-        raise Invalid("生年月日を入力してください（例: 2009-04-01）。", code="invalid_birth_date", field="birth_date") from None
-    try:
-        grade = int(fields.get("grade") or 1)
-    except (TypeError, ValueError):
-        raise Invalid("学年は数字で入力してください。", code="invalid_grade", field="grade") from None
+        def level() -> None:
+            if self.school_level not in ("high_school", "university"):
+                raise Invalid("学校の種別を選んでください。", code="invalid_school_level", field="school_level")
+
+        def grade() -> None:
+            if not 1 <= self.grade <= 6:
+                raise Invalid("学年は1〜6で入力してください。", code="invalid_grade", field="grade")
+
+        def birth() -> None:
+            if not date(1900, 1, 1) < self.birth_date < today:
+                raise Invalid("生年月日が正しくありません。", code="invalid_birth_date", field="birth_date")
+
+        def guardian_email() -> None:
+            if is_minor(self.birth_date, today) and not guardian:
+                raise Invalid(
+                    "18歳未満の方は保護者のメールアドレスが必要です。", code="guardian_required", field="guardian_email"
+                )
+            if guardian:
+                normalize_email(guardian, "guardian_email")
+
+        return _problems(level, lambda: one_line(self.school_name, "school_name"), grade, birth,
+                         lambda: one_line(self.guardian_name, "guardian_name"), guardian_email,
+                         lambda: normalize_phone(self.guardian_phone, "guardian_phone"))
+
+
+def _problems(*checks: Callable[[], object]) -> list[Invalid]:
+    """Run every check; the Invalid each raised, in order."""
+    found = []
+    for check in checks:
+        try:
+            check()
+        except Invalid as exc:
+            found.append(exc)
+    return found
+
+
+def student_info_from(fields: Mapping[str, Any], *, problems: list[Invalid] | None = None) -> StudentInfo:
+    """A student profile from a form or a JSON body (birth_date as YYYY-MM-DD); validated later. A birth date or
+    grade that does not parse raises — or, given `problems`, is added there and a harmless value stands in."""
+    found: list[Invalid] = []
+
+    def birth() -> date:
+        try:
+            return date.fromisoformat(str(fields.get("birth_date") or "").strip())
+        except ValueError:
+            raise Invalid("生年月日を入力してください（例: 2009-04-01）。", code="invalid_birth_date",
+                          field="birth_date") from None
+
+    def grade() -> int:
+        try:
+            return int(fields.get("grade") or 1)
+        except (TypeError, ValueError):
+            raise Invalid("学年は数字で入力してください。", code="invalid_grade", field="grade") from None
+
+    values: list[Any] = []
+    for parse, stand_in in ((birth, date(2000, 1, 1)), (grade, 1)):
+        try:
+            values.append(parse())
+        except Invalid as exc:
+            if problems is None:
+                raise
+            found.append(exc)
+            values.append(stand_in)
+    if problems is not None:
+        problems.extend(found)
     return StudentInfo(
         school_level=str(fields.get("school_level") or ""), school_name=str(fields.get("school_name") or ""),
-        grade=grade, birth_date=birth, guardian_email=str(fields.get("guardian_email") or ""),
-        guardian_name=str(fields.get("guardian_name") or ""),
+        grade=values[1], birth_date=values[0], guardian_email=str(fields.get("guardian_email") or ""),
+        guardian_name=str(fields.get("guardian_name") or ""), guardian_phone=str(fields.get("guardian_phone") or ""),
     )
 
 
@@ -121,6 +193,7 @@ async def create_person(
     name: str,
     *,
     kana: str = "",
+    phone: str = "",
     locale: str = "ja",
     roles: tuple[str, ...] = (),
     student: StudentInfo | None = None,
@@ -128,6 +201,8 @@ async def create_person(
 ) -> int:
     email = normalize_email(email)
     name = _clean_name(name)
+    kana = clean_kana(kana)
+    phone = normalize_phone(phone)
     if locale not in LOCALES:
         raise Invalid("言語は ja か en です。", code="invalid_locale", field="locale")
     unknown = set(roles) - set(ROLES)
@@ -143,7 +218,7 @@ async def create_person(
         if facility_id is not None and not await Facility.exists().where(Facility.id == facility_id):
             raise Invalid("施設が見つかりません。", code="unknown_facility", field="facility")
         row = await Person.insert(
-            Person(email=email, name=name, kana=" ".join(kana.split()), locale=locale, created_at=utcnow())
+            Person(email=email, name=name, kana=kana, phone=phone, locale=locale, created_at=utcnow())
         ).returning(Person.id)
         person_id = row[0]["id"]
         for role in dict.fromkeys(roles):
@@ -161,6 +236,7 @@ async def sign_up(
     *,
     role: str,
     kana: str = "",
+    phone: str = "",
     locale: str = "ja",
     student: StudentInfo | None = None,
     facility_id: int | None = None,
@@ -171,8 +247,36 @@ async def sign_up(
     if role == "facility_staff" and facility_id is None:
         raise Invalid("所属施設を選んでください。", code="facility_required", field="facility")
     return await create_person(
-        email, name, kana=kana, locale=locale, roles=(role,), student=student, facility_id=facility_id
+        email, name, kana=kana, phone=phone, locale=locale, roles=(role,), student=student, facility_id=facility_id
     )
+
+
+def sign_up_problems(fields: Mapping[str, Any], today: date) -> list[Invalid]:
+    """Every problem of a sign-up form at once, each naming its field (the page marks
+    them all); `sign_up` checks the same rules again. Whether the facility exists is for `sign_up` to say. A staff
+    role is Forbidden at once."""
+    role = str(fields.get("role") or "")
+
+    if role and role not in SELF_SIGNUP_ROLES:
+        raise Forbidden("この種類のアカウントは自分では作成できません。", code="role_not_self_service")
+
+    def role_check() -> None:
+        if not role:
+            raise Invalid("参加のしかたを選んでください。", code="role_required", field="role")
+
+    found = _problems(role_check, lambda: _clean_name(fields.get("name")), lambda: clean_kana(fields.get("kana")),
+                      lambda: normalize_email(fields.get("email")), lambda: normalize_phone(fields.get("phone")))
+    if role == "student":
+        unparsed: list[Invalid] = []
+        student = student_info_from(fields, problems=unparsed)
+        failed = {p.extra.get("field") for p in unparsed}
+        found += unparsed + [p for p in student.problems(today) if p.extra.get("field") not in failed]
+        if not str(fields.get("grade") or "").strip() and "grade" not in failed:  # the form asks; 1 is no answer
+            found.append(Invalid("学年を入力してください。", code="invalid_grade", field="grade"))
+    facility = str(fields.get("facility") or "")
+    if role == "facility_staff" and not (facility.isdigit() and len(facility) <= 9):  # an id within 32 bits
+        found.append(Invalid("所属施設を選んでください。", code="facility_required", field="facility"))
+    return found
 
 
 async def add_student_profile(person_id: int, student: StudentInfo) -> None:
@@ -201,22 +305,31 @@ async def set_locale(person_id: int, locale: str) -> None:
         await Person.update({Person.locale: locale}).where(Person.id == person_id)
 
 
-async def update_profile(person_id: int, *, name: str, kana: str, reminders: bool | None = None) -> None:
-    values: dict[Any, Any] = {Person.name: _clean_name(name), Person.kana: " ".join(kana.split())}
+async def update_profile(person_id: int, *, name: str, kana: str, reminders: bool | None = None,
+                         phone: str | None = None, guardian_phone: str | None = None) -> None:
+    """One's own name, kana and phone (and, for a student, the guardian's phone); None leaves a value as it is."""
+    values: dict[Any, Any] = {Person.name: _clean_name(name), Person.kana: clean_kana(kana)}
     if reminders is not None:
         values[Person.reminders] = reminders
+    if phone is not None:
+        values[Person.phone] = normalize_phone(phone)
+    guardian = normalize_phone(guardian_phone, "guardian_phone") if guardian_phone is not None else None
     async with write_transaction():
         await Person.update(values).where(Person.id == person_id)
+        if guardian is not None:
+            await StudentProfile.update({StudentProfile.guardian_phone: guardian}).where(
+                StudentProfile.person == person_id)
 
 
 async def add_account(actor: Actor, email: str, name: str, *, roles: tuple[str, ...], kana: str = "",
-                      locale: str = "ja", student: StudentInfo | None = None, facility_id: int | None = None) -> int:
+                      phone: str = "", locale: str = "ja", student: StudentInfo | None = None,
+                      facility_id: int | None = None) -> int:
     """An admin (or the CLI) creates any account, coordinators and admins included (audited); a student needs
     their school and birth date, facility staff their facility."""
     access.require_admin(actor)
     async with write_transaction():
-        person_id = await create_person(email, name, kana=kana, locale=locale, roles=roles, student=student,
-                                        facility_id=facility_id)
+        person_id = await create_person(email, name, kana=kana, phone=phone, locale=locale, roles=roles,
+                                        student=student, facility_id=facility_id)
         await audit.record(actor, "admin_user_added", subject_type="person", subject_id=person_id,
                            detail={"roles": list(roles)})
     return person_id
@@ -266,8 +379,9 @@ async def list_people(*, role: str | None = None, query: str = "", limit: int = 
     return people
 
 
-async def create_facility(name: str, kind: str, area: str) -> int:
+async def create_facility(name: str, kind: str, area: str, kana: str = "") -> int:
     name = " ".join(name.split())
+    kana = clean_kana(kana)
     if not name or len(name) > 200:
         raise Invalid("施設名を入力してください（200文字以内）。", code="invalid_facility_name", field="name")
     area = one_line(area, "area", 64)
@@ -276,12 +390,14 @@ async def create_facility(name: str, kind: str, area: str) -> int:
     async with write_transaction():
         if await Facility.exists().where(Facility.name == name):
             raise Conflict("同じ名前の施設が既にあります。", code="facility_exists", field="name")
-        row = await Facility.insert(Facility(name=name, kind=kind, area=area.strip())).returning(Facility.id)
+        row = await Facility.insert(Facility(name=name, kana=kana, kind=kind, area=area.strip())).returning(
+            Facility.id)
     return row[0]["id"]
 
 
 async def list_facilities() -> list[dict[str, Any]]:
-    return await Facility.select().order_by(Facility.name)
+    """In 五十音順 by their reading; a facility without one after them, by name."""
+    return sorted(await Facility.select(), key=lambda f: (not f["kana"], kana_key(f["kana"]) or f["name"], f["id"]))
 
 
 async def facilities_of(person_id: int) -> list[dict[str, Any]]:

@@ -321,7 +321,9 @@ async def _decide(event: dict[str, Any], count: int, waitlist: bool) -> str:
     event.update(await _locked_event(event["id"]))
     if event["allocation"] == "lottery" and not event["lottery_drawn_at"] and event["kind"] != "home_visit":
         return "applied"
-    if await _take_seats(event["id"], count):
+    # Under the lock the row just read is the truth: a full event skips the conditional UPDATE (one round trip
+    # less while the lock is held); a free one still takes its seats by that UPDATE.
+    if event["taken"] + count <= event["capacity"] and await _take_seats(event["id"], count):
         return "seat"
     if waitlist and event["kind"] != "home_visit" and event["status"] == "published":
         return "waitlisted"

@@ -15,9 +15,9 @@ The rules this module owns:
    `account_deleted`: seats go to the waiting list, calendars get their CANCEL, home visits follow the ledger
    and the safeguarding invariant), then every area erases what it holds (`Part.erase`), then the person's
    row is anonymised: past registrations keep their status (counts survive) and lose their answers to free-text
-   questions; names, e-mail, kana, school, birth date, guardian data, addresses, tokens and sessions go, and
-   the account can no longer log in. A legal hold (an incident report …) sends the request to a coordinator,
-   whose decision is audited; a minor's own request waits for the guardian.
+   questions; names, e-mail, kana, phone numbers, school, birth date, guardian data (phone included), addresses,
+   tokens and sessions go, and the account can no longer log in. A legal hold (an incident report …) sends the
+   request to a coordinator, whose decision is audited; a minor's own request waits for the guardian.
 4. **Everything runs in one write transaction with its audit entry** (events.audit), and mail goes through the
    outbox in the same transaction: mails caused by the deletion (CANCEL, the confirmation) still leave, then
    retention scrubs them (events.retention).
@@ -653,12 +653,12 @@ async def erase(person_id: int, *, actor: Actor, by: int | None, reason: str,
 
 async def _anonymise_kernel(person: dict[str, Any], now: datetime) -> None:
     person_id = person["id"]
-    await Person.update({Person.name: ERASED_NAME, Person.kana: "", Person.email: erased_email(person_id),
-                         Person.active: False, Person.reminders: False, Person.erased_at: now}).where(
-        Person.id == person_id)
+    await Person.update({Person.name: ERASED_NAME, Person.kana: "", Person.phone: "",
+                         Person.email: erased_email(person_id), Person.active: False, Person.reminders: False,
+                         Person.erased_at: now}).where(Person.id == person_id)
     await StudentProfile.update({StudentProfile.school_name: "", StudentProfile.birth_date: ERASED_BIRTH_DATE,
-                                 StudentProfile.guardian_email: "", StudentProfile.guardian_name: ""}).where(
-        StudentProfile.person == person_id)
+                                 StudentProfile.guardian_email: "", StudentProfile.guardian_name: "",
+                                 StudentProfile.guardian_phone: ""}).where(StudentProfile.person == person_id)
     await StaffMembership.update({StaffMembership.job_title: ""}).where(StaffMembership.person == person_id)
     await WebSession.delete().where(WebSession.person == person_id)
     await ApiToken.delete().where(ApiToken.person == person_id)
@@ -696,25 +696,39 @@ _SCRUB = "recipient = '', subject = '', message = {}, last_error = ''"
 async def _erase_outbox(person: dict[str, Any], last_mail: int, *, guardian_email: str) -> list[int]:
     """Mail to the person: what has left (or never will) is scrubbed now; what is still queued from before is
     withdrawn and scrubbed; what the erasure itself queued (CANCELs, the confirmation) still leaves, tagged so
-    that retention scrubs it once sent. Mail to a minor's guardian about this student is scrubbed too."""
-    email = person["email"]
+    that retention scrubs it once sent. A minor's guardian, known to us only through this student, is treated
+    the same way; a guardian of another student too (or with an account) loses the mails about this student."""
+    scrubbed = await _scrub_mail_to(person["email"], last_mail, person["id"])
+    if not guardian_email:
+        return scrubbed
+    if not await StudentProfile.exists().where(
+            (StudentProfile.guardian_email == guardian_email) & (StudentProfile.person != person["id"])
+            & StudentProfile.person.erased_at.is_null()) and not await Person.exists().where(
+            Person.email == guardian_email):
+        await GuardianAccess.delete().where(GuardianAccess.guardian_email == guardian_email)
+        return scrubbed + await _scrub_mail_to(guardian_email, last_mail, person["id"])
+    await OutboxMessage.update({OutboxMessage.group_key: f"erased:{person['id']}"}).where(
+        (OutboxMessage.recipient == guardian_email) & (OutboxMessage.id > last_mail))
+    subjects = await GuardianConsent.select(GuardianConsent.subject_kind, GuardianConsent.subject_id).where(
+        GuardianConsent.student == person["id"])
+    for subject in subjects:
+        rows = await raw(
+            f"UPDATE outbox_message SET {_SCRUB}, status = CASE WHEN status IN ('queued', 'awaiting_retry') THEN "
+            "'withdrawn' ELSE status END WHERE recipient = {} AND id <= {} AND status IN ('sent', 'failed', "
+            "'withdrawn', 'queued', 'awaiting_retry') AND idempotency_key LIKE {} RETURNING id", b"", guardian_email,
+            last_mail, f"consent:{subject['subject_kind']}:{subject['subject_id']}:%")
+        scrubbed += [r["id"] for r in rows]
+    return scrubbed
+
+
+async def _scrub_mail_to(email: str, last_mail: int, person_id: int) -> list[int]:
     gone = await raw(
         f"UPDATE outbox_message SET {_SCRUB}, status = CASE WHEN status IN ('queued', 'awaiting_retry') THEN "
         "'withdrawn' ELSE status END WHERE recipient = {} AND (status IN ('sent', 'failed', 'withdrawn') OR "
         "(status IN ('queued', 'awaiting_retry') AND id <= {})) RETURNING id", b"", email, last_mail)
-    await OutboxMessage.update({OutboxMessage.group_key: f"erased:{person['id']}"}).where(
+    await OutboxMessage.update({OutboxMessage.group_key: f"erased:{person_id}"}).where(
         (OutboxMessage.recipient == email) & (OutboxMessage.id > last_mail))
-    scrubbed = [r["id"] for r in gone]
-    if guardian_email:
-        subjects = await GuardianConsent.select(GuardianConsent.subject_kind, GuardianConsent.subject_id).where(
-            GuardianConsent.student == person["id"])
-        for subject in subjects:
-            rows = await raw(
-                f"UPDATE outbox_message SET {_SCRUB} WHERE recipient = {{}} AND status IN ('sent', 'failed', "
-                "'withdrawn') AND idempotency_key LIKE {} RETURNING id", b"", guardian_email,
-                f"consent:{subject['subject_kind']}:{subject['subject_id']}:%")
-            scrubbed += [r["id"] for r in rows]
-    return scrubbed
+    return [r["id"] for r in gone]
 
 
 def remove_mail_files(outbox_ids: Iterable[int]) -> int:

@@ -160,11 +160,13 @@ def table_category(name: str, label: str, what_happens: str, period: Callable[[D
 HELD = "(SELECT person FROM legal_hold WHERE lifted_at IS NULL)"
 
 
-def _days(cfg: DomainConfig) -> Period:
+def token_period(cfg: DomainConfig) -> Period:
+    """Links and tokens (areas' too): `retention_token_days`."""
     return Period(cfg.retention_token_days, "days")
 
 
-def _outbox(cfg: DomainConfig) -> Period:
+def outbox_period(cfg: DomainConfig) -> Period:
+    """Sent mail and what came with it (areas' too): `retention_outbox_months`."""
     return Period(cfg.retention_outbox_months, "months")
 
 
@@ -285,17 +287,30 @@ ORDER BY sp.person LIMIT {}
 """
 
 
+# Logins as the audit log recorded them: sessions go after `retention_token_days`, the audit log lasts longer
+# than any minor's period (lifedesign.settings refuses otherwise), so a login months ago still counts.
+_LOGINS = """
+SELECT actor AS person, MAX(at) AS last_login FROM audit_entry
+WHERE action = 'login' AND actor > {} AND actor <= {} GROUP BY actor
+"""
+
+
 async def _minor_candidates(cutoff: datetime, after: int, limit: int) -> tuple[list[int], int | None]:
     """Minors at their last activity (a registration's event, a login, a visit request, sign-up), when that
     activity is older than the cutoff. Returns (due people, last person scanned)."""
     rows = await raw(_ACTIVITY, after, limit)
+    if not rows:
+        return [], None
+    logins = {r["person"]: r["last_login"] for r in await raw(_LOGINS, after, rows[-1]["person"])}
     due = []
     for row in rows:
-        moments = [m for m in (_moment(row[k]) for k in ("created_at", "last_event", "last_seen", "last_request")) if m]
+        row = {**row, "last_login": logins.get(row["person"])}
+        moments = [m for m in (_moment(row[k]) for k in ("created_at", "last_event", "last_seen", "last_request",
+                                                          "last_login")) if m]
         last = max(moments)
         if last < cutoff and consent.is_minor(_birth(row["birth_date"]), timefmt.tokyo_date(last)):
             due.append(row["person"])
-    return due, (rows[-1]["person"] if rows else None)
+    return due, rows[-1]["person"]
 
 
 async def _minors_count(cutoff: datetime) -> int:
@@ -324,22 +339,22 @@ async def _minors_purge(cutoff: datetime, limit: int, after: Any) -> Batch:
 
 
 register(table_category(
-    "login_links", "ログイン用リンク", "削除します", _days, table="login_token",
+    "login_links", "ログイン用リンク", "削除します", token_period, table="login_token",
     condition="expires_at < {}", args=lambda cutoff: (cutoff,), from_="有効期限から"))
 register(table_category(
-    "sessions", "ログインの記録（セッション）", "削除します", _days, table="web_session",
+    "sessions", "ログインの記録（セッション）", "削除します", token_period, table="web_session",
     condition="COALESCE(ended_at, last_seen_at) < {}", args=lambda cutoff: (cutoff,), from_="ログアウト・最後の利用から"))
 register(table_category(
-    "request_records", "送信の重複防止・回数制限の記録", "削除します", _days, table="idempotent_request",
+    "request_records", "送信の重複防止・回数制限の記録", "削除します", token_period, table="idempotent_request",
     condition="created_at < {}", args=lambda cutoff: (cutoff,), from_="記録から"))
-register(Category("consent_links", "保護者の同意のお願いのリンク（同意の記録は残ります）", "リンクを無効化", _days,
+register(Category("consent_links", "保護者の同意のお願いのリンク（同意の記録は残ります）", "リンクを無効化", token_period,
                   _consent_count, _consent_purge, from_="回答・期限切れから"))
 register(table_category(
-    "guardian_links", "保護者向けの情報確認リンク", "削除します", _days, table="guardian_access",
+    "guardian_links", "保護者向けの情報確認リンク", "削除します", token_period, table="guardian_access",
     condition="expires_at < {}", args=lambda cutoff: (cutoff,), from_="有効期限から"))
 register(Category("outbox_bodies", "送信済みメールの本文・宛先", "本文と宛先を消去（件数・種類・日時は統計として残ります）",
-                  _outbox, _outbox_count, _outbox_purge, from_="送信から"))
-register(Category("mail_files", "メールの控え（.eml ファイル）", "削除します", _outbox, _files_count, _files_purge,
+                  outbox_period, _outbox_count, _outbox_purge, from_="送信から"))
+register(Category("mail_files", "メールの控え（.eml ファイル）", "削除します", outbox_period, _files_count, _files_purge,
                   start="", from_="作成から"))
 register(Category("erased_mail", "削除したアカウントへの最後のメール", "送信後すぐに本文と宛先を消去", _now_period,
                   _erased_count, _erased_purge, from_="送信から"))

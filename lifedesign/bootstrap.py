@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from events.config import configure
+from dataclasses import replace
+
+from events.config import WardContact, configure
+from lifedesign.i18n import gettext_for
 from lifedesign.settings import Settings, get_settings
+
+
+def english_contact(contact: WardContact) -> WardContact:
+    """The contact block for English pages and mails: the defaults have English in core.po, a ward's own text
+    stays as written."""
+    _ = gettext_for("en")
+    return replace(contact, office=_(contact.office), address=_(contact.address), hours=_(contact.hours))
 
 
 def configure_domain(settings: Settings) -> None:
@@ -24,6 +34,8 @@ def configure_domain(settings: Settings) -> None:
         purge_hour=settings.retention.purge_hour,
         privacy_contact=settings.retention.privacy_contact,
         mail_dir=settings.mail_dir,
+        ward_contact=settings.contact,
+        ward_contact_en=english_contact(settings.contact),
     )
 
 

@@ -9,15 +9,15 @@ from events import people
 from events.errors import Conflict
 from lifedesign import areas
 
-FACILITIES = [
-    ("金沢さくら保育園", "nursery", "金沢文庫"),
-    ("南六浦保育園", "nursery", "六浦"),
-    ("並木保育園", "nursery", "並木"),
-    ("能見台こども園", "certified_childcare", "能見台"),
-    ("釜利谷幼稚園", "kindergarten", "釜利谷"),
-    ("富岡ひまわり保育園", "nursery", "富岡"),
-    ("金沢八景小規模保育室", "small_childcare", "金沢八景"),
-    ("横浜市立金沢高等学校", "school", "泥亀"),
+FACILITIES = [  # name, kind, area, reading (lists are in 五十音順 by it)
+    ("金沢さくら保育園", "nursery", "金沢文庫", "かなざわさくらほいくえん"),
+    ("南六浦保育園", "nursery", "六浦", "みなみむつうらほいくえん"),
+    ("並木保育園", "nursery", "並木", "なみきほいくえん"),
+    ("能見台こども園", "certified_childcare", "能見台", "のうけんだいこどもえん"),
+    ("釜利谷幼稚園", "kindergarten", "釜利谷", "かまりやようちえん"),
+    ("富岡ひまわり保育園", "nursery", "富岡", "とみおかひまわりほいくえん"),
+    ("金沢八景小規模保育室", "small_childcare", "金沢八景", "かなざわはっけいしょうきぼほいくしつ"),
+    ("横浜市立金沢高等学校", "school", "泥亀", "よこはましりつかなざわこうとうがっこう"),
 ]
 
 PEOPLE = [
@@ -43,9 +43,9 @@ PEOPLE = [
 async def load_demo(progress: Callable[[str], None] = print) -> dict[str, int]:
     """Idempotent: running it twice adds nothing twice."""
     facility_ids: dict[str, int] = {f["name"]: f["id"] for f in await people.list_facilities()}
-    for name, kind, area in FACILITIES:
+    for name, kind, area, kana in FACILITIES:
         if name not in facility_ids:
-            facility_ids[name] = await people.create_facility(name, kind, area)
+            facility_ids[name] = await people.create_facility(name, kind, area, kana)
     progress(f"facilities: {len(FACILITIES)}")
     created = 0
     for index, (email, name, kana, roles, student, facility) in enumerate(PEOPLE, start=1):

@@ -39,6 +39,7 @@ def environment() -> Environment:
     )
     env.filters["jst"] = _jst
     env.filters["jst_long"] = timefmt.long
+    env.globals["ward_contact"] = lambda locale: config().contact(locale)  # the footer of every page
     return env
 
 

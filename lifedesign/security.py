@@ -124,8 +124,9 @@ COORDINATOR = requires("coordinator")
 ADMIN = requires("admin")
 
 
-def security_headers(message: Message, scope: Scope) -> None:
-    """before_send: headers every response carries; no-store on anything personal."""
+async def security_headers(message: Message, scope: Scope) -> None:
+    """before_send: headers every response carries; no-store on anything personal. (Async: Litestar runs a sync
+    hook in a thread pool, a hand-off for each message of every response.)"""
     if message["type"] != "http.response.start":
         return
     headers = MutableScopeHeaders.from_message(message)

@@ -10,6 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from events.config import WardContact
+from events.errors import Invalid
+from events.phones import normalize_phone
+
 
 class SettingsError(Exception):
     """A malformed setting; the message names the variable."""
@@ -59,6 +63,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()  # networks whose X-Forwarded-For names the client (lifedesign.proxies)
     db_timeout: int = 5  # seconds to connect to / wait for a pooled connection of PostgreSQL
     db_statement_timeout: int = 30  # seconds a PostgreSQL statement may run (or wait for an answer)
+    contact: WardContact = field(default_factory=WardContact)  # the ward's contact block (pages and mails)
 
     @property
     def database_kind(self) -> str:
@@ -200,6 +205,22 @@ def _trusted_proxies(env: dict[str, str]) -> tuple[str, ...]:
     return tuple(networks)
 
 
+def _contact(env: dict[str, str]) -> WardContact:
+    default = WardContact()
+    lines = {}
+    for name, attr in (("OFFICE", "office"), ("ADDRESS", "address"), ("HOURS", "hours")):
+        raw = " ".join(env.get(f"LIFEDESIGN_CONTACT_{name}", "").split())
+        if len(raw) > 200:
+            raise SettingsError(f"LIFEDESIGN_CONTACT_{name} must be at most 200 characters")
+        lines[attr] = raw or getattr(default, attr)
+    try:
+        phone = normalize_phone(env.get("LIFEDESIGN_CONTACT_PHONE", ""))
+    except Invalid:
+        raise SettingsError("LIFEDESIGN_CONTACT_PHONE must be a Japanese phone number like 045-788-7777, got "
+                            f"{env.get('LIFEDESIGN_CONTACT_PHONE')!r}") from None
+    return WardContact(phone=phone, **lines)
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     data_dir = Path(env.get("LIFEDESIGN_DATA_DIR", "").strip() or "./var")
@@ -229,6 +250,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         trusted_proxies=_trusted_proxies(env),
         db_timeout=_int(env, "LIFEDESIGN_DB_TIMEOUT", 5, 1, 600),
         db_statement_timeout=_int(env, "LIFEDESIGN_DB_STATEMENT_TIMEOUT", 30, 1, 3600),
+        contact=_contact(env),
     )
 
 

@@ -30,6 +30,7 @@ class Person(Table, tablename="person"):
     email = Varchar(length=254, unique=True, index=True)
     name = Varchar(length=200)
     kana = Varchar(length=200, default="")
+    phone = Varchar(length=32, default="")  # optional; normalised by events.phones (090-1234-5678)
     locale = Varchar(length=8, default="ja")
     active = Boolean(default=True)
     reminders = Boolean(default=True)
@@ -50,10 +51,12 @@ class StudentProfile(Table, tablename="student_profile"):
     birth_date = Date()
     guardian_email = Varchar(length=254, default="")
     guardian_name = Varchar(length=200, default="")
+    guardian_phone = Varchar(length=32, default="")  # optional; normalised by events.phones
 
 
 class Facility(Table, tablename="facility"):
     name = Varchar(length=200, unique=True)
+    kana = Varchar(length=200, default="")  # the reading, for lists in 五十音順
     kind = Varchar(length=32, default="nursery")
     area = Varchar(length=64, default="")
 

@@ -48,9 +48,6 @@ def _survey_period(cfg) -> retention.Period:
     return retention.Period(cfg.retention_survey_months, "months")
 
 
-def _link_period(cfg) -> retention.Period:
-    return retention.Period(cfg.retention_token_days, "days")
-
 
 _CLOSED_BEFORE = "(SELECT id FROM survey WHERE status = 'closed' AND COALESCE(closes_at, created_at) < {})"
 
@@ -58,7 +55,7 @@ _CLOSED_BEFORE = "(SELECT id FROM survey WHERE status = 'closed' AND COALESCE(cl
 def register() -> None:
     privacy.register_part(privacy.Part("feedback", TABLES, export, erase))
     retention.register(retention.table_category(
-        "survey_links", "アンケートの回答用リンク", "リンクを無効化", _link_period, table="feedback_request",
+        "survey_links", "アンケートの回答用リンク", "リンクを無効化", retention.token_period, table="feedback_request",
         condition=f"token_hash NOT LIKE 'purged:%' AND token_hash NOT LIKE 'erased:%' AND survey IN {_CLOSED_BEFORE}",
         args=lambda cutoff: (cutoff,), set_sql="token_hash = 'purged:' || id, nonce = ''",
         from_="アンケートの締め切りから"))

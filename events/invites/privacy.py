@@ -40,12 +40,9 @@ async def erase(erasure: privacy.Erasure) -> None:
     await ReminderOptOutToken.delete().where(ReminderOptOutToken.person == erasure.person_id)
 
 
-def _outbox_period(cfg) -> retention.Period:
-    return retention.Period(cfg.retention_outbox_months, "months")
-
 
 def register() -> None:
     privacy.register_part(privacy.Part("invites", TABLES, export, erase))
     retention.register(retention.table_category(
-        "reminder_links", "リマインダーの配信停止リンク", "削除します", _outbox_period, table="reminder_opt_out_token",
+        "reminder_links", "リマインダーの配信停止リンク", "削除します", retention.outbox_period, table="reminder_opt_out_token",
         condition="created_at < {}", args=lambda cutoff: (cutoff,), from_="メールの送信から"))

@@ -26,8 +26,9 @@ STATUS_JA = {
     "cancelled": "取消", "attended": "出席", "no_show": "欠席", "offered": "繰り上げの返事待ち",
 }
 LEVEL_JA = {"high_school": "高校生", "university": "大学生"}
-HEADERS = ["申込番号", "状態", "キャンセル待ち順", "氏名", "ふりがな", "メールアドレス", "学校種別", "学校名", "学年",
-           "18歳未満", "申込日時", "配慮の希望", "抽選券番号", "優先の区分"]
+HEADERS = ["申込番号", "状態", "キャンセル待ち順", "氏名", "ふりがな", "メールアドレス", "電話番号", "学校種別", "学校名",
+           "学年", "18歳未満", "保護者氏名", "保護者メールアドレス", "保護者電話番号", "保護者の同意日時", "申込日時",
+           "配慮の希望", "抽選券番号", "優先の区分"]
 
 
 async def registration_table(event_id: int, *, status: str | None = None) -> tuple[list[str], list[list[Any]]]:
@@ -40,9 +41,11 @@ async def registration_table(event_id: int, *, status: str | None = None) -> tup
             value = answers.get(str(q["id"]))
             extra.append("、".join(value) if isinstance(value, list) else ("はい" if value is True else value or ""))
         rows.append([
-            r["id"], STATUS_JA[r["status"]], r["waitlist_rank"] or "", r["name"], r["kana"], r["email"],
+            r["id"], STATUS_JA[r["status"]], r["waitlist_rank"] or "", r["name"], r["kana"], r["email"], r["phone"],
             LEVEL_JA.get(r["school_level"] or "", ""), r["school_name"], r["grade"] or "",
-            "はい" if r["is_minor"] else "", timefmt.short(r["created_at"], "%Y-%m-%d %H:%M"), r["accommodation"],
+            "はい" if r["is_minor"] else "", r["guardian_name"], r["guardian_email"], r["guardian_phone"],
+            timefmt.short(r["consent_given_at"], "%Y-%m-%d %H:%M") if r["consent_given_at"] else "",
+            timefmt.short(r["created_at"], "%Y-%m-%d %H:%M"), r["accommodation"],
             r["lottery_ticket"], allocation.priority_label(r["priority_reason"]), *extra,
         ])
     return HEADERS + [q["label"] for q in questions], rows

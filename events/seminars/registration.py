@@ -472,7 +472,7 @@ async def registration_rows(event_id: int, *, status: str | None = None) -> list
     query = Registration.select(
         Registration.all_columns(),
         Registration.person.name.as_alias("name"), Registration.person.kana.as_alias("kana"),
-        Registration.person.email.as_alias("email"),
+        Registration.person.email.as_alias("email"), Registration.person.phone.as_alias("phone"),
     ).where(Registration.event == event_id).output(load_json=True)
     if status:
         if status not in REGISTRATION_STATES and status != "live":
@@ -484,6 +484,13 @@ async def registration_rows(event_id: int, *, status: str | None = None) -> list
             StudentProfile.person.is_in([r["person"] for r in rows] or [-1])
         )
     }
+    consented = {  # when the guardian gave the consent that stands (the latest given one)
+        c["subject_id"]: aware(c["decided_at"]) for c in await GuardianConsent.select(
+            GuardianConsent.subject_id, GuardianConsent.decided_at).where(
+            (GuardianConsent.subject_kind == places.REGISTRATION_SUBJECT)
+            & GuardianConsent.subject_id.is_in([r["id"] for r in rows] or [-1])
+            & (GuardianConsent.decision == "given")).order_by(GuardianConsent.id)
+    }
     waitlisted = sorted((r for r in rows if r["status"] == "waitlisted"), key=lambda r: (r["queue_position"], r["id"]))
     ranks = {r["id"]: i for i, r in enumerate(waitlisted, start=1)}
     out = []
@@ -491,7 +498,11 @@ async def registration_rows(event_id: int, *, status: str | None = None) -> list
         profile = profiles.get(row["person"])
         out.append({
             "id": row["id"], "event_id": event_id, "person_id": row["person"], "name": row["name"], "kana": row["kana"],
-            "email": row["email"], "status": row["status"], "answers": row["answers"],
+            "email": row["email"], "phone": row["phone"] or "", "status": row["status"], "answers": row["answers"],
+            "guardian_name": profile["guardian_name"] if profile else "",
+            "guardian_email": profile["guardian_email"] if profile else "",
+            "guardian_phone": profile["guardian_phone"] if profile else "",
+            "consent_given_at": consented.get(row["id"]),
             "queue_position": row["queue_position"], "waitlist_rank": ranks.get(row["id"]),
             "school_level": profile["school_level"] if profile else None,
             "school_name": profile["school_name"] if profile else "",

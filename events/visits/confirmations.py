@@ -334,13 +334,14 @@ def visit_link(event_id: int) -> str:
 
 async def _tell_confirmed(slot: dict[str, Any], match_ids: list[int], event_id: int) -> None:
     """Each newly confirmed student is told (with the calendar invite), the guardian of a minor too; the host
-    family gets one mail for the slot naming everyone now confirmed there (with its own invite)."""
+    family gets one mail for the slot naming everyone now confirmed there (with its own invite) — worded as the
+    visit's confirmation the first time, as "students added" when others were already confirmed there."""
     rows = [await _match_context(match_id) for match_id in match_ids]
     for row in rows:
         locale = row["student_locale"]
         invite = await signals.INVITE_PART.call(event_id=event_id, person_id=row["student"], method="REQUEST")
         await queue_mail("visit_confirmed", to_email=row["student_email"], to_name=row["student_name"],
-                         locale=locale, context={**_common(row, locale), "side": "student",
+                         locale=locale, context={**_common(row, locale), "side": "student", "added": [],
                                                  "link": visit_link(event_id)},
                          key=f"visit-confirmed:{row['id']}:{event_id}:student:{row['registration']}", calendar=invite)
         await guardians.tell(row["id"], "confirmed", key=str(row["registration"]))
@@ -353,7 +354,10 @@ async def _tell_confirmed(slot: dict[str, Any], match_ids: list[int], event_id: 
     await queue_mail("visit_confirmed", to_email=first["family_email"], to_name=first["family_name"], locale=locale,
                      context={**_common(first, locale), "side": "family", "link": visit_link(event_id),
                               "student_names": [names[m["student"]] for m in holding if m["student"] in names],
-                              "student_name": first["student_name"]},
+                              "student_name": first["student_name"],
+                              "added": [names[m["student"]] for m in holding
+                                        if m["id"] in match_ids and m["student"] in names]
+                              if len(holding) > len(match_ids) else []},
                      key=f"visit-confirmed:slot{slot['id']}:{event_id}:family:"
                          f"{','.join(str(r['registration']) for r in rows)}", calendar=invite)
 

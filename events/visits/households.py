@@ -17,6 +17,7 @@ from events.access import Actor
 from events.core.tables import WARD_AREAS, Person, StudentProfile
 from events.db import utcnow, write_transaction
 from events.errors import Forbidden, Invalid, NotFound
+from events.phones import normalize_phone
 from events.visits.tables import (
     HOUSEHOLD_TAGS,
     LANGUAGES,
@@ -84,10 +85,7 @@ class Address:
         address = " ".join(self.address.split())
         if not address or len(address) > 300:
             raise Invalid("住所を入力してください（300文字以内）。", code="invalid_address", field="address")
-        phone = self.phone.strip()
-        if len(phone) > 32 or any(c not in "0123456789-+() " for c in phone):
-            raise Invalid("電話番号は数字とハイフンで入力してください。", code="invalid_phone", field="phone")
-        return Address(postal, address, self.directions.strip()[:1000], phone)
+        return Address(postal, address, self.directions.strip()[:1000], normalize_phone(self.phone))
 
 
 async def _require_role(person_id: int, role: str) -> None:
@@ -280,7 +278,7 @@ async def read_student_contact(student_id: int, *, actor: Actor) -> dict[str, An
             household = await Household.select(Household.id).where(Household.person == actor.person_id).first()
             allowed = household is not None and await _confirmed_visit(household_id=household["id"],
                                                                        student_id=student_id)
-        person = await Person.select(Person.name, Person.email).where(Person.id == student_id).first()
+        person = await Person.select(Person.name, Person.email, Person.phone).where(Person.id == student_id).first()
         if allowed and person is not None:
             profile = await StudentProfile.select(StudentProfile.school_name, StudentProfile.school_level,
                                                   StudentProfile.grade).where(
@@ -293,4 +291,5 @@ async def read_student_contact(student_id: int, *, actor: Actor) -> dict[str, An
         raise Forbidden("この方の連絡先を表示する権限がありません。", code="contact_hidden")
     if person is None:
         raise NotFound("その利用者は見つかりません。", code="person_not_found")
-    return {"student_id": student_id, "name": person["name"], "email": person["email"], **profile}
+    return {"student_id": student_id, "name": person["name"], "email": person["email"], "phone": person["phone"],
+            **profile}

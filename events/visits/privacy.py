@@ -11,7 +11,8 @@ visits go on hold too, and the round page asks for the one re-match; its slots a
 anonymised and the address deleted. Matches stay as rows (counts of visits survive).
 
 Retention: a household's address goes `retention_address_months` after its vetting expired (or after the
-family's account was disabled), unless a legal hold applies.
+family's account was disabled), unless a legal hold applies; a guardian's status-page link
+`retention_token_days` after it expired.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from events.visits.tables import (
     LIVE_MATCH_STATES,
     Household,
     HouseholdAddress,
+    VisitGuardianLink,
     VisitMatch,
     VisitPairRule,
     VisitProposal,
@@ -38,6 +40,7 @@ TABLES = {
     "visit_household_address": "受け入れ家庭の住所",
     "visit_slot": "受け入れの枠",
     "visit_request": "家庭訪問の希望",
+    "visit_guardian_link": "保護者向けの訪問状況ページのリンク",
     "visit_match": "家庭訪問のマッチング",
     "visit_pair_rule": "組み合わせの指定",
     "visit_round": "作成した訪問回",
@@ -79,6 +82,10 @@ async def export(person_id: int) -> dict[str, list[dict[str, Any]]]:
         "visit_request": await VisitRequest.select(
             VisitRequest.all_columns(), VisitRequest.round.name.as_alias("round_name"),
         ).where(VisitRequest.student == person_id).order_by(VisitRequest.id).output(load_json=True),
+        "visit_guardian_link": await VisitGuardianLink.select(
+            VisitGuardianLink.id, VisitGuardianLink.request, VisitGuardianLink.guardian_email,
+            VisitGuardianLink.created_at, VisitGuardianLink.expires_at,
+        ).where(VisitGuardianLink.request.student == person_id).order_by(VisitGuardianLink.id),
         "visit_match": student_matches + privacy.tagged(family_matches, "household"),
         "visit_pair_rule": [
             {"id": r["id"], "round": r["round"], "kind": r["kind"], "created_at": r["created_at"],
@@ -115,6 +122,9 @@ async def erase(erasure: privacy.Erasure) -> None:
             (VisitRequest.student == person_id) & (VisitRequest.status == "active")):
         await requests.withdraw_request(person_id, request["id"])
     await VisitRequest.update({VisitRequest.note: ""}).where(VisitRequest.student == person_id)
+    mine = await VisitRequest.select(VisitRequest.id).where(VisitRequest.student == person_id)
+    if mine:  # the guardian's status-page links: the guardian's address goes, the page is no one's to see
+        await VisitGuardianLink.delete().where(VisitGuardianLink.request.is_in([r["id"] for r in mine]))
     household_id = await _household_id(person_id)
     if household_id is not None:
         await _household_leaves(household_id, erasure)
@@ -145,6 +155,7 @@ async def _household_leaves(household_id: int, erasure: privacy.Erasure) -> None
         (VisitSlot.household == household_id) & (VisitSlot.starts_at > now) & (VisitSlot.status == "offered"))
 
 
+
 def _address_period(cfg) -> retention.Period:
     return retention.Period(cfg.retention_address_months, "months")
 
@@ -162,4 +173,7 @@ def register() -> None:
         "household_addresses", "受け入れ家庭の住所", "削除します", _address_period, table="visit_household_address",
         condition=_ADDRESS_DUE, args=lambda cutoff: (cutoff.date(), cutoff),
         from_="面談の有効期限切れ・退会から"))
+    retention.register(retention.table_category(
+        "visit_guardian_links", "保護者向けの訪問状況ページのリンク", "削除します", retention.token_period,
+        table="visit_guardian_link", condition="expires_at < {}", args=lambda cutoff: (cutoff,), from_="有効期限から"))
 

@@ -10,6 +10,7 @@ from litestar.static_files import create_static_files_router
 
 from events import auth, people
 from events.config import config
+from events.db import utcnow
 from events.errors import DomainError
 from lifedesign.i18n import gettext_for
 from lifedesign.rendering import (
@@ -83,43 +84,68 @@ async def logout(request: Request) -> Response:
     return response
 
 
+SIGNUP_ROLES = (("student", "高校生・大学生"), ("host_family", "ホストファミリー（子育て家庭）"),
+                ("facility_staff", "保育・教育施設の職員"))
+# The order of the form: the first field with a problem gets the focus.
+SIGNUP_FIELDS = ("role", "name", "kana", "email", "phone", "school_level", "school_name", "grade", "birth_date",
+                 "guardian_name", "guardian_email", "guardian_phone", "facility")
+
+
+async def _signup_page(request: Request, form: dict[str, str], *, errors: dict[str, str] | None = None,
+                       status_code: int = 200) -> Response:
+    role = form.get("role", "")
+    step = "form" if role in dict(SIGNUP_ROLES) else "role"
+    return page(request, "pages/signup.html", status_code=status_code, title="新規登録", form=form, step=step,
+                signup_roles=SIGNUP_ROLES, errors=errors or {}, first_error=next(iter(errors or {}), ""),
+                facilities=await people.list_facilities() if role == "facility_staff" else [])
+
+
 @get("/signup", include_in_schema=False)
-async def signup_form(request: Request) -> Response:
-    return page(request, "pages/signup.html", title="新規登録", form={}, error="",
-                facilities=await people.list_facilities())
+async def signup_form(request: Request, role: FromQuery[str] = "") -> Response:
+    """Step 1 chooses how one takes part; step 2 (`?role=…`) asks only what that role needs."""
+    return await _signup_page(request, {"role": role})
 
 
 @post("/signup", include_in_schema=False)
 async def signup(request: Request) -> Response:
+    """Every problem at once (422, each field marked, the first focused); a known address is answered as a login."""
     form = await form_data(request)
     _ = gettext_for(request.state.locale)
     role = form.get("role", "")
-    try:
-        student = people.student_info_from(form) if role == "student" else None
-        facility = int(form["facility"]) if role == "facility_staff" and form.get("facility", "").isdigit() else None
-        await people.sign_up(
-            form.get("email", ""), form.get("name", ""), role=role, kana=form.get("kana", ""),
-            locale=request.state.locale, student=student, facility_id=facility,
-        )
-        await auth.request_login(form.get("email", ""), client=client_of(request))
-    except DomainError as exc:
-        if exc.code == "email_taken":  # say nothing about who is registered: behave as a login request
+    found = people.sign_up_problems(form, utcnow().date())  # a staff role is refused here (403)
+    status = 422
+    if not found:
+        try:
+            student = people.student_info_from(form) if role == "student" else None
+            facility = int(form["facility"]) if role == "facility_staff" else None
+            await people.sign_up(
+                form.get("email", ""), form.get("name", ""), role=role, kana=form.get("kana", ""),
+                phone=form.get("phone", ""), locale=request.state.locale, student=student, facility_id=facility,
+            )
             await auth.request_login(form.get("email", ""), client=client_of(request))
-        else:
-            return page(request, "pages/signup.html", status_code=exc.status, form=form, error=_(exc.message),
-                        facilities=await people.list_facilities())
+        except DomainError as exc:
+            if exc.code == "email_taken":  # say nothing about who is registered: behave as a login request
+                await auth.request_login(form.get("email", ""), client=client_of(request))
+            else:
+                found, status = [exc], exc.status
+    if found:
+        problems = {p.extra.get("field") or "role": _(p.message) for p in found}
+        ordered = {f: problems[f] for f in SIGNUP_FIELDS if f in problems}
+        return await _signup_page(request, form, errors=ordered or problems, status_code=status)
     return page(
         request, "pages/message.html", heading=_("登録を受け付けました"),
         lines=[_("ログイン用のリンクをメールでお送りしました。メールのリンクからログインしてください。")], link=None,
     )
 
 
-async def _profile_page(request: Request, *, notice: str = "", new_token: str = "") -> Response:
+async def _profile_page(request: Request, *, notice: str = "", new_token: str = "", error: str = "",
+                        error_field: str = "", form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     person = request.state.person
     return page(
-        request, "pages/profile.html", title="プロフィール", notice=notice, new_token=new_token,
-        tokens=await auth.list_api_tokens(person["id"]), role_labels=ROLE_LABELS,
-        sections=await sections(request, PROFILE_SECTIONS),
+        request, "pages/profile.html", status_code=status_code, title="プロフィール", notice=notice,
+        new_token=new_token, tokens=await auth.list_api_tokens(person["id"]), role_labels=ROLE_LABELS,
+        sections=await sections(request, PROFILE_SECTIONS), student=await people.student_profile(person["id"]),
+        error=error, error_field=error_field, form=form or {},
     )
 
 
@@ -132,8 +158,15 @@ async def profile(request: Request) -> Response:
 async def profile_save(request: Request) -> Response:
     form = await form_data(request)
     person_id = request.state.person["id"]
-    await people.update_profile(person_id, name=form.get("name", ""), kana=form.get("kana", ""),
-                                reminders=form.get("reminders") == "1")
+    try:
+        await people.update_profile(person_id, name=form.get("name", ""), kana=form.get("kana", ""),
+                                    reminders=form.get("reminders") == "1", phone=form.get("phone"),
+                                    guardian_phone=form.get("guardian_phone"))
+    except DomainError as exc:
+        if exc.status != 422:
+            raise
+        return await _profile_page(request, error=gettext_for(request.state.locale)(exc.message),
+                                   error_field=exc.extra.get("field", ""), form=form, status_code=422)
     locale = form.get("locale", request.state.locale)
     await people.set_locale(person_id, locale)
     request.state.person = await people.get_person(person_id)

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, delete, get, post
+from litestar import Request, Response, delete, get, patch, post
 from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
@@ -32,6 +32,7 @@ class PersonOut(msgspec.Struct):
     locale: str
     roles: list[str]
     active: bool
+    phone: str = ""  # hyphenated (090-1234-5678); shown wherever the e-mail is
 
 
 class StudentIn(msgspec.Struct):
@@ -43,16 +44,28 @@ class StudentIn(msgspec.Struct):
     birth_date: date
     guardian_email: str = ""
     guardian_name: str = ""
+    guardian_phone: str = ""  # optional; Japanese formats, full-width digits accepted
 
 
 class NewPerson(msgspec.Struct):
     email: str
     name: str
     role: str
-    kana: str = ""
+    kana: str = ""  # hiragana or katakana
+    phone: str = ""  # optional; 090-1234-5678, 045-788-7777, with or without hyphens
     locale: str = "ja"
     student: StudentIn | None = None  # required when role is "student"
     facility_id: int | None = None  # the facility of a facility_staff account
+
+
+class ProfileIn(msgspec.Struct):
+    """Your own details; a field left out stays as it is."""
+
+    name: str | None = None
+    kana: str | None = None
+    phone: str | None = None  # "" removes it
+    guardian_phone: str | None = None  # students only
+    reminders: bool | None = None
 
 
 class TokenIn(msgspec.Struct):
@@ -90,11 +103,13 @@ class FacilityIn(msgspec.Struct):
     name: str
     kind: str = "nursery"
     area: str = ""
+    kana: str = ""  # the reading: lists are in 五十音順
 
 
 def person_out(person: dict[str, Any]) -> PersonOut:
     return PersonOut(id=person["id"], email=person["email"], name=person["name"], kana=person["kana"],
-                     locale=person["locale"], roles=list(person["roles"]), active=bool(person["active"]))
+                     locale=person["locale"], roles=list(person["roles"]), active=bool(person["active"]),
+                     phone=person.get("phone") or "")
 
 
 @get("/health", tags=["system"])
@@ -122,6 +137,16 @@ async def me(request: Request) -> PersonOut:
     return person_out(request.state.person)
 
 
+@patch("/api/v1/me", guards=[LOGGED_IN], tags=["people"])
+async def me_update(request: Request, data: JSONBody[ProfileIn]) -> PersonOut:
+    """Change your name, kana, phone, reminders or (a student) your guardian's phone, as on /profile."""
+    person = request.state.person
+    await people.update_profile(person["id"], name=person["name"] if data.name is None else data.name,
+                                kana=person["kana"] if data.kana is None else data.kana, reminders=data.reminders,
+                                phone=data.phone, guardian_phone=data.guardian_phone)
+    return person_out(await people.get_person(person["id"]))
+
+
 @get("/api/v1/people", guards=[COORDINATOR], tags=["people"])
 async def people_list(request: Request, role: FromQuery[str | None] = None, q: FromQuery[str] = "") -> list[PersonOut]:
     found = await people.view_people(actor_of(request), role=role, query=q)
@@ -133,8 +158,9 @@ async def people_create(request: Request, data: JSONBody[NewPerson]) -> PersonOu
     """Create any account (as /admin/users does; audited). A student needs `student`, facility staff
     `facility_id`."""
     student = people.StudentInfo(**msgspec.structs.asdict(data.student)) if data.student else None
-    person_id = await people.add_account(actor_of(request), data.email, data.name, kana=data.kana, locale=data.locale,
-                                         roles=(data.role,), student=student, facility_id=data.facility_id)
+    person_id = await people.add_account(actor_of(request), data.email, data.name, kana=data.kana, phone=data.phone,
+                                         locale=data.locale, roles=(data.role,), student=student,
+                                         facility_id=data.facility_id)
     return person_out(await people.get_person(person_id))
 
 
@@ -182,8 +208,8 @@ async def facilities() -> list[dict[str, Any]]:
 
 @post("/api/v1/facilities", guards=[COORDINATOR], tags=["people"])
 async def facility_create(data: JSONBody[FacilityIn]) -> dict[str, Any]:
-    facility_id = await people.create_facility(data.name, data.kind, data.area)
-    return {"id": facility_id, "name": data.name, "kind": data.kind, "area": data.area}
+    facility_id = await people.create_facility(data.name, data.kind, data.area, data.kana)
+    return {"id": facility_id, "name": data.name, "kind": data.kind, "area": data.area, "kana": data.kana}
 
 
 @get("/api/v1/outbox", guards=[COORDINATOR], tags=["mail"])
@@ -211,6 +237,22 @@ async def outbox_retry(request: Request, message_id: FromPath[int]) -> Response:
     return Response(content={"status": "queued"}, status_code=202)
 
 
+@post("/api/v1/outbox/{message_id:int}/release", guards=[COORDINATOR], status_code=HTTP_202_ACCEPTED, tags=["mail"])
+async def outbox_release(request: Request, message_id: FromPath[int]) -> dict[str, str]:
+    """A stuck row (in flight, its worker's lease run out: the worker is gone) back to the queue, sent at the next
+    pass. 409 `not_stuck` while its worker may still be sending it. Audited."""
+    await outbox.release_stuck(message_id, actor=actor_of(request))
+    return {"status": "awaiting_retry"}
+
+
+@post("/api/v1/outbox/{message_id:int}/withdraw", guards=[COORDINATOR], status_code=HTTP_200_OK, tags=["mail"])
+async def outbox_withdraw(request: Request, message_id: FromPath[int]) -> dict[str, str]:
+    """Stop a mail that has not left (queued, waiting for a retry, failed, or stuck); its stored bytes are erased.
+    409 `not_withdrawable` once sent or while a live worker sends it. Audited."""
+    await outbox.withdraw_message(message_id, actor=actor_of(request))
+    return {"status": "withdrawn"}
+
+
 @get("/api/v1/audit", guards=[ADMIN], tags=["audit"])
 async def audit_entries(request: Request, limit: FromQuery[int] = 100, cursor: FromQuery[str] = "",
                         action: FromQuery[str] = "", actor: FromQuery[str] = "", subject_type: FromQuery[str] = "",
@@ -223,6 +265,6 @@ async def audit_entries(request: Request, limit: FromQuery[int] = 100, cursor: F
     return await audit.search(actor_of(request), wanted, cursor=cursor, limit=min(max(limit, 1), 500))
 
 
-ROUTES = [health, magic_link, me, people_list, people_create, person_disable, person_enable, tokens_list,
+ROUTES = [health, magic_link, me, me_update, people_list, people_create, person_disable, person_enable, tokens_list,
           tokens_create, tokens_revoke, facilities, facility_create, outbox_counts, outbox_messages, outbox_retry,
-          audit_entries]
+          outbox_release, outbox_withdraw, audit_entries]

@@ -43,6 +43,7 @@ FIELD_LABELS = {
     "phone": "電話番号", "directions": "道順", "display_name": "表示名", "via": "依頼の方法", "fields": "項目",
     "decision_note": "担当者のコメント", "placed_at": "設定日時", "lifted_at": "解除日時", "table_no": "テーブル",
     "round": "ラウンド", "sequence": "版", "state": "状態", "accommodation": "配慮の希望",
+    "guardian_phone": "保護者の電話番号", "request": "家庭訪問の希望",
 }
 
 

@@ -19,6 +19,7 @@ NEW_ENDPOINTS = {
     ("get", "/api/v1/me/calendar-feed"), ("post", "/api/v1/me/calendar-feed"), ("get", "/api/v1/me/tokens"),
     ("post", "/api/v1/me/tokens"), ("delete", "/api/v1/me/tokens/{token_id}"),
     ("get", "/api/v1/exchanges/{session_id}/cards"), ("get", "/api/v1/exchanges/{session_id}/seats"),
+    ("post", "/api/v1/outbox/{message_id}/release"), ("post", "/api/v1/outbox/{message_id}/withdraw"),
 }
 
 

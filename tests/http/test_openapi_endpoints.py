@@ -4,12 +4,13 @@ guarded and audited like its page."""
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from openpyxl import load_workbook
 
-from events import auth
-from events.core.tables import AuditEntry, Person
+from events import auth, clock, outbox
+from events.core.tables import AuditEntry, OutboxMessage, Person
 from events.exchanges import sessions
 from tests.conftest import make_person
 
@@ -82,6 +83,29 @@ async def test_outbox_list_reads_like_the_page_and_is_audited(client):
     assert (await client.get("/api/v1/outbox/messages?status=nonsense", headers=coordinator)).status_code == 422
     student = await _bearer("student", "nosy@script.example.jp")
     assert (await client.get("/api/v1/outbox/messages", headers=student)).status_code == 403
+
+
+async def test_a_script_releases_or_withdraws_a_stuck_mail(client):
+    coordinator = await _bearer("coordinator", "stuck@script.example.jp")
+    await make_person("student", "stuck2@script.example.jp")
+    for email in ("stuck@script.example.jp", "stuck2@script.example.jp"):  # two login mails
+        await auth.request_login(email, client="t")
+    released, withdrawn = await outbox.claim_due("gone-worker", limit=50)  # a worker that dies with both
+    early = await client.post(f"/api/v1/outbox/{released.id}/release", headers=coordinator)
+    assert early.status_code == 409 and early.json()["code"] == "not_stuck"  # its worker may still be sending
+    with clock.travel(outbox.LEASE + timedelta(seconds=1)):
+        student = await _bearer("student", "stuck-nosy@script.example.jp")
+        assert (await client.post(f"/api/v1/outbox/{released.id}/release", headers=student)).status_code == 403
+        back = await client.post(f"/api/v1/outbox/{released.id}/release", headers=coordinator)
+        assert back.status_code == 202 and back.json() == {"status": "awaiting_retry"}
+        gone = await client.post(f"/api/v1/outbox/{withdrawn.id}/withdraw", headers=coordinator)
+        assert gone.status_code == 200 and gone.json() == {"status": "withdrawn"}
+        again = await client.post(f"/api/v1/outbox/{released.id}/release", headers=coordinator)
+        assert again.status_code == 409  # no longer stuck
+        assert (await client.post("/api/v1/outbox/999999/withdraw", headers=coordinator)).status_code == 404
+    rows = {r["id"]: r["status"] for r in await OutboxMessage.select(OutboxMessage.id, OutboxMessage.status)}
+    assert (rows[released.id], rows[withdrawn.id]) == ("awaiting_retry", "withdrawn")
+    assert await _audited("outbox_release") == 1 and await _audited("outbox_withdraw") == 1
 
 
 async def test_facilities_staff_and_seating(client):

@@ -110,6 +110,27 @@ async def test_a_waiting_registration_fits_the_statement_budget(client, monkeypa
     assert sum(1 for s in seen if s.lstrip().upper().startswith("BEGIN")) == 1  # one transaction
 
 
+async def test_no_request_hands_work_to_a_thread(client, monkeypatch):
+    """A sync hook (before_send, a guard, a handler without sync_to_thread=False) runs in Litestar's thread pool:
+    a hand-off per call. Nothing on the request path may do that."""
+    from litestar.utils import sync
+
+    hops: list[str] = []
+    real = sync.sync_to_thread
+
+    async def counted(fn, *args, **kwargs):
+        hops.append(getattr(fn, "__qualname__", repr(fn)))
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(sync, "sync_to_thread", counted)
+    _, headers = await _bearer(client)
+    for path in ("/health", "/api/v1/me", "/events", "/no/such/page"):
+        assert (await client.get(path, headers=headers if path == "/api/v1/me" else {})).status_code < 500
+    assert hops == []
+    await sync.ensure_async_callable(lambda: None)()  # control: a sync callable is counted
+    assert len(hops) == 1
+
+
 # ---------------------------------------------------------------- the access log
 
 
@@ -140,6 +161,30 @@ async def test_access_log_records_every_request_without_its_secret(client, caplo
     assert not [line for line in lines if token in line], lines
     assert sum(1 for line in lines if REDACTED in line) == len(SECRET_PATHS) + 1
     assert any('"GET /no/such/page HTTP/1.1" 404' in line for line in lines)
+
+
+async def test_served_lines_are_formatted_and_written_off_the_event_loop(client):
+    import io
+    import threading
+
+    from lifedesign import access_log
+
+    token = secrets.token_urlsafe(24)
+    stream = io.StringIO()
+    writers: list[str] = []
+    access_log.configure(stream)
+    try:
+        access_log._handler.addFilter(lambda record: writers.append(threading.current_thread().name) or True)
+        await client.get(f"/consent/{token}?t={token}", follow_redirects=False)
+        await client.get("/health")
+        assert access_log.flush()
+    finally:
+        access_log.unconfigure()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and token not in stream.getvalue(), lines
+    assert f'"GET /consent/{REDACTED}?… HTTP/1.1"' in lines[0] and '"GET /health HTTP/1.1" 200' in lines[1]
+    assert writers == ["access-log", "access-log"]  # the writer thread, not the loop's
+    assert threading.current_thread().name != "access-log"  # control: the test itself runs elsewhere
 
 
 # ---------------------------------------------------------------- several processes
@@ -190,13 +235,10 @@ async def test_two_processes_race_without_oversell(db, settings):
                         break
                 assert time.monotonic() < deadline, "serve --workers 2 did not come up"
                 await asyncio.sleep(0.1)
-        print("UP", time.monotonic() - deadline + 90)
         servers = [pid for pid in _children(process.pid) if Path(f"/proc/{pid}/cmdline").read_bytes().count(b"spawn")]
         assert len(servers) == 2, servers
         before = {pid: _cpu_ticks(pid) for pid in servers}
-        t0 = time.monotonic()
         outcome = await race(base, f"/api/v1/events/{event_id}/registrations", [t for _, t in racers])
-        print("RACE", time.monotonic() - t0, outcome.seconds)
         worked = {pid: _cpu_ticks(pid) - before[pid] for pid in servers}
     finally:
         process.terminate()

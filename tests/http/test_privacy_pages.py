@@ -10,10 +10,10 @@ import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from events import auth, privacy, timefmt
+from events import audit, auth, privacy, timefmt
 from events.config import config, configure
 from events.core.tables import AuditEntry, Person
-from events.db import utcnow
+from events.db import utcnow, write_transaction
 from tests.conftest import as_staff, csrf_from, links_in, login, make_person, outbox_mails
 from tests.service.privacy_helpers import adult, minor, seminar
 
@@ -161,10 +161,21 @@ async def test_the_audit_page_filters_pages_exports_and_its_api_pages_by_cursor(
     for bad in ("since=yesterday", f"since={today}&until={today - timedelta(days=1)}", "cursor=abc"):
         response = await client.get(f"/admin/audit?{bad}")
         assert response.status_code == 422, bad
+    await privacy.view_person_data(as_staff(coordinator), coordinator)  # another subject
+    subject = await client.get(f"/admin/audit?subject_type=person&subject_id={coordinator}")
+    assert subject.text.count("<tr><td>") == 1 and "利用者の個人情報を表示（開示）<details>" in subject.text
+    async with write_transaction():  # more than a page of one action
+        for _ in range(audit.PAGE_SIZE + 5):
+            await audit.record(as_staff(coordinator), "staff_viewed_people")
+    first = await client.get("/admin/audit?action=staff_viewed_people")
+    assert first.text.count("<tr><td>") == audit.PAGE_SIZE
+    following = re.search(r'href="(/admin/audit\?action=staff_viewed_people&amp;cursor=\d+)"', first.text).group(1)
+    second = await client.get(following.replace("&amp;", "&"))
+    assert second.text.count("<tr><td>") == 5 and "次のページ" not in second.text and "最新のページへ" in second.text
     exported = await client.get("/admin/audit.csv?action=staff_viewed_person_data")
     assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
-    assert rows[0][:3] == ["番号", "日時（日本時間）", "操作"] and len(rows) == 8
+    assert rows[0][:3] == ["番号", "日時（日本時間）", "操作"] and len(rows) == 9
     assert await AuditEntry.count().where(AuditEntry.action == "staff_exported_audit") == 1
 
     token = await auth.create_api_token(admin)
@@ -180,7 +191,7 @@ async def test_the_audit_page_filters_pages_exports_and_its_api_pages_by_cursor(
         if body["next_cursor"] is None:
             break
         cursor = body["next_cursor"]
-    assert pages == 3 and len(seen) == 7 and seen == sorted(seen, reverse=True)
+    assert pages == 3 and len(seen) == 8 and seen == sorted(seen, reverse=True)
     assert body["entries"][0]["label"] == "利用者の個人情報を表示（開示）"
 
 

@@ -8,18 +8,21 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from litestar.testing import AsyncTestClient
 
+from events import clock
 from events.core.tables import AuditEntry, Person
 from events.seminars.tables import Event
-from events.visits import requests, rounds
+from events.timefmt import TOKYO
+from events.visits import households, proposals, requests, rounds
 from events.visits.tables import VisitMatch, VisitRequest, VisitSlot
-from tests.conftest import csrf_from, links_in, login, make_person, outbox_mails
-from tests.service.test_visits_journeys import GUARDIAN, everyone_accepts, offered_visit
+from tests.conftest import as_staff, csrf_from, links_in, login, make_person, outbox_mails
+from tests.service.test_visits_journeys import GUARDIAN, everyone_accepts, offered_visit, young_student
 from tests.service.test_visits_services import day, family, open_round
 
 
@@ -118,6 +121,7 @@ async def test_the_guardian_page_needs_no_account_and_shows_the_address_only_onc
         assert "訪問が確定しました" in page.text and "横浜市金沢区能見台1-2-" in page.text
         english = await guardian.get(path + "?lang=en")
         assert "Adult students going along" in english.text
+        assert "(in charge: 区 担当)" in english.text and "（担当" not in english.text
         # the consent page links to it; unknown links answer a clear page, never a 500
         consent = await guardian.get(f"/consent/{visit['consent_token']}")
         assert f'href="/visits/guardian/{visit["consent_token"]}"' in consent.text
@@ -185,12 +189,85 @@ async def test_a_visit_has_its_own_page_in_visit_wording(db, person):
 async def test_the_round_page_speaks_plainly_and_hides_the_technical_details(db, person):
     visit = await offered_visit()
     async with person(await email_of(visit["coordinator"])) as coord:
+        # a draft proposal and a confirmed one both say their state (it was 「提案 #1（）」)
+        await proposals.run_matching(visit["round"], as_staff(visit["coordinator"]))
+        draft = (await coord.get(f"/visits/admin/rounds/{visit['round']}")).text
+        heading = re.search(r'<h2 id="proposal">(.*?)</h2>', draft).group(1)
+        assert re.fullmatch(r"提案 \d+：確定前（確認してください）", heading), heading
+        await proposals.confirm_proposal(await proposals.latest_proposal_id(visit["round"]),
+                                         as_staff(visit["coordinator"]))
         page = (await coord.get(f"/visits/admin/rounds/{visit['round']}")).text
-        assert "提案 " in page and "（確定済み）" in page and "（）" not in page
+        heading = re.search(r'<h2 id="proposal">(.*?)</h2>', page).group(1)
+        assert re.fullmatch(r"提案 \d+：確定済み", heading), heading
+        assert "（）" not in page and "#" not in heading
         details = page.split("<details", 1)[1]
         assert "乱数の種" in details and "計算にかかった時間" in details
         assert "シード" not in page and "理論上" not in page and "sha256" not in page
         assert f'action="/visits/admin/matches/{visit["matches"][visit["young"]]}/cancel"' in page
+
+
+async def test_the_interview_date_defaults_to_today_in_tokyo(db, person):
+    """Just after midnight in Tokyo (still the day before in UTC) the 面談日 field offers Tokyo's date."""
+    coordinator = await make_person("coordinator", "coord@kanazawa.example.jp")
+    _, household = await family("六浦", vetted=False)
+    tokyo_morning = datetime(2026, 12, 3, 0, 30, tzinfo=TOKYO)  # 2 December, 15:30 in UTC
+    assert tokyo_morning.astimezone(UTC).date() != tokyo_morning.date()  # the two dates differ: the check bites
+    with clock.travel(tokyo_morning):
+        async with person("coord@kanazawa.example.jp") as coord:
+            page = (await coord.get(f"/visits/admin/households/{household}")).text
+            assert re.search(r'id="interviewed_on" name="interviewed_on" required value="2026-12-03"', page)
+            # recording the offered date works, and the household page reads it back in Tokyo's words
+            saved = await post(coord, f"/visits/admin/households/{household}/vetting", interviewed_on="2026-12-03",
+                               valid_until="2027-12-02")
+            assert saved.status_code == 303
+            assert (await households.get_household(household))["vetted_on"] == date(2026, 12, 3)
+            assert "2026年12月3日（木）" in (await coord.get(saved.headers["location"])).text
+    assert coordinator
+
+
+async def test_the_visit_consent_page_is_as_complete_as_the_seminar_one(db, person):
+    """The one consent page for both subjects: every label, heading and answer the seminar's page has, the visit's
+    page has too (its own facts in place of 日時 / 会場), and it links to the visit-status page."""
+    from events import consent
+    from events.seminars import registration
+    from tests.service.seminars_helpers import minor, new_event
+
+    event_id = await new_event(capacity=2, title="高校生のためのライフデザイン講座")
+    await registration.register(event_id, await minor("田中 陽", guardian="seminar-parent@example.jp"))
+    coordinator = await make_person("coordinator", name="区 担当")
+    round_id = await open_round(coordinator)
+    young = await young_student()
+    await requests.submit_request(young, round_id, requests.RequestInput(windows=[], any_time=True))
+
+    def path_of(mail) -> str:
+        return urlsplit([u for u in links_in(mail) if "/consent/" in u][0]).path
+
+    def parts(html: str) -> dict[str, set[str]]:
+        main = html.split('<main id="main">', 1)[1].split("</main>", 1)[0]
+        return {"dt": set(re.findall(r"<dt>(.*?)</dt>", main)), "h": set(re.findall(r"<h[12][^>]*>(.*?)</h[12]>", main)),
+                "button": set(re.findall(r"<button[^>]*>(.*?)</button>", main)),
+                "li": set(re.findall(r"<li>(.*?)</li>", main))}
+
+    seminar_path = path_of((await outbox_mails("consent_request", "seminar-parent@example.jp"))[0])
+    visit_path = path_of((await outbox_mails("consent_request", GUARDIAN))[0])
+    async with person() as guardian:
+        seminar, visit = (await guardian.get(seminar_path)).text, (await guardian.get(visit_path)).text
+        s, v = parts(seminar), parts(visit)
+        assert s["h"] <= v["h"] and s["button"] <= v["button"]
+        assert s["dt"] - {"イベント", "日時", "会場"} <= v["dt"]
+        assert {"内容", "場所", "訪問できる日時（ご本人の希望）", "一緒に訪問する学生", "受け入れ家庭に伝わる情報",
+                "お問い合わせ", "回答の期限", "参加する方"} <= v["dt"]
+        assert len(v["li"]) > len(s["li"])  # the safeguarding promises and what the guardian hears, on top
+        assert "18歳未満の方が一人で訪問することはありません" in visit and "同意文の版" in visit
+        assert f'href="/visits/guardian/{visit_path.rsplit("/", 1)[1]}"' in visit
+        # after consenting: the same revoke disclosure the seminar page has, and the confirmation mail's link
+        answered = await post(guardian, visit_path, decision="give")
+        assert answered.status_code == 200 and "同意を取り消したい場合" in answered.text
+        outcome = (await outbox_mails("consent_outcome", GUARDIAN))[-1]
+        status = [u for u in links_in(outcome) if "/visits/guardian/" in u]
+        assert status and (await guardian.get(urlsplit(status[0]).path)).status_code == 200
+        assert (await consent.state_of(consent.Subject("visit_request", (await requests.requests_of_student(
+            young))[0]["id"]))) == "given"
 
 
 def test_every_string_of_the_visit_pages_has_an_english_entry():

@@ -34,23 +34,47 @@ def day(offset: int, hour: int):
 
 
 def person_references(tables=None) -> dict[str, list[tuple[str, str | None]]]:
-    """Walk the schema: tablename -> [(column, owner)] for every foreign key to `person` (owner None), and for
-    every foreign key to a table a person owns one-to-one (a unique foreign key to `person`, e.g. a household)."""
+    """Walk the schema: tablename -> [(column, owner)] for every foreign key to `person` (owner None), and,
+    transitively, for every cascading foreign key to a table a person owns (owner = that table). A row is a
+    person's when it goes with them (ON DELETE CASCADE: a household, a visit request, a registration …), so a
+    row that goes with such a row is theirs too, however many hops away (a guardian's link to a visit request,
+    a household's address). A SET NULL reference only names who acted (created_by …): its rows are listed
+    (the person's own reference), but what references them is not followed."""
     tables = list(tables or Finder().get_table_classes())
     found: dict[str, list[tuple[str, str | None]]] = {}
-    owned: dict[str, str] = {}  # owned tablename -> its person column
+    owned: set[str] = set()
     for table in tables:
         for column in table._meta.foreign_key_columns:
             if column._foreign_key_meta.resolved_references._meta.tablename == "person":
                 found.setdefault(table._meta.tablename, []).append((column._meta.db_column_name, None))
-                if column._meta.unique:
-                    owned[table._meta.tablename] = column._meta.db_column_name
-    for table in tables:
-        for column in table._meta.foreign_key_columns:
-            target = column._foreign_key_meta.resolved_references._meta.tablename
-            if target in owned and target != table._meta.tablename:
-                found.setdefault(table._meta.tablename, []).append((column._meta.db_column_name, target))
+                if column._foreign_key_meta.on_delete.value == "CASCADE":
+                    owned.add(table._meta.tablename)
+    grown = True
+    while grown:  # to a fixed point: owned tables reached through owned tables
+        grown = False
+        for table in tables:
+            name = table._meta.tablename
+            for column in table._meta.foreign_key_columns:
+                target = column._foreign_key_meta.resolved_references._meta.tablename
+                if target not in owned or target in (name, "person"):
+                    continue
+                edge = (column._meta.db_column_name, target)
+                if edge not in found.setdefault(name, []):
+                    found[name].append(edge)
+                    grown = True
+                if column._foreign_key_meta.on_delete.value == "CASCADE" and name not in owned:
+                    owned.add(name)
+                    grown = True
     return found
+
+
+def owning_references(tables=None) -> dict[str, list[tuple[str, str | None]]]:
+    """The cascading part of `person_references`: the foreign keys through which a row is a person's own."""
+    tables = list(tables or Finder().get_table_classes())
+    walked = person_references(tables)
+    cascading = {(t._meta.tablename, c._meta.db_column_name) for t in tables for c in t._meta.foreign_key_columns
+                 if c._foreign_key_meta.on_delete.value == "CASCADE"}
+    return {table: [edge for edge in edges if (table, edge[0]) in cascading] for table, edges in walked.items()}
 
 
 def uncovered(tables=None) -> list[str]:
@@ -208,6 +232,9 @@ async def build_world() -> World:
     family_person, household = await family("能見台", coordinator)
     visit = await confirmed_visit(coordinator, family_person, [student])
     await requests.submit_request(young, visit["round"], requests.RequestInput(windows=[(day(12, 9), day(12, 17))]))
+    from events import consent
+
+    await consent.decide(await consent_token("parent@example.jp"), "give", client="127.0.0.1")  # a status-page link
     await proposals.set_rule(staff_actor, visit["round"], student_id=young, household_id=household, kind="forbid")
     await households.read_address(household, actor=staff_actor)
     staff = await make_person("facility_staff", name="保育 太郎")

@@ -4,8 +4,10 @@ a broken SMTP session is reconnected for the rest of the batch."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -144,11 +146,13 @@ async def test_a_server_without_8bitmime_gets_the_same_mail_in_7bit(db, settings
 
 
 class DroppingHandler(CapturingHandler):
-    """Breaks the session on the n-th DATA: hangs up without an answer, or answers 421 (closing)."""
+    """Breaks the session on the n-th DATA: hangs up without an answer, answers 421 (closing), or stalls (never
+    answers: the client's timeout ends it)."""
 
     def __init__(self, drop_at: int, how: str) -> None:
         super().__init__()
         self.drop_at, self.how, self.sessions = drop_at, how, 0
+        self.unstall: asyncio.Event | None = None
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
         self.sessions += 1
@@ -160,6 +164,10 @@ class DroppingHandler(CapturingHandler):
         if self.data_seen == self.drop_at:
             if self.how == "421":
                 return "421 4.3.2 service shutting down"
+            if self.how == "stall":
+                self.unstall = self.unstall or asyncio.Event()
+                await self.unstall.wait()  # released when the fixture ends
+                return "451 too late"
             server.transport.close()
             return "451 never heard"
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
@@ -178,13 +186,17 @@ def dropping_server(request):
     controller.start()
     handler.port = port
     yield handler
+    if handler.unstall is not None:
+        controller.loop.call_soon_threadsafe(handler.unstall.set)
     controller.stop()
 
 
-@pytest.mark.parametrize("dropping_server", ["hang-up", "421"], indirect=True)
+@pytest.mark.parametrize("dropping_server", ["hang-up", "421", "stall"], indirect=True)
 async def test_a_broken_session_is_reconnected_for_the_rest_of_the_batch(db, settings, dropping_server, monkeypatch):
     await queue_notice(5)
     config = smtp_settings(settings, dropping_server.port)
+    if dropping_server.how == "stall":  # a server that stops answering: the SMTP timeout breaks the session
+        config = config.__class__(**{**config.__dict__, "smtp": replace(config.smtp, timeout=2)})
     tally = await deliver_once(config)
     assert tally["sent"] == 4 and tally["retry"] == 1  # one pass: only the message on the broken session waits
     assert dropping_server.sessions == 2

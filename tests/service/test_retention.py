@@ -26,7 +26,7 @@ from events.feedback.tables import FeedbackAnswer
 from events.outbox import enqueue
 from events.visits.tables import HouseholdAddress
 from lifedesign import worker
-from tests.conftest import as_staff, make_person
+from tests.conftest import as_staff, links_in, make_person, outbox_mails
 from tests.service.privacy_helpers import (
     adult,
     consent_token,
@@ -66,10 +66,25 @@ def later(**delta) -> timedelta:
     return timedelta(**delta)
 
 
-async def test_each_category_goes_after_its_period_and_nothing_else_does(db, settings):
+async def log_in(person_id: int) -> None:
+    """The real login (link mailed, then used): a session and the audit log's `login` entry."""
+    email = await privacy_email(person_id)
+    await auth.request_login(email, client="127.0.0.1")
+    link = [u for u in links_in((await outbox_mails("login", email))[-1]) if "/login/" in u][0]
+    session = await auth.consume_login(link.rsplit("/", 1)[1], client="127.0.0.1")
+    await auth.end_session(session.session_id)
+
+
+async def minors_due() -> int:
+    category = next(c for c in retention.categories() if c.name == "minor_profiles")
+    return await category.count(category.period(config()).before(utcnow()))
+
+
+async def test_each_category_goes_after_its_period_and_nothing_else_does(db, settings, monkeypatch):
     coordinator = await make_person("coordinator")
     student, other = await adult(), await adult("他の 学生")
     young = await minor("mother@example.jp")
+    returning = await minor("aunt@example.jp", name="再訪 花子")  # signs up now, logs in again in 20 months
     held_minor = await minor("father@example.jp", name="保全 太郎")
     await privacy.place_hold(as_staff(coordinator), held_minor, "事故報告 2026-03")
     event_id = await seminar(coordinator, capacity=5, days=3)
@@ -127,9 +142,19 @@ async def test_each_category_goes_after_its_period_and_nothing_else_does(db, set
         assert await HouseholdAddress.count().where(HouseholdAddress.household == household) == 0
         assert await Person.count().where(Person.erased_at.is_not_null()) == 0
 
+    with clock.travel(later(days=20 * 31)):
+        await log_in(returning)
+    with clock.travel(later(days=20 * 31 + 8)):
+        assert (await retention.run(only=["sessions"])).counts() == {"sessions": 1}
     with clock.travel(later(days=25 * 31)):
         due = (await retention.run(dry_run=True)).counts()
-        assert due["minor_profiles"] == 1  # the held minor is passed over
+        # the held minor is passed over; the one who logged in five months ago stays although the purge of
+        # sessions took that session away (the audit log's login counts) …
+        assert due["minor_profiles"] == 1 and await WebSession.count().where(WebSession.person == returning) == 0
+        with monkeypatch.context() as blind:  # … negative control: without the logins, they would go too
+            blind.setattr(retention, "_LOGINS", retention._LOGINS.replace("action = 'login'", "1 = 0"))
+            assert await minors_due() == 2
+        assert await minors_due() == 1
         assert due["survey_answers"] == 2
         await retention.run()
         erased = {r["id"] for r in await Person.select(Person.id).where(Person.erased_at.is_not_null())}
@@ -145,7 +170,7 @@ async def test_each_category_goes_after_its_period_and_nothing_else_does(db, set
         await retention.run()
         assert await AuditEntry.count().where(AuditEntry.action == "retention_purged") >= 1  # the later runs' entries
     assert await dangling() == []
-    assert await PurgeRun.count() == 9  # every run, dry or not, is recorded
+    assert await PurgeRun.count() == 10  # every run, dry or not, is recorded
 
 
 async def privacy_email(person_id: int) -> str:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from events import clock, consent, signals
+from events.config import config
 from events.core.tables import AuditEntry
 from events.db import utcnow
 from events.errors import DomainError, Invalid, NotFound
@@ -86,7 +87,10 @@ async def test_the_guardian_follows_the_visit_by_mail_and_on_a_page_without_an_a
     assert len(matched) == 1
     text = mail_text(matched[0])
     assert "組み合わせが決まりました" in matched[0]["Subject"]
-    assert "能見台" in text and "山田 花子さん" in text and "区 担当" in text and "能見台1-2-" not in text
+    assert "能見台" in text and "山田 花子さん" in text and "能見台1-2-" not in text
+    # whom to call: the round's coordinator at the ward, and the ward's contact block (office, address, hours)
+    ward = config().contact("ja")
+    assert "この訪問の担当：区 担当（金沢区こども家庭支援課）" in text and ward.office in text and ward.address in text
     assert "（" in text and "10:00〜13:00" in text  # one date format, with its weekday
     page = await guardians.status_view(token_of(matched[0]), client="127.0.0.1")
     assert page["student_name"] == "佐藤 結衣" and page["consent_state"] == "given"
@@ -97,7 +101,9 @@ async def test_the_guardian_follows_the_visit_by_mail_and_on_a_page_without_an_a
     await everyone_accepts(visit)
     confirmed = await outbox_mails("visit_guardian", GUARDIAN)
     assert len(confirmed) == 2 and "確定しました" in confirmed[1]["Subject"]
-    assert "能見台1-2-" not in mail_text(confirmed[1])
+    text = mail_text(confirmed[1])
+    assert "能見台1-2-" not in text and "10:00〜13:00" in text and "能見台" in text and "山田 花子さん" in text
+    assert "区 担当" in text and ward.address in text
     page = await guardians.status_view(token_of(confirmed[1]), client="192.0.2.7")
     shown = page["visits"][0]
     assert shown["state"] == "confirmed" and shown["address"]["address"].startswith("横浜市金沢区能見台")
@@ -119,6 +125,11 @@ async def test_the_guardian_follows_the_visit_by_mail_and_on_a_page_without_an_a
     assert await AuditEntry.count().where(AuditEntry.action == "visit_cancelled") == 1
     page = await guardians.status_view(token_of(cancelled))
     assert page["visits"][0]["state"] == "cancelled" and page["visits"][0]["address"] is None
+    # every notice says when, which area, whom to call, and links to the status page; none gives the address
+    for mail in await outbox_mails("visit_guardian", GUARDIAN):
+        text = mail_text(mail)
+        assert "10:00〜13:00" in text and "訪問先の地区：能見台" in text and "区 担当" in text
+        assert ward.address in text and "/visits/guardian/" in text and "能見台1-2-" not in text
 
 
 async def test_the_guardian_hears_who_goes_along_when_an_adult_leaves(db):
@@ -160,6 +171,26 @@ async def test_one_answer_and_one_mail_per_household_per_slot(db):
     with pytest.raises(NotFound):  # another family cannot answer for this slot
         other, _ = await family("六浦")
         await confirmations.respond_slot(visit["slot"], other, accept=True)
+
+
+async def test_a_student_confirmed_later_is_an_addition_not_a_second_confirmation(db):
+    """The family answered once; the adult's visit is confirmed, the minor's later: the family's second mail
+    says a student was added to the confirmed visit, it does not confirm the visit again."""
+    visit = await offered_visit()
+    await confirmations.respond_slot(visit["slot"], visit["host"], accept=True)
+    adult = visit["adults"][0]
+    await confirmations.respond(visit["matches"][adult], adult, side="student", accept=True)
+    await confirmations.respond(visit["matches"][visit["young"]], visit["young"], side="student", accept=True)
+    host_email = (await outbox_mails("visit_offer"))[-1]["To"]
+    family = [m for m in await outbox_mails("visit_confirmed") if m["To"] == host_email]
+    assert [m["Subject"] for m in family] == ["【金沢区ライフデザイン】家庭訪問が確定しました",
+                                              "【金沢区ライフデザイン】確定した家庭訪問に、訪問する学生が加わりました"]
+    assert "佐藤 結衣さんの参加が確定しました" in mail_text(family[1])
+    everyone = next(line for line in mail_text(family[1]).splitlines() if line.startswith("・訪問する学生："))
+    assert "山田 花子さん" in everyone and "佐藤 結衣さん" in everyone
+    # each student's own mail is a confirmation, never an "addition"
+    students = [m for m in await outbox_mails("visit_confirmed") if m["To"] != host_email]
+    assert len(students) == 2 and all(m["Subject"].endswith("家庭訪問が確定しました") for m in students)
 
 
 async def test_the_family_declines_a_slot_once_with_its_reason_for_the_coordinator(db):
