@@ -15,13 +15,14 @@ Every figure comes from one load generator (plain asyncio HTTP/1.1 keep-alive co
 the cores to the servers), interleaved round by round so that drift hits all alike:
 - `GET /` of the hello app and `GET /health` of each server: requests/s, p50/p95;
 - the race: `--registrations` POST /api/v1/events/{id}/registrations for `--seats` seats from `--concurrency`
-  connections at once: registrations/s, p50/p95, oversold (checked in the database), 5xx, non-201;
+  connections at once: registrations/s, p50/p95, oversold and the seats/waiting split (checked in the database), 5xx,
+  non-201;
 - SQL statements per request, counted by the drivers in the server processes (bench/statement_counter, no
   change to the service): every statement SQLite ran or asyncpg sent, BEGIN/COMMIT/PRAGMA/pool resets included;
 - server CPU per request (user + system of the server processes, from /proc; steady when the machine is busy).
 
 Ratios: /health : hello, registration : /health, 2 processes : 1 (PostgreSQL), this tree : baseline.
-The exit code is 1 on any oversell or 5xx. The last line is `RESULT {json}`.
+The exit code is 1 on any oversell, wrong split or 5xx. The last line is `RESULT {json}`.
 """
 
 # ruff: noqa: E402
@@ -399,6 +400,7 @@ class Tally:
     errors_5xx: int = 0
     non_201: int = 0
     oversold: int = 0
+    wrong_split: int = 0  # races that did not end with exactly `seats` seats held and the rest waiting
 
     def add(self, result: Burst, statements: int | None = None, cpu_s: float | None = None) -> None:
         self.per_s.append(result.per_s)
@@ -474,6 +476,8 @@ async def run(args: argparse.Namespace) -> dict:
                     counts = await _seat_counts(tree, event_id)
                     held = sum(n for s, n in counts.items() if s in ("confirmed", "pending_consent"))
                     race.oversold += max(0, held - args.seats)
+                    race.wrong_split += int((held, counts.get("waitlisted", 0)) != (
+                        min(args.seats, len(heads)), max(0, len(heads) - args.seats)))
                     if round_no == args.rounds - 1 and os.environ.get("LIFEDESIGN_BENCH_TRACE"):
                         after = server.texts()
                         diff = {t: n - texts_before[key].get(t, 0) for t, n in after.items()}
@@ -496,7 +500,8 @@ async def run(args: argparse.Namespace) -> dict:
                     "hello": tallies["hello"].summary()}
     for key, tally in tallies.items():
         if key != "hello":
-            result[key] = {**tally.summary(), **({"oversold": tally.oversold, "non_201": tally.non_201}
+            result[key] = {**tally.summary(), **({"oversold": tally.oversold, "non_201": tally.non_201,
+                                                  "wrong_split": tally.wrong_split}
                                                  if key.endswith("registration") else {})}
     ratios: dict[str, float] = {}
     hello_rate = result["hello"]["per_s"] or 1.0
@@ -534,7 +539,7 @@ def report(result: dict) -> None:
                 f"  statements {item.get('statements', 0):>6.2f}  cpu {item.get('server_cpu_ms', 0):>6.2f} ms"
                 f"  5xx {item['errors_5xx']}")
         if "oversold" in item:
-            line += f"  oversold {item['oversold']}  non-201 {item['non_201']}"
+            line += f"  oversold {item['oversold']}  non-201 {item['non_201']}  wrong split {item['wrong_split']}"
         print(line)
     print("  ratios: " + ", ".join(f"{k} {v}" for k, v in result["ratios"].items()))
 
@@ -564,7 +569,8 @@ def main() -> int:
     result = asyncio.run(run(args))
     report(result)
     print("RESULT " + json.dumps(result))
-    failed = any(isinstance(v, dict) and (v.get("oversold") or v.get("errors_5xx")) for v in result.values())
+    failed = any(isinstance(v, dict) and (v.get("oversold") or v.get("errors_5xx") or v.get("wrong_split"))
+                 for v in result.values())
     return 1 if failed else 0
 
 

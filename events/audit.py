@@ -56,6 +56,7 @@ ACTION_LABELS = {
     "staff_viewed_feedback": "アンケート結果を表示",
     "staff_exported_feedback": "アンケート回答を出力",
     "feedback_survey_closed": "アンケートの受付を終了",
+    "feedback_survey_sent_now": "アンケートを今すぐ送信",
     "staff_viewed_audit": "監査ログを表示",
     "staff_exported_audit": "監査ログを出力",
     "staff_viewed_person_data": "利用者の個人情報を表示（開示）",

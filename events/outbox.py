@@ -32,7 +32,7 @@ from typing import Any
 from events import access, audit
 from events.access import Actor
 from events.core.tables import OUTBOX_STATES, OutboxMessage
-from events.db import aware, is_sqlite, raw, utcnow, write_transaction
+from events.db import aware, engine, insert_query, is_sqlite, raw, utcnow, write_transaction
 from events.errors import Conflict, Invalid, NotFound
 from events.mime import is_draft, wire_bytes
 
@@ -70,21 +70,11 @@ async def enqueue(
 ) -> bool:
     """Insert the row in the caller's transaction; False when a row with that key already exists."""
     now = utcnow()
-    rows = await OutboxMessage.insert(
-        OutboxMessage(
-            idempotency_key=key[:200],
-            kind=kind,
-            recipient=recipient,
-            subject=subject[:500],
-            message=message,
-            message_id=message_id,
-            holds_secret=holds_secret,
-            status="queued",
-            due_at=due_at or now,
-            created_at=now,
-            group_key=group_key,
-        )
-    ).on_conflict(target=OutboxMessage.idempotency_key, action="DO NOTHING").returning(OutboxMessage.id)
+    rows = await engine().run_querystring(insert_query(OutboxMessage, {
+        "idempotency_key": key[:200], "kind": kind, "recipient": recipient, "subject": subject[:500],
+        "message": message, "message_id": message_id, "holds_secret": holds_secret, "status": "queued",
+        "due_at": due_at or now, "created_at": now, "group_key": group_key,
+    }, " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"))
     return bool(rows)
 
 

@@ -45,7 +45,17 @@ from piccolo.querystring import QueryString
 
 from events import consent, safeguarding, signals, timefmt
 from events.config import config
-from events.db import aware, decoded, engine, in_write_transaction, is_sqlite, raw, utcnow, write_transaction
+from events.db import (
+    aware,
+    decoded,
+    engine,
+    in_write_transaction,
+    insert_query,
+    is_sqlite,
+    raw,
+    utcnow,
+    write_transaction,
+)
 from events.errors import Conflict, Forbidden, NotFound
 from events.seminars.tables import (
     LIVE_STATES,
@@ -143,14 +153,16 @@ _WAITLIST_RANK = ("(SELECT COUNT(*) FROM registration AS ahead WHERE ahead.event
                   " AND ahead.status = 'waitlisted' AND ahead.queue_position < registration.queue_position) + 1")
 
 
-async def _insert_row(row: Registration, *, queued: bool) -> dict[str, Any]:
+_RETURNING = " RETURNING " + ", ".join(c._meta.db_column_name for c in Registration._meta.columns)
+
+
+async def _insert_row(values: dict[str, Any], *, queued: bool) -> dict[str, Any]:
     """One INSERT … RETURNING the row; a waiting-list entry gets the next position (read in the same statement,
     under the lock) and its rank back."""
     if queued:
-        row.queue_position = QueryString(  # type: ignore[assignment]
-            "(SELECT COALESCE(MAX(queue_position), 0) + 1 FROM registration WHERE event = {})", row.event)
-    insert = Registration.insert(row).returning(*Registration.all_columns()).querystrings[0]
-    query = QueryString("{}, " + _WAITLIST_RANK + " AS waitlist_rank", insert) if queued else insert
+        values["queue_position"] = QueryString(
+            "(SELECT COALESCE(MAX(queue_position), 0) + 1 FROM registration WHERE event = {})", values["event"])
+    query = insert_query(Registration, values, _RETURNING + (", " + _WAITLIST_RANK + " AS waitlist_rank" if queued else ""))
     found = [dict(r) for r in await engine().run_querystring(query)]
     return decoded(found[0], Registration)
 
@@ -293,7 +305,7 @@ async def place_group(event_id: int, applicants: list[Applicant], *, source: Sou
     made = []
     for offset, (applicant, status) in enumerate(zip(applicants, statuses, strict=True)):
         extra = {key: applicant.values[key] for key in _ROW_VALUES if key in applicant.values}
-        made.append(await _insert_row(Registration(
+        made.append(await _insert_row(dict(
             event=event_id, person=applicant.person_id, status=status, answers=dict(applicant.answers),
             idempotency_key=idempotency_key if offset == 0 else None, registered_by=registered_by, created_at=now,
             updated_at=now, confirmed_at=now if status == "confirmed" else None, **extra,

@@ -1,4 +1,4 @@
-"""The `lifedesign` command: serve, migrate, worker, demo, users, token — and each area's own commands."""
+"""The `lifedesign` command: serve, migrate, worker, demo, users, token, mail, purge — and each area's own commands."""
 
 from __future__ import annotations
 
@@ -33,13 +33,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lifedesign import access_log
     from lifedesign.app import create_app
 
-    settings = get_settings()
+    busy = _port_taken(args.host, args.port)
+    if busy:
+        return _fail(f"cannot listen on {args.host}:{args.port}: {busy} (is another `lifedesign serve` running?)")
+    settings = _follow_served_address(args.host, args.port)
     mail_worker = not args.no_worker and settings.run_worker_in_serve
     if args.workers < 1:
         return _fail("--workers must be at least 1")
     if args.workers > 1 and settings.database_kind == "sqlite":
         return _fail("--workers above 1 needs PostgreSQL: SQLite has one writer by design (see README, Scaling)")
-    print(f"lifedesign on http://{args.host}:{args.port} — database {settings.database_kind}, "
+    print(f"lifedesign on http://{args.host}:{args.port} — links in mail {settings.base_url}, database {settings.database_kind}, "
           f"mail {'SMTP ' + settings.smtp.host if settings.smtp else 'files in ' + str(settings.mail_dir)}"
           + (f", {args.workers} processes" if args.workers > 1 else ""), flush=True)
     if args.workers > 1:
@@ -48,6 +51,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(settings, pool=True, migrate=True, run_worker=mail_worker)
     uvicorn.Server(server_config(app, args.host, args.port)).run()
     return 0
+
+
+def _port_taken(host: str, port: int) -> str:
+    """Why the port cannot be served ("" when it can): said before migrating, not as a uvicorn trace after."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return ""
+
+
+def _follow_served_address(host: str, port: int):
+    """Without LIFEDESIGN_BASE_URL, mail links point where this process serves (not the default :8000): the
+    variable is set for the serving processes `--workers` starts, and the address is kept in the data dir for
+    the other commands (`demo`, `worker` …). A wildcard host links to 127.0.0.1."""
+    import os
+
+    from lifedesign.settings import SERVED_URL_FILE
+
+    if os.environ.get("LIFEDESIGN_BASE_URL", "").strip():
+        return get_settings()
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else "[::1]" if host == "::" else (
+        f"[{host}]" if ":" in host else host)
+    os.environ["LIFEDESIGN_BASE_URL"] = f"http://{shown}:{port}"
+    get_settings.cache_clear()
+    settings = get_settings()
+    (settings.data_dir / SERVED_URL_FILE).write_text(settings.base_url + "\n")
+    return settings
 
 
 def _listening_socket(host: str, port: int):
@@ -158,11 +193,44 @@ async def cmd_users_add(args: argparse.Namespace) -> int:
     from events import people
     from events.access import Actor
 
+    student = None
+    given = [flag for flag, value in (("--school", args.school), ("--school-level", args.school_level),
+                                      ("--grade", args.grade), ("--birth-date", args.birth_date),
+                                      ("--guardian-email", args.guardian_email),
+                                      ("--guardian-name", args.guardian_name)) if value is not None]
+    if "student" in args.role:
+        missing = [flag for flag, value in (("--school NAME", args.school), ("--birth-date YYYY-MM-DD", args.birth_date))
+                   if not value]
+        if missing:
+            return _fail(f"--role student needs {' and '.join(missing)} (and --guardian-email for a student under 18)")
+        student = _student_info(args)
+        if student is None:
+            return _fail(f"--birth-date must be a date like 2008-04-01, got {args.birth_date!r}")
+    elif given:
+        return _fail(f"{', '.join(given)}: only with --role student")
     await prepare()
     person_id = await people.add_account(Actor.system("cli"), args.email, args.name, kana=args.kana or "",
-                                         locale=args.locale, roles=tuple(args.role))
+                                         locale=args.locale, roles=tuple(args.role), student=student)
     print(person_id)
     return 0
+
+
+def _student_info(args: argparse.Namespace):
+    """The student profile the options describe; None for a malformed birth date. The school level is asked,
+    or taken from the age (under 18: high school)."""
+    from datetime import date
+
+    from events import people
+    from events.consent import is_minor
+    from events.db import utcnow
+
+    try:
+        birth = date.fromisoformat(args.birth_date.strip())
+    except ValueError:
+        return None
+    level = args.school_level or ("high_school" if is_minor(birth, utcnow().date()) else "university")
+    return people.StudentInfo(school_level=level, school_name=args.school, grade=args.grade or 1, birth_date=birth,
+                              guardian_email=args.guardian_email or "", guardian_name=args.guardian_name or "")
 
 
 async def cmd_token_create(args: argparse.Namespace) -> int:
@@ -179,8 +247,52 @@ async def cmd_token_create(args: argparse.Namespace) -> int:
 async def cmd_demo(args: argparse.Namespace) -> int:
     from lifedesign.demo import load_demo
 
-    await prepare()
+    settings = await prepare()
+    print(f"filling {_database_label(settings)} (data dir {settings.data_dir})", flush=True)
     await load_demo(progress=lambda line: print(line, flush=True))
+    print(f"filled {_database_label(settings)}; mail goes to "
+          + (f"SMTP {settings.smtp.host}" if settings.smtp else f"{settings.mail_dir} (see `lifedesign mail`)"),
+          flush=True)
+    return 0
+
+
+def _database_label(settings) -> str:
+    """Which database a command works on, as a person can find it again (a password is never shown)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if settings.database_kind == "sqlite":
+        return f"SQLite database {settings.sqlite_path.resolve()}"
+    parts = urlsplit(settings.database_url)
+    netloc = parts.hostname or ""
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return f"PostgreSQL database {urlunsplit(parts._replace(netloc=netloc, query=''))}"
+
+
+async def cmd_mail(args: argparse.Namespace) -> int:
+    """The newest mails the file transport wrote (`<data dir>/mail/*.eml`), newest first, with their links."""
+    from lifedesign import mail_files
+
+    settings = await prepare()
+    if args.last < 1:
+        return _fail("--last must be at least 1")
+    if settings.smtp:
+        print(f"mail is sent by SMTP ({settings.smtp.host}); only mail written before that is in {settings.mail_dir}",
+              file=sys.stderr)
+    found = mail_files.newest(settings.mail_dir, last=args.last, to=args.to)
+    for item in found:
+        print(f"{item.when}  {item.to}  {item.subject}")
+        for link in item.links:
+            print(f"  {link}")
+        print(f"  ({item.path})")
+    waiting = await mail_files.waiting()
+    if not found:
+        print(f"no mail{' to ' + args.to if args.to else ''} in {settings.mail_dir} yet")
+    if waiting:
+        print(f"{waiting} more queued, not written yet: `lifedesign serve` writes them within seconds "
+              f"(or run `lifedesign worker --once`)")
     return 0
 
 
@@ -233,7 +345,18 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=["student", "host_family", "facility_staff", "coordinator", "admin"])
     add.add_argument("--kana")
     add.add_argument("--locale", default="ja", choices=["ja", "en"])
+    add.add_argument("--school", help="student: school name (required with --role student)")
+    add.add_argument("--school-level", choices=["high_school", "university"],
+                     help="student: default high_school under 18, university otherwise")
+    add.add_argument("--grade", type=int, help="student: year 1-6 (default 1)")
+    add.add_argument("--birth-date", metavar="YYYY-MM-DD", help="student: birth date (required with --role student)")
+    add.add_argument("--guardian-email", help="student under 18: the guardian who is asked for consent")
+    add.add_argument("--guardian-name")
     add.set_defaults(handler=cmd_users_add)
+    mail = sub.add_parser("mail", help="show the newest mails written to the data dir, with their links")
+    mail.add_argument("--last", type=int, default=5, metavar="N", help="how many (default 5)")
+    mail.add_argument("--to", metavar="ADDRESS", help="only mail to this address")
+    mail.set_defaults(handler=cmd_mail)
     token = sub.add_parser("token", help="personal API tokens").add_subparsers(dest="token_command", metavar="ACTION")
     create = token.add_parser("create", help="create an API token and print it (only the token)")
     create.add_argument("--email", required=True)

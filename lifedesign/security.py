@@ -8,7 +8,6 @@ from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
@@ -124,26 +123,32 @@ COORDINATOR = requires("coordinator")
 ADMIN = requires("admin")
 
 
+_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+# Set unless the response chose its own; raw (name, value) pairs, appended without re-scanning the list per header.
+_DEFAULT_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
+                    (b"x-frame-options", b"DENY"), (b"content-security-policy", _CSP.encode()))
+_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
 async def security_headers(message: Message, scope: Scope) -> None:
     """before_send: headers every response carries; no-store on anything personal. (Async: Litestar runs a sync
     hook in a thread pool, a hand-off for each message of every response.)"""
     if message["type"] != "http.response.start":
         return
-    headers = MutableScopeHeaders.from_message(message)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    )
-    if get_settings().https:
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    headers = message.get("headers")
+    if not isinstance(headers, list):
+        headers = message["headers"] = list(headers or [])  # type: ignore[typeddict-unknown-key]
+    present = {name.lower() for name, _ in headers}
+    https = get_settings().https
+    for name, value in (*_DEFAULT_HEADERS, _HSTS) if https else _DEFAULT_HEADERS:
+        if name not in present:
+            headers.append((name, value))
     state = scope.get("state", {})
     if state.get("person") is not None or state.get("personal"):
-        headers["Cache-Control"] = "no-store"
+        headers[:] = [(name, value) for name, value in headers if name.lower() != b"cache-control"]
+        headers.append((b"cache-control", b"no-store"))
     anon = state.get("set_anon_csrf")
     if anon:
-        secure = "; Secure" if get_settings().https else ""
-        headers.add("Set-Cookie", f"{ANON_CSRF_COOKIE}={anon}; Path=/; HttpOnly; SameSite=Lax{secure}")
+        secure = "; Secure" if https else ""
+        headers.append((b"set-cookie", f"{ANON_CSRF_COOKIE}={anon}; Path=/; HttpOnly; SameSite=Lax{secure}".encode()))

@@ -149,8 +149,19 @@ def _smtp(env: dict[str, str]) -> SmtpSettings | None:
     )
 
 
-def _base_url(env: dict[str, str]) -> str:
-    raw = env.get("LIFEDESIGN_BASE_URL", "").strip() or "http://127.0.0.1:8000"
+SERVED_URL_FILE = "served_url"  # where `lifedesign serve` last served this data dir (without LIFEDESIGN_BASE_URL)
+
+
+def _base_url(env: dict[str, str], data_dir: Path) -> str:
+    raw = env.get("LIFEDESIGN_BASE_URL", "").strip()
+    if not raw:  # `demo`, `worker` … in another terminal link to where `serve` is, not to the default port
+        try:
+            raw = (data_dir / SERVED_URL_FILE).read_text().strip()
+        except OSError:
+            raw = ""
+        if not raw.startswith(("http://", "https://")) or not urlsplit(raw).hostname:
+            raw = ""  # a damaged file is not the operator's setting: fall back to the default
+    raw = raw or "http://127.0.0.1:8000"
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SettingsError(f"LIFEDESIGN_BASE_URL must be an http(s) URL like https://lifedesign.example.jp, got {raw!r}")
@@ -237,7 +248,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         smtp=_smtp(env),
         mail_from=mail_from.lower(),
         mail_from_name=env.get("LIFEDESIGN_MAIL_FROM_NAME", "").strip() or "金沢区こども家庭支援課",
-        base_url=_base_url(env),
+        base_url=_base_url(env, data_dir),
         secret_key=_secret_key(env, data_dir),
         run_worker_in_serve=env.get("LIFEDESIGN_WORKER_IN_SERVE", "1") not in ("0", "false", "no"),
         session_idle_minutes=_int(env, "LIFEDESIGN_SESSION_IDLE_MINUTES", 120, 1, 10_000),

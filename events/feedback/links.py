@@ -1,4 +1,4 @@
-"""Personal survey links.
+"""Survey links: the personal ones in mail, and the one on-site link of a survey (events.feedback.onsite).
 
 link token  = HMAC(server secret, "feedback-link:" + request nonce)   (regenerable for the reminder)
 token_hash  = SHA-256(link token)                                    (stored, to find the request)
@@ -44,6 +44,26 @@ def _key() -> bytes:
 def link_token(nonce: str) -> str:
     digest = hmac.new(_key(), f"feedback-link:{nonce}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _sign(message: str) -> str:
+    mac = hmac.new(_key(), message.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def onsite_token(survey_id: int) -> str:
+    """The survey's one on-site link (printed, or as a QR code): the same for everyone, per survey, never per
+    person; derived, not stored."""
+    return _sign(f"feedback-onsite:{survey_id}")[:22]
+
+
+def slot_signature(survey_id: int, nonce: str) -> str:
+    """Signs an on-site answer slot (events.feedback.onsite) so a browser cannot make one up."""
+    return _sign(f"feedback-slot:{survey_id}:{nonce}")
+
+
+def same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 token_hash = digest  # the one digest of secret links (events.tokens)

@@ -49,6 +49,18 @@ KIND_LABELS = {"scale": "5段階", "single": "単一選択", "multi": "複数選
 EXPORT_FORMATS = {"csv": sheets.CSV_MEDIA_TYPE, "xlsx": sheets.XLSX_MEDIA_TYPE}
 
 
+def percent(part: int, whole: int) -> str:
+    """A share as people read it: whole percent, half rounded up (1 of 8 is 13 %, not Python's banker's 12 %)."""
+    if whole <= 0:
+        return "0 %"
+    return f"{(200 * part + whole) // (2 * whole)} %"
+
+
+def share(part: int, whole: int) -> str:
+    """The count with its share, e.g. "1/8（13 %）" (the count carries no more than the share alone)."""
+    return f"{part}/{whole}（{percent(part, whole)}）"
+
+
 def min_group_of(survey: dict[str, Any]) -> int:
     """The threshold of the survey: none (1) for named surveys, DEFAULT_MIN_GROUP for anonymous ones."""
     return DEFAULT_MIN_GROUP if survey["anonymous"] else 1
@@ -142,6 +154,7 @@ async def _read_results(survey: dict[str, Any], event_id: int | None, locale: st
         questions.append({
             "id": question["id"], "kind": question["kind"], "text": text, "required": question["required"],
             "summary": figures, "counts": counts, "chart": chart, "texts": list(figures.texts),
+            "shares": [percent(n, figures.respondents) for _, n in counts],
         })
     groups = []
     for key, group in summary.groups.items():
@@ -169,7 +182,7 @@ async def _read_results(survey: dict[str, Any], event_id: int | None, locale: st
                           for r in requests if not r["answered"]]
     return {
         "survey": survey, "event_id": event_id, "invited": invited, "responded": responded,
-        "rate": (responded / invited) if invited else 0.0, "summary": summary, "questions": questions,
+        "rate": (responded / invited) if invited else 0.0, "rate_text": share(responded, invited), "summary": summary, "questions": questions,
         "groups": groups, "by_series": by_series, "nonrespondents": nonrespondents,
         "events": sorted(events.values(), key=lambda e: (e["starts_at"] is None, e["starts_at"], e["event"])),
         "min_group": summary.min_group, "named": not survey["anonymous"],

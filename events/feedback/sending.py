@@ -1,4 +1,5 @@
-"""Sending survey links after events, one reminder to those who have not answered, closing surveys.
+"""Sending survey links after events (or at once: 「今すぐ送る」), one reminder to those who have not answered,
+closing surveys.
 
 `run_feedback_jobs` is the worker job: idempotent (one request per person and survey, enforced by a
 UNIQUE index and the outbox idempotency keys) and cheap when nothing is due.
@@ -10,10 +11,12 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from events import signals
+from events import audit, signals
+from events.access import Actor, require_staff
 from events.config import config
 from events.core.tables import OutboxMessage, Person
 from events.db import raw, utcnow, write_transaction
+from events.errors import Conflict, NotFound
 from events.feedback import links
 from events.feedback.defaults import AUDIENCE_EVENT_KIND
 from events.feedback.tables import FeedbackRequest, Survey
@@ -43,11 +46,14 @@ async def recipients_of(event: dict[str, Any], audience: str) -> list[int]:
     return list(dict.fromkeys(people))
 
 
-def _due_events_query(survey: dict[str, Any], now: datetime):
+def _due_events_query(survey: dict[str, Any], now: datetime, *, started: bool = False):
+    """The survey's events whose people are due a link: ended `survey_delay_hours` ago, or (`started`, for
+    「今すぐ送る」) begun already — a coordinator may ask before people leave the room."""
     delay = timedelta(hours=config().survey_delay_hours)
-    query = Event.select(Event.id, Event.title, Event.title_en, Event.ends_at, Event.attendance_taken).where(
+    query = Event.select(Event.id, Event.title, Event.title_en, Event.starts_at, Event.ends_at,
+                         Event.attendance_taken).where(
         Event.status.is_in(["published", "completed"])
-        & (Event.ends_at <= now - delay)
+        & ((Event.starts_at <= now) if started else (Event.ends_at <= now - delay))
         & (Event.ends_at >= survey["created_at"] - RETROACTIVE_LIMIT)
         & (Event.kind == AUDIENCE_EVENT_KIND[survey["audience"]])
     )
@@ -67,6 +73,45 @@ def _mail_context(survey: dict[str, Any], event: dict[str, Any], person: dict[st
     }
 
 
+async def _not_yet_asked(survey: dict[str, Any], event: dict[str, Any]) -> list[dict[str, Any]]:
+    people = await recipients_of(event, survey["audience"])
+    if not people:
+        return []
+    asked = {r["person"] for r in await FeedbackRequest.select(FeedbackRequest.person).where(
+        (FeedbackRequest.survey == survey["id"]) & FeedbackRequest.person.is_in(people))}
+    return await Person.select(Person.id, Person.email, Person.name, Person.locale).where(
+        Person.id.is_in([p for p in people if p not in asked] or [-1]) & Person.active.eq(True))
+
+
+async def ask(survey: dict[str, Any], event: dict[str, Any], person: dict[str, Any], now: datetime, *,
+              mail: bool = True) -> str | None:
+    """One person's request (and, with `mail`, its mail) in the caller's transaction; their link token, or None
+    when they were asked already (by another worker too)."""
+    nonce = secrets.token_urlsafe(24)
+    token = links.link_token(nonce)
+    inserted = await FeedbackRequest.insert(FeedbackRequest(
+        survey=survey["id"], event=event["id"], person=person["id"], token_hash=links.token_hash(token),
+        nonce=nonce, locale=person["locale"], sent_at=now,
+    )).on_conflict(action="DO NOTHING").returning(FeedbackRequest.id)
+    if not inserted:
+        return None
+    if mail:
+        await queue_mail(
+            "feedback_request", to_email=person["email"], to_name=person["name"], locale=person["locale"],
+            context=_mail_context(survey, event, person, token),
+            key=f"feedback:{survey['id']}:{person['id']}", group_key=f"feedback:{survey['id']}",
+        )
+    return token
+
+
+async def _ask_event(survey: dict[str, Any], event: dict[str, Any], now: datetime) -> int:
+    created = 0
+    async with write_transaction():
+        for person in await _not_yet_asked(survey, event):
+            created += await ask(survey, event, person, now) is not None
+    return created
+
+
 async def send_feedback_requests(now: datetime | None = None) -> int:
     """Ask everyone due, for every open survey; returns the number of requests created."""
     now = now or utcnow()
@@ -75,28 +120,49 @@ async def send_feedback_requests(now: datetime | None = None) -> int:
         (Survey.status == "open") & (Survey.closes_at.is_null() | (Survey.closes_at > now)))
     for survey in surveys:
         for event in await _due_events_query(survey, now):
-            people = await recipients_of(event, survey["audience"])
-            if not people:
-                continue
-            async with write_transaction():
-                asked = {r["person"] for r in await FeedbackRequest.select(FeedbackRequest.person).where(
-                    (FeedbackRequest.survey == survey["id"]) & FeedbackRequest.person.is_in(people))}
-                for person in await Person.select(Person.id, Person.email, Person.name, Person.locale).where(
-                        Person.id.is_in([p for p in people if p not in asked] or [-1]) & Person.active.eq(True)):
-                    nonce = secrets.token_urlsafe(24)
-                    token = links.link_token(nonce)
-                    inserted = await FeedbackRequest.insert(FeedbackRequest(
-                        survey=survey["id"], event=event["id"], person=person["id"], token_hash=links.token_hash(token),
-                        nonce=nonce, locale=person["locale"], sent_at=now,
-                    )).on_conflict(action="DO NOTHING").returning(FeedbackRequest.id)
-                    if not inserted:  # another worker asked this person first
-                        continue
-                    await queue_mail(
-                        "feedback_request", to_email=person["email"], to_name=person["name"], locale=person["locale"],
-                        context=_mail_context(survey, event, person, token),
-                        key=f"feedback:{survey['id']}:{person['id']}", group_key=f"feedback:{survey['id']}",
-                    )
-                    created += 1
+            created += await _ask_event(survey, event, now)
+    return created
+
+
+async def open_survey(survey_id: int, now: datetime) -> dict[str, Any]:
+    survey = await Survey.select().where(Survey.id == survey_id).first()
+    if survey is None:
+        raise NotFound("そのアンケートは見つかりません。", code="survey_not_found")
+    if survey["status"] != "open" or (survey["closes_at"] is not None and survey["closes_at"] <= now):
+        raise Conflict("このアンケートの回答受付は終了しています。", code="survey_closed")
+    return survey
+
+
+async def started_events(survey: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """The survey's events that have begun (「今すぐ送る」 and on-site answering reach their people)."""
+    return await _due_events_query(survey, now, started=True).order_by(Event.starts_at)
+
+
+async def send_now_preview(survey_id: int, *, actor: Actor) -> dict[str, Any]:
+    """What 「今すぐ送る」 would do: the events already begun and how many of their people get a link now."""
+    require_staff(actor)
+    now = utcnow()
+    survey = await open_survey(survey_id, now)
+    events = []
+    for event in await started_events(survey, now):
+        events.append({**event, "new": len(await _not_yet_asked(survey, event))})
+    return {"survey": survey, "events": events, "recipients": sum(e["new"] for e in events)}
+
+
+async def send_now(survey_id: int, *, actor: Actor) -> int:
+    """「今すぐ送る」: everyone of the survey's events that have begun gets their link now, without waiting for
+    the delay after the end; those asked already are not asked again (audited, one transaction)."""
+    require_staff(actor)
+    now = utcnow()
+    created = 0
+    async with write_transaction():
+        survey = await open_survey(survey_id, now)
+        events = await started_events(survey, now)
+        for event in events:
+            for person in await _not_yet_asked(survey, event):
+                created += await ask(survey, event, person, now) is not None
+        await audit.record(actor, "feedback_survey_sent_now", subject_type="survey", subject_id=survey_id,
+                           detail={"requests": created, "events": [e["id"] for e in events]})
     return created
 
 

@@ -73,3 +73,11 @@ class FeedbackAnswer(Table, tablename="feedback_answer"):
     person = ForeignKey(Person, null=True, on_delete=OnDelete.cascade)  # named surveys only
     answers = JSON(default="{}")  # {question id: int | str | [str, ...]}
     updated_at = Timestamptz(null=True, default=None)  # named surveys only
+
+
+class OnsiteSlotUsed(Table, tablename="feedback_onsite_slot"):
+    """An on-site answer slot of an anonymous survey that has been used (events.feedback.onsite): only the
+    digest of the slot's random nonce, kept so a slot answers once. No time, no person, no answer key."""
+
+    survey = ForeignKey(Survey, on_delete=OnDelete.cascade, index=True)
+    slot_hash = Varchar(length=64, unique=True)

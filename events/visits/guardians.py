@@ -200,14 +200,3 @@ async def status_view(token: str, *, client: str = "") -> dict[str, Any]:
             "windows": [(datetime.fromisoformat(s), datetime.fromisoformat(e)) for s, e in request["windows"]],
             "districts": request["districts"], "visits": visits, "consent_token": found["consent_token"],
             "contact": ward_contact(request["coordinator_name"] or "")}
-
-
-async def purge_expired_links(now: datetime | None = None) -> int:
-    """Worker job: links expired longer ago than the token retention go (cheap: one indexed DELETE)."""
-    cutoff = (now or utcnow()) - timedelta(days=config().retention_token_days)
-    if not await VisitGuardianLink.exists().where(VisitGuardianLink.expires_at < cutoff):
-        return 0
-    async with write_transaction():
-        rows = await VisitGuardianLink.delete().where(VisitGuardianLink.expires_at < cutoff).returning(
-            VisitGuardianLink.id)
-    return len(rows)

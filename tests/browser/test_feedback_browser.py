@@ -38,13 +38,13 @@ async def test_student_answers_on_a_phone(db, live_server, browser):
     assert "この講座は、仕事と家庭の両立について考えるきっかけになりましたか" in await alert.inner_text()
 
     # The first scale by keyboard: focus its first option, arrow to 4, as a radio group works.
-    first = page.get_by_role("group", name="この講座は、仕事と家庭の両立について考えるきっかけになりましたか")
+    first = page.get_by_role("radiogroup", name="この講座は、仕事と家庭の両立について考えるきっかけになりましたか")
     await first.get_by_role("radio").first.focus()
     for _ in range(3):
         await page.keyboard.press("ArrowDown")
     assert await first.get_by_role("radio", name="4 ややそう思う").is_checked()
     # The rest by tapping the labels.
-    groups = page.locator("main").get_by_role("group")  # the questions (the site menu is a group too)
+    groups = page.locator("main fieldset.question")  # the questions (radio groups, and a group for the multi-choice)
     count = await groups.count()
     for index in range(1, count):
         await groups.nth(index).locator("label.choice").first.tap()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from events.feedback import onsite, surveys
 from events.seminars import registration
 from tests.browser.pagecheck import sideways, wcag_violations
 from tests.browser.test_kernel_pages_a11y import AXE, log_in
@@ -24,9 +25,13 @@ async def test_coordinator_and_public_pages_fit_a_phone_and_pass_axe(db, live_se
                                  registration_closes_at=soon(5).isoformat())
     for person in (await adult("山田 花子"), await minor("佐藤 結衣"), await adult("鈴木 葵")):
         await registration.register(event_id, person)
+    survey_id = await surveys.create_survey(audience="seminar_student", template="seminar_student",
+                                            event_id=event_id, anonymous=True)
     pages = ["/events", f"/events/{event_id}", f"/events/{lottery_id}/lottery", "/coordinator/events",
              f"/coordinator/events/{event_id}", f"/coordinator/events/{event_id}/registrations",
-             f"/coordinator/events/{event_id}/checkin", "/coordinator/calendar?view=month", "/coordinator/outbox"]
+             f"/coordinator/events/{event_id}/checkin", "/coordinator/calendar?view=month", "/coordinator/outbox",
+             "/coordinator/feedback", f"/coordinator/feedback/{survey_id}",
+             f"/coordinator/feedback/{survey_id}/onsite", onsite.onsite_path(survey_id)]
     for width in (320, 390, 1280):
         context = await browser.new_context(viewport={"width": width, "height": 800}, locale="ja-JP")
         page = await context.new_page()

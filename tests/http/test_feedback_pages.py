@@ -154,7 +154,7 @@ async def test_coordinator_builds_a_survey_and_reads_results(client, db):
     result = await client.get(f"/coordinator/feedback/{survey_id}/results")
     assert result.status_code == 200
     assert "<svg" in result.text and 'role="img"' in result.text and "<table" in result.text
-    assert "回答率 83%" in result.text
+    assert "回答率 5/6（83 %）" in result.text  # the count with its share
     assert "未回答の方（1人）" in result.text and "学生 s5" in result.text
     printed = await client.get(f"/coordinator/feedback/{survey_id}/print")
     assert printed.status_code == 200 and "size: A4" in printed.text and "回答 5人" in printed.text

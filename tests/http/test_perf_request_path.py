@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from events.auth import create_api_token
-from events.db import PersistentSQLiteEngine, PooledPostgresEngine, engine, raw
+from events.db import PersistentSQLiteEngine, PooledPostgresEngine, engine, ping, raw
 from events.seminars.tables import Event, Registration
 from lifedesign.access_log import REDACTED, redact
 from tests.conftest import ON_POSTGRES, make_person
@@ -92,6 +92,18 @@ async def test_identity_is_one_statement_and_health_one_more(client, monkeypatch
         await asyncio.sleep(0)
     assert health.status_code == 200 and health.json()["status"] == "ok" and len(seen) == 1, seen
     assert "set-cookie" not in health.headers and "set-cookie" not in me.headers  # nothing to remember
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="SQLite's ping reads its own connection in microseconds")
+async def test_health_checks_in_flight_together_share_one_round_trip(db, monkeypatch):
+    with statements(monkeypatch) as seen:
+        together = await asyncio.gather(*(ping(2.0) for _ in range(20)))
+        await asyncio.sleep(0)
+    assert all(together) and len(seen) == 1, seen
+    with statements(monkeypatch) as seen:  # control: one after another, each asks the database
+        one_by_one = [await ping(2.0) for _ in range(3)]
+        await asyncio.sleep(0)
+    assert all(one_by_one) and len(seen) == 3, seen
 
 
 async def test_a_waiting_registration_fits_the_statement_budget(client, monkeypatch):

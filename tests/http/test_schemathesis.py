@@ -35,6 +35,7 @@ def _checks():
 def fuzz(base_url: str, headers: dict[str, str]) -> tuple[int, list[str]]:
     """Every operation, EXAMPLES cases each; returns (requests sent, failures as one line each)."""
     import schemathesis
+    from schemathesis.core.failures import FailureGroup
 
     schema = schemathesis.openapi.from_url(f"{base_url}/schema/openapi.json")
     checks = _checks()
@@ -53,7 +54,12 @@ def fuzz(base_url: str, headers: dict[str, str]) -> tuple[int, list[str]]:
             sent[label] += 1
             try:
                 case.validate_response(response, checks=checks)
-            except Exception as exc:  # collected, so one run reports every operation that fails
+            except FailureGroup as found:  # collected (a BaseExceptionGroup), so one run reports every operation
+                for failure in found.exceptions:
+                    message = " ".join(str(getattr(failure, "message", "") or failure).split())[:200]
+                    failures.append(f"{label} -> {response.status_code}: {getattr(failure, 'title', '')}: {message}"
+                                    f"\n    {case.as_curl_command()[:300]}")
+            except Exception as exc:
                 first = str(exc).strip().splitlines()
                 failures.append(f"{label} -> {response.status_code}: {first[0] if first else exc!r}")
 

@@ -39,6 +39,7 @@ async def test_users_add_token_create_and_demo(db, tmp_path):
     demo = await asyncio.to_thread(_run_blocking, "demo", env=env)
     assert demo.returncode == 0, demo.stderr
     assert "金沢" in demo.stdout or "facilities" in demo.stdout
+    assert ("SQLite database" in demo.stdout and "test.sqlite3" in demo.stdout) or "PostgreSQL database" in demo.stdout
     twice = await asyncio.to_thread(_run_blocking, "demo", env=env)
     assert twice.returncode == 0, twice.stderr
     assert (await people.find_by_email("coord@example.jp"))["name"] == "金沢 花子"  # it went to this run's database

@@ -10,16 +10,25 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from events import timefmt
+from events.config import config
 from events.db import utcnow
-from events.errors import DomainError, Invalid, NotFound
-from events.feedback import answering, results, surveys
+from events.errors import DomainError, Forbidden, Invalid, NotFound
+from events.feedback import answering, onsite, results, sending, surveys
 from events.feedback.defaults import AUDIENCE_LABELS, TEMPLATES
 from events.feedback.tables import AUDIENCES
 from events.seminars.tables import Event
 from events.timefmt import TOKYO
 from lifedesign.areas.feedback.api import export_response
 from lifedesign.i18n import gettext_for
-from lifedesign.rendering import HOME_SECTIONS, form_data, page, register_nav, render_fragment
+from lifedesign.rendering import (
+    HOME_SECTIONS,
+    confirm_page,
+    confirmed,
+    form_data,
+    page,
+    register_nav,
+    render_fragment,
+)
 from lifedesign.security import COORDINATOR, LANG_COOKIE, actor_of, cookie_options
 
 KIND_LABELS = {"scale": "5段階", "single": "単一選択", "multi": "複数選択", "text": "自由記述"}
@@ -68,6 +77,41 @@ def _not_found(request: Request, *, expired: bool = False) -> Response:
                 lines=[first, _("ご不明な点は、金沢区こども家庭支援課までお問い合わせください。")], link=None)
 
 
+def _message(request: Request, heading: str, *lines: str, status_code: int = 200) -> Response:
+    """A short page of Japanese texts, translated here."""
+    _ = gettext_for(request.state.locale)
+    return page(request, "pages/message.html", status_code=status_code, title=_(heading), heading=_(heading),
+                lines=[_(line) for line in lines], link=None)
+
+
+def _closed(request: Request) -> Response:
+    return _message(request, "アンケートの受付は終了しました",
+                    "このアンケートの回答期間は終了しました。ご協力ありがとうございました。",
+                    "ご不明な点は、金沢区こども家庭支援課までお問い合わせください。", status_code=410)
+
+
+def _thanks(request: Request, *, anonymous: bool, first: bool) -> Response:
+    _ = gettext_for(request.state.locale)
+    lines = [_("ご回答ありがとうございました。いただいたご意見は今後の事業に活かしてまいります。")]
+    link = None
+    if anonymous:
+        lines.append(_("このアンケートは無記名です。回答内容とお名前が結びつけられることはありません。"))
+    else:
+        lines.append(_("締切までは、同じリンクから回答を修正できます。") if first else _("回答を更新しました。"))
+        link = {"href": "/feedback", "label": _("回答内容を確認・修正する")}
+    return page(request, "pages/message.html", title=_("ご回答ありがとうございました"),
+                heading=_("ご回答ありがとうございました"), lines=lines, link=link)
+
+
+def _form_values_of(fields: dict[str, list[str]]) -> dict[str, Any]:
+    """What was sent, back into the form after an error (nothing typed is lost)."""
+    values: dict[str, Any] = {}
+    for key, given in fields.items():
+        values[key] = [int(v) for v in given if v.isdigit()] if len(given) > 1 else (
+            int(given[0]) if given and given[0].isdigit() else (given[0] if given else ""))
+    return values
+
+
 async def _form_page(request: Request, token: str, *, values: dict[str, Any] | None = None,
                      errors: dict[str, str] | None = None, status_code: int = 200) -> Response:
     request.state.personal = True
@@ -77,10 +121,7 @@ async def _form_page(request: Request, token: str, *, values: dict[str, Any] | N
         form = await answering.open_form(token, locale=request.state.locale)
     _ = gettext_for(request.state.locale)
     if not form.open:
-        return page(request, "pages/message.html", status_code=410, title=_("アンケートの受付は終了しました"),
-                    heading=_("アンケートの受付は終了しました"),
-                    lines=[_("このアンケートの回答期間は終了しました。ご協力ありがとうございました。"),
-                           _("ご不明な点は、金沢区こども家庭支援課までお問い合わせください。")], link=None)
+        return _closed(request)
     return page(request, "pages/feedback/answer.html", status_code=status_code, title=form.title, form=form,
                 values=values if values is not None else form.answers, errors=errors or {})
 
@@ -128,32 +169,132 @@ async def answer_submit(request: Request) -> Response:
     except Invalid as exc:
         if exc.code != "feedback_incomplete":
             raise
-        values: dict[str, Any] = {}
-        for key, given in fields.items():
-            values[key] = [int(v) for v in given if v.isdigit()] if len(given) > 1 else (
-                int(given[0]) if given and given[0].isdigit() else (given[0] if given else ""))
-        locale = _answer_locale(request, "ja")
-        _ = gettext_for(locale)
+        _ = gettext_for(_answer_locale(request, "ja"))
         errors = {key: _(message) for key, message in exc.extra.get("errors", {}).items()}
-        return await _form_page(request, token, values=values, errors=errors, status_code=422)
+        return await _form_page(request, token, values=_form_values_of(fields), errors=errors, status_code=422)
     except DomainError as exc:
         if exc.code in ("survey_closed", "feedback_already_answered"):
             return await _form_page(request, token, status_code=exc.status)
         raise
     view = await answering.open_form(token)
     request.state.locale = _answer_locale(request, view.locale)
-    _ = gettext_for(request.state.locale)
-    lines = [_("ご回答ありがとうございました。いただいたご意見は今後の事業に活かしてまいります。")]
-    link = None
-    if view.anonymous:
-        lines.append(_("このアンケートは無記名です。回答内容とお名前が結びつけられることはありません。"))
-    else:
-        lines.append(_("締切までは、同じリンクから回答を修正できます。") if first else _("回答を更新しました。"))
-        link = {"href": "/feedback", "label": _("回答内容を確認・修正する")}
-    response = page(request, "pages/message.html", title=_("ご回答ありがとうございました"),
-                    heading=_("ご回答ありがとうございました"), lines=lines, link=link)
+    response = _thanks(request, anonymous=view.anonymous, first=first)
     if view.anonymous:  # nothing more to do with the link in this browser
         response.delete_cookie(SURVEY_COOKIE, path="/feedback")
+    return response
+
+
+# ---------------------------------------------------------------- on site (one link per survey, events.feedback.onsite)
+#
+# /feedback/open/<id>/<token> is printed and shown as a QR code. Anonymous surveys: it gives the browser a one-time
+# answer slot (a signed cookie for /feedback/open/<id>, where the form lives) unless this browser answered already;
+# named surveys: it leads a logged-in participant to their own personal form.
+
+ONSITE_SLOT_COOKIE = "ld_slot"
+ONSITE_DONE_COOKIE = "ld_onsite_done"  # this browser answered this survey on site
+ONSITE_DONE_SECONDS = 180 * 24 * 3600
+
+
+def _slot_expired(request: Request) -> Response:
+    return _message(request, "アンケートが見つかりません",
+                           "このページの有効時間が過ぎました。QRコードまたはリンクからもう一度開いてください。",
+                           status_code=404)
+
+
+def _answered_here(request: Request, status_code: int = 200) -> Response:
+    return _message(request, "回答済みです", "この端末からは、このアンケートに回答済みです。ご協力ありがとうございました。",
+                           status_code=status_code)
+
+
+@get("/feedback/open/{survey_id:int}/{token:str}", include_in_schema=False)
+async def onsite_link(request: Request, survey_id: FromPath[int], token: FromPath[str]) -> Response:
+    request.state.personal = True
+    try:
+        survey = await onsite.survey_of_link(survey_id, token)
+    except NotFound:
+        return _not_found(request)
+    if not surveys.is_open(survey):
+        return _closed(request)
+    if not survey["anonymous"]:
+        if request.state.person is None:
+            return Redirect(path=f"/login?next={onsite.onsite_path(survey_id)}", status_code=303)
+        try:
+            personal = await onsite.participant_link(survey_id, request.state.person["id"])
+        except Forbidden as exc:
+            return _message(request, "このアンケートには回答できません", exc.message, status_code=403)
+        response = Redirect(path="/feedback", status_code=303)
+        response.set_cookie(SURVEY_COOKIE, personal, max_age=SURVEY_COOKIE_SECONDS,
+                            **{**cookie_options(), "path": "/feedback"})
+        return response
+    if request.cookies.get(ONSITE_DONE_COOKIE) == "1":
+        return _answered_here(request)
+    response = Redirect(path=f"/feedback/open/{survey_id}", status_code=303)
+    response.set_cookie(ONSITE_SLOT_COOKIE, onsite.new_slot(survey_id), max_age=SURVEY_COOKIE_SECONDS,
+                        **{**cookie_options(), "path": f"/feedback/open/{survey_id}"})
+    return response
+
+
+def _onsite_slot(request: Request, survey_id: int) -> str | None:
+    slot = request.cookies.get(ONSITE_SLOT_COOKIE, "")
+    nonce = onsite.slot_nonce(survey_id, slot)
+    return None if nonce is None else slot
+
+
+async def _onsite_form(request: Request, survey_id: int, *, values: dict[str, Any] | None = None,
+                       errors: dict[str, str] | None = None, status_code: int = 200) -> Response:
+    request.state.locale = _answer_locale(request, request.state.locale)
+    form = await onsite.open_form(survey_id, locale=request.state.locale)
+    if not form.open:
+        return _closed(request)
+    return page(request, "pages/feedback/answer.html", status_code=status_code, title=form.title, form=form,
+                values=values or {}, errors=errors or {}, form_action=f"/feedback/open/{survey_id}")
+
+
+@get("/feedback/open/{survey_id:int}", include_in_schema=False)
+async def onsite_page(request: Request, survey_id: FromPath[int]) -> Response:
+    request.state.personal = True
+    if request.cookies.get(ONSITE_DONE_COOKIE) == "1":
+        return _answered_here(request)
+    slot = _onsite_slot(request, survey_id)
+    if slot is None:
+        return _slot_expired(request)
+    if await onsite.slot_used(survey_id, onsite.slot_nonce(survey_id, slot) or ""):
+        return _answered_here(request)
+    try:
+        return await _onsite_form(request, survey_id)
+    except NotFound:
+        return _not_found(request)
+
+
+@post("/feedback/open/{survey_id:int}", include_in_schema=False)
+async def onsite_submit(request: Request, survey_id: FromPath[int]) -> Response:
+    request.state.personal = True
+    form = await request.form()
+    slot = _onsite_slot(request, survey_id)
+    if slot is None:
+        return _slot_expired(request)
+    fields = {key: [str(v) for v in form.getall(key)] for key in form if key.startswith("q")}
+    try:
+        await onsite.submit_anonymous(survey_id, slot, fields)
+    except NotFound:
+        return _slot_expired(request)
+    except Invalid as exc:
+        if exc.code != "feedback_incomplete":
+            raise
+        _ = gettext_for(_answer_locale(request, request.state.locale))
+        errors = {key: _(message) for key, message in exc.extra.get("errors", {}).items()}
+        return await _onsite_form(request, survey_id, values=_form_values_of(fields), errors=errors, status_code=422)
+    except DomainError as exc:
+        if exc.code == "survey_closed":
+            return _closed(request)
+        if exc.code == "feedback_already_answered":
+            return _answered_here(request, exc.status)
+        raise
+    request.state.locale = _answer_locale(request, request.state.locale)
+    response = _thanks(request, anonymous=True, first=True)
+    response.delete_cookie(ONSITE_SLOT_COOKIE, path=f"/feedback/open/{survey_id}")
+    response.set_cookie(ONSITE_DONE_COOKIE, "1", max_age=ONSITE_DONE_SECONDS,
+                        **{**cookie_options(), "path": f"/feedback/open/{survey_id}"})
     return response
 
 
@@ -223,9 +364,27 @@ async def _detail_page(request: Request, survey_id: int, *, error: str = "", sta
                        form: dict[str, str] | None = None) -> Response:
     survey = await surveys.get_survey(survey_id)
     listed = [s for s in await surveys.list_surveys() if s["id"] == survey_id]
+    sent = request.query_params.get("sent", "")
     return page(request, "pages/feedback/detail.html", status_code=status_code, title=survey["title"], survey=survey,
                 counts=listed[0] if listed else {"invited": 0, "responded": 0}, kinds=KIND_LABELS,
-                audiences=AUDIENCE_LABELS, error=error, form=form or {}, is_open=surveys.is_open(survey))
+                audiences=AUDIENCE_LABELS, error=error, form=form or {}, is_open=surveys.is_open(survey),
+                sent=int(sent) if sent.isdigit() and len(sent) < 7 else None, onsite_url=_onsite_url(survey_id),
+                onsite_qr=qr_svg(_onsite_url(survey_id), scale=4,
+                                 label=gettext_for(request.state.locale)("回答用リンクのQRコード")),
+                onsite_answers=await onsite.onsite_answers(survey_id) if survey["anonymous"] else 0)
+
+
+def _onsite_url(survey_id: int) -> str:
+    return config().base_url + onsite.onsite_path(survey_id)
+
+
+def qr_svg(url: str, *, scale: int, label: str) -> str:
+    """An inline SVG QR code of `url` (segno; error correction M survives a smudged printout)."""
+    import segno
+    from markupsafe import escape
+
+    svg = segno.make_qr(url, error="m").svg_inline(scale=scale, title=url, dark="#000", light="#fff")
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{escape(label)}" ', 1)
 
 
 @get("/coordinator/feedback/{survey_id:int}", guards=[COORDINATOR], include_in_schema=False)
@@ -271,6 +430,44 @@ async def question_remove(request: Request, survey_id: FromPath[int], question_i
 async def survey_close(request: Request, survey_id: FromPath[int]) -> Response:
     await surveys.close_survey(survey_id, actor=actor_of(request))
     return Redirect(path=f"/coordinator/feedback/{survey_id}", status_code=303)
+
+
+@post("/coordinator/feedback/{survey_id:int}/send-now", guards=[COORDINATOR], include_in_schema=False)
+async def survey_send_now(request: Request, survey_id: FromPath[int]) -> Response:
+    """「今すぐ送る」: the participants of the survey's begun events get their links now (after a confirmation)."""
+    form = await form_data(request)
+    _ = gettext_for(request.state.locale)
+    try:
+        if not confirmed(form):
+            preview = await sending.send_now_preview(survey_id, actor=actor_of(request))
+            if not preview["recipients"]:
+                return await _detail_page(request, survey_id, status_code=409, error=_(
+                    "今すぐ送れる方はいません（開始したイベントの参加者には、すでに依頼が届いています）。"))
+            events = "、".join(f"{timefmt.short(e['starts_at'], '%m/%d')} {e['title']}（{e['new']}{_('人')}）"
+                              for e in preview["events"] if e["new"])
+            return confirm_page(
+                request, title=_("「%(t)s」を今すぐ送りますか") % {"t": preview["survey"]["title"]},
+                action=f"/coordinator/feedback/{survey_id}/send-now", button=_("今すぐ送る"),
+                back=f"/coordinator/feedback/{survey_id}", recipients=preview["recipients"], danger=False,
+                consequences=[_("開始したイベントの参加者に、回答用のリンクをメールで送ります（終了後の自動送信を待ちません）。"),
+                              _("対象: %(e)s") % {"e": events},
+                              _("すでに依頼を受けた方には送りません。自動送信とリマインダーはこれまでどおりです。")])
+        created = await sending.send_now(survey_id, actor=actor_of(request))
+    except DomainError as exc:
+        if exc.status == 404:
+            raise
+        return await _detail_page(request, survey_id, error=_(exc.message), status_code=exc.status)
+    return Redirect(path=f"/coordinator/feedback/{survey_id}?sent={created}", status_code=303)
+
+
+@get("/coordinator/feedback/{survey_id:int}/onsite", guards=[COORDINATOR], include_in_schema=False)
+async def survey_onsite_print(request: Request, survey_id: FromPath[int]) -> Response:
+    """A printable A4 sheet for the room: the survey's on-site QR code and link."""
+    survey = await surveys.get_survey(survey_id)
+    return page(request, "pages/feedback/onsite_print.html", title=survey["title"], survey=survey,
+                onsite_url=_onsite_url(survey_id), onsite_qr=qr_svg(_onsite_url(survey_id), scale=10,
+                                 label=gettext_for(request.state.locale)("回答用リンクのQRコード")),
+                is_open=surveys.is_open(survey))
 
 
 def _event_filter(value: str | None) -> int | None:
@@ -322,5 +519,6 @@ async def series_overview(request: Request, series: FromQuery[str] = "", audienc
                 outcomes=outcomes, audiences=AUDIENCE_LABELS, series_choices=await _series_choices())
 
 
-PAGE_ROUTES = [answer_link, answer_page, answer_submit, survey_list, survey_create, series_overview, survey_detail, question_add,
+PAGE_ROUTES = [answer_link, answer_page, answer_submit, onsite_link, onsite_page, onsite_submit, survey_send_now,
+               survey_onsite_print, survey_list, survey_create, series_overview, survey_detail, question_add,
                question_remove, survey_close, survey_results, survey_print, export_csv, export_xlsx]

@@ -5,7 +5,7 @@ events/matching.py. See lifedesign/areas/__init__.py for what an area exports.
 """
 
 from events import visits
-from events.visits import guardians, households
+from events.visits import households
 from lifedesign.areas.visits import api, demo, pages
 
 visits.install()
@@ -13,6 +13,6 @@ visits.install()
 ROUTES: list = [*api.ROUTES, *pages.ROUTES]
 COMMANDS: list = []
 # A visit whose household's vetting no longer covers its day goes on hold (the safeguarding invariant);
-# guardians' status links go once expired past the token retention.
-JOBS: list = [households.enforce_vetting, guardians.purge_expired_links]
+# guardians' status links go with the retention purge (category visit_guardian_links).
+JOBS: list = [households.enforce_vetting]
 DEMO = demo.load
