@@ -11,19 +11,22 @@ Objective, lexicographic: pins honoured, then students matched, then preference 
 of ``priority`` of matched students (those left out before come first). Equal optima are broken by
 the order sha256(f"{seed}:{student_id}") in which students are handed to deterministic solvers.
 
-Method (chosen by measurement, see ``bench/matching.py``):
+Method (chosen by measurement on seven instance families, see ``bench/matching.py``):
 1. a min-cost flow (OR-Tools) solves the problem without the lone-minor rule — an exact upper bound;
 2. a repair pass removes the few lone minors by the best single move (move the minor, pull a
    companion in, or drop the minor) — a feasible incumbent; equal to the bound ⇒ proven optimal;
-3. potentials of the flow (Bellman-Ford on its residual network) price every change against the
-   bound: an assignment loses exactly the sum of |reduced cost| over the arcs it changes. So the
-   search for anything better than an incumbent losing L may fix every arc of reduced cost >= L;
+3. potentials of the flow (Bellman-Ford on its residual network) are optimal LP duals: an assignment
+   loses exactly the sum of |reduced cost| over the arcs it changes. So the search for anything
+   losing at most L may fix every arc of reduced cost > L (reduced-cost fixing);
 4. a polish re-solves the flow with the incumbent's slot states fixed (which slots host minors);
-5. CP-SAT then searches, in stages of growing loss (below one preference point, two, four ...), only
-   the components of the free arcs that hold a lone minor of the flow, with the loss written over
-   reduced costs (sparse, small coefficients); each stage ends with the best assignment in it or a
-   proof that every assignment loses more — both proven bounds. Students next to a lone minor are
-   searched alone first (quick, often enough). ``target_gap`` stops as soon as the gap allows.
+5. stages of growing loss L (0: the flow's optimal face; below one preference point; then twice as
+   far) search only the components of the free arcs that hold a lone minor of the flow, with the loss
+   written over reduced costs (sparse, small coefficients). Each component is an exact MIP (HiGHS,
+   bundled with OR-Tools: its LP bound proves small models fast); a stage of more than
+   ``CPSAT_ABOVE`` free pairs runs CP-SAT instead, the lone minors' neighbourhood first (it finds
+   assignments in large models far sooner). A stage ends with the best assignment within L or a
+   proof that every assignment loses more — both proven bounds. ``target_gap`` stops as soon as the
+   gap allows. The reported gap is always such a certificate, never an estimate.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ from ortools.graph.python import min_cost_flow
 from ortools.linear_solver import pywraplp
 from ortools.sat.python import cp_model
 
-ALGORITHM = "flow-repair-near-v2"
+ALGORITHM = "flow-repair-near-v3"
+# Above this many free pairs a stage runs CP-SAT (neighbourhood first), below it exact MIPs (HiGHS).
+CPSAT_ABOVE = 30_000
 
 # Preference points of one (student, slot) pair: reaching the district matters more than one tag.
 DISTRICT_POINTS = 2
@@ -682,6 +687,115 @@ def _region(instance: _Instance, relaxed: list[int], duals: _Duals, loss: int, r
     )
 
 
+def _near_flow(
+    instance: _Instance,
+    relaxed: list[int],
+    duals: _Duals,
+    at_least: int,
+    at_most: int,
+    incumbent: list[int],
+    time_limit: float,
+    seed: int,
+    reach: int | None = None,
+) -> tuple[str, list[int] | None, int]:
+    """Least-loss assignment among those losing between ``at_least`` and ``at_most`` against the flow.
+
+    The loss is written with reduced costs (sparse, small coefficients: CP-SAT proves far faster than
+    with the lexicographic weights), and arcs of reduced cost > ``at_most`` keep their flow value:
+    every assignment within ``at_most`` is still there. Only components (over the free arcs) holding a
+    lone minor of the flow are searched; elsewhere the flow loses nothing. Returns (CP-SAT status name,
+    chosen edges or None, proven least loss).
+    """
+    m = len(instance.slots)
+    requests = instance.requests
+    edge_student, edge_slot, _ = _edge_arrays(instance)
+    region = _region(instance, relaxed, duals, at_most, reach)
+    relaxed_at, relaxed_set, count = region.relaxed_at, region.relaxed_set, region.count
+    slot_fixed, student_fixed = region.slot_fixed, region.student_fixed
+    loss = at_most
+    searched_edges = region.searched_edges
+    free_students = set(edge_student[searched_edges].tolist())
+
+    model = cp_model.CpModel()
+    kept = [e for e in relaxed if instance.edge_student[e] not in free_students]
+    fixed_count = [0] * m
+    fixed_minor = [False] * m
+    for e in kept:
+        fixed_count[instance.edge_slot[e]] += 1
+        fixed_minor[instance.edge_slot[e]] |= requests[instance.edge_student[e]].is_minor
+    x = {int(e): model.new_bool_var(f"x{e}") for e in searched_edges}
+    by_student: dict[int, list[int]] = {}
+    by_slot: dict[int, list[int]] = {}
+    for e in x:
+        by_student.setdefault(instance.edge_student[e], []).append(e)
+        by_slot.setdefault(instance.edge_slot[e], []).append(e)
+    for i, options in by_student.items():
+        if student_fixed[i] and i in relaxed_at:
+            model.add_exactly_one(x[e] for e in options)
+        else:
+            model.add_at_most_one(x[e] for e in options)
+    for j, options in by_slot.items():
+        seats = sum(x[e] for e in options)
+        if slot_fixed[j]:
+            model.add(seats == int(count[j]) - fixed_count[j])
+        else:
+            model.add(seats <= instance.slots[j].capacity - fixed_count[j])
+        minor_edges = [e for e in options if requests[instance.edge_student[e]].is_minor]
+        if fixed_minor[j] and fixed_count[j] == 1:
+            model.add(seats >= 1)
+        elif minor_edges and not fixed_minor[j] and fixed_count[j] < 2:
+            used_by_minor = model.new_bool_var(f"y{j}")
+            for e in minor_edges:
+                model.add_implication(x[e], used_by_minor)
+            model.add(seats + fixed_count[j] >= 2 * used_by_minor)
+    for j in range(m):  # a lone minor among fixed students with nobody free to join: no way out
+        if j not in by_slot and fixed_minor[j] and fixed_count[j] == 1:
+            return "INFEASIBLE", None, at_most + 1
+    terms: list[tuple[cp_model.LinearExprT, int]] = []  # (deviation from the flow, |reduced cost|)
+    for e, var in x.items():
+        if duals.edge[e]:
+            terms.append((1 - var if e in relaxed_set else var, abs(int(duals.edge[e]))))
+    for i, options in by_student.items():
+        if duals.student[i] and not student_fixed[i]:
+            seated = sum(x[e] for e in options)
+            terms.append((1 - seated if i in relaxed_at else seated, abs(int(duals.student[i]))))
+    for j, options in by_slot.items():
+        if duals.slot[j] and not slot_fixed[j]:
+            seats = sum(x[e] for e in options) + fixed_count[j]
+            terms.append((int(count[j]) - seats if duals.slot[j] < 0 else seats, abs(int(duals.slot[j]))))
+    if duals.total and abs(duals.total) <= loss:
+        seated = sum(x.values()) + len(kept)
+        terms.append((len(relaxed) - seated if duals.total > 0 else seated - len(relaxed), abs(duals.total)))
+    if terms:
+        lost = sum(cost * deviation for deviation, cost in terms)
+        model.add(lost <= at_most)
+        if at_least > 0:
+            model.add(lost >= at_least)
+        model.minimize(lost)
+    elif at_least > 0:
+        return "INFEASIBLE", None, at_most + 1
+    hinted = set(incumbent)
+    for e, var in x.items():
+        model.add_hint(var, e in hinted)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
+    solver.parameters.num_workers = 1  # deterministic, and measured fastest on 2 cores
+    solver.parameters.random_seed = seed % (2**31)
+    # The full LP relaxation on small models (measured: a 1,000-student stage proven in 1.3 s CPU,
+    # not within 20 s at the default level); on 10,000 students' full stages it was slower.
+    if len(x) <= 20_000:
+        solver.parameters.linearization_level = 2
+    status = solver.solve(model)
+    name = solver.status_name(status)
+    if status == cp_model.INFEASIBLE:
+        return name, None, at_most + 1
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return name, None, at_least
+    chosen = sorted(kept + [e for e, var in x.items() if solver.boolean_value(var)])
+    least = int(solver.best_objective_bound + 1 - 1e-6) if terms else 0  # ceil of the proven bound
+    return name, chosen, max(at_least, least)
+
+
 def _near_mip(
     instance: _Instance,
     relaxed: list[int],
@@ -701,7 +815,7 @@ def _near_mip(
     within it exists; whether that least loss is exact). ``on_bound`` hears each better bound.
     With ``reach`` only a neighbourhood of the lone minors is searched: an assignment, never a proof.
     """
-    n, m = len(instance.requests), len(instance.slots)
+    m = len(instance.slots)
     requests = instance.requests
     edge_student, edge_slot, _ = _edge_arrays(instance)
     region = _region(instance, relaxed, duals, at_most, reach)
@@ -904,32 +1018,44 @@ def propose_matches(
         elif weighted_bound is not None:
             bound = min(bound, max(found, _decode_bound(instance, weighted_bound)))
         progress.append((time.perf_counter() - started, _gap(found, bound)))
-    # Stages of growing loss (none, below one preference point, then twice as far ...): each either finds the
-    # best assignment within its loss (then optimal: anything better lies inside) or proves there is none.
+    # Stages of growing loss (none, below one preference point, then twice as far ...): each either finds
+    # the best assignment within its loss (optimal then: anything better lies inside) or proves none is.
     least = 0  # proven: every assignment loses at least this against the flow bound
     most = 0  # first the flow's optimal face: an assignment there is optimal at once
+    sizes: dict[int, int] = {}
+
+    def size(loss: int) -> int:  # free pairs a stage up to ``loss`` searches
+        if loss not in sizes:
+            sizes[loss] = len(_region(instance, relaxed, duals, loss).searched_edges)  # type: ignore[arg-type]
+        return sizes[loss]
+
     while duals is not None and not settled() and time.perf_counter() < deadline:
-
-        def heard(low: int) -> None:  # a component proven: the bound tightens
-            nonlocal bound
-            if low > least:
-                bound = min(bound, max(found, _decode_bound(instance, flow_upper - low)))
-                progress.append((time.perf_counter() - started, _gap(found, bound)))
-
         widest = flow_upper - _weighted(instance, chosen) - 1
-        if most < widest and len(_region(instance, relaxed, duals, widest).searched_edges) <= 1.5 * len(
-                _region(instance, relaxed, duals, most).searched_edges):
+        if most < widest and size(widest) <= 1.5 * size(most):
             most = widest  # hardly a larger model: one stage instead of several
-        got, low, exact = _near_mip(instance, relaxed, duals, most, deadline, seed, heard)
+        if size(most) > CPSAT_ABOVE:
+            # Large: CP-SAT (it finds assignments in large models sooner), the neighbourhood first.
+            _, got, _ = _near_flow(instance, relaxed, duals, least, most, chosen,
+                                   (deadline - time.perf_counter()) / 3, seed, reach=1)
+            if got is not None and _weighted(instance, got) > _weighted(instance, chosen):
+                chosen, found, method = got, _levels(instance, got), method if method.endswith("+near") else f"{method}+near"
+            if flow_upper - _weighted(instance, chosen) > least:
+                status, got, low = _near_flow(instance, relaxed, duals, least, most, chosen,
+                                              deadline - time.perf_counter(), seed)
+                exact = status == "OPTIMAL"
+            else:
+                got, low, exact = None, least, True
+        else:
+            got, low, exact = _near_mip(instance, relaxed, duals, most, deadline, seed)
         if got is not None and _weighted(instance, got) > _weighted(instance, chosen):
-            chosen, found, method = got, _levels(instance, got), f"{method}+near"
+            chosen, found, method = got, _levels(instance, got), method if method.endswith("+near") else f"{method}+near"
         least = max(least, low)
         if least >= flow_upper - _weighted(instance, chosen) or (got is not None and exact):
             bound = found
         else:
             bound = min(bound, max(found, _decode_bound(instance, flow_upper - least)))
         progress.append((time.perf_counter() - started, _gap(found, bound)))
-        if low <= most:  # out of time inside the stage
+        if low <= most and not exact:  # out of time inside the stage
             break
         most = min(max(2 * (most + 1) - 1, instance.weight_pref - 1), flow_upper - _weighted(instance, chosen) - 1)
     return _proposal(instance, chosen, found, bound, time.perf_counter() - started, seed, method, progress)
