@@ -15,6 +15,7 @@ from events.core.tables import FACILITY_KINDS, Facility, Person, PersonRole, Sta
 from events.db import write_transaction
 from events.errors import Conflict, Invalid, NotFound
 from events.exchanges.importing import facility_key
+from events.people import clean_kana
 
 # ---------------------------------------------------------------- facilities
 
@@ -43,7 +44,8 @@ async def get_facility(facility_id: int, *, actor: Actor) -> dict[str, Any]:
     return await _facility(facility_id)
 
 
-async def update_facility(facility_id: int, *, actor: Actor, name: str, kind: str, area: str) -> None:
+async def update_facility(facility_id: int, *, actor: Actor, name: str, kind: str, area: str,
+                          kana: str | None = None) -> None:
     access.require_staff(actor)
     name = " ".join(name.split())
     if not name or len(name) > 200:
@@ -51,14 +53,16 @@ async def update_facility(facility_id: int, *, actor: Actor, name: str, kind: st
     if kind not in FACILITY_KINDS:
         raise Invalid(f"施設の種別が正しくありません: {kind}", code="invalid_facility_kind", field="kind")
     area = " ".join(area.split())[:64]
+    changes: dict[Any, Any] = {Facility.name: name, Facility.kind: kind, Facility.area: area}
+    if kana is not None:  # the reading, for 五十音順 (None: unchanged)
+        changes[Facility.kana] = clean_kana(kana)
     async with write_transaction():
         before = await _facility(facility_id)
         for other in await Facility.select(Facility.id, Facility.name).where(Facility.id != facility_id):
             if facility_key(other["name"]) == facility_key(name):
                 raise Conflict("同じ名前の施設が既にあります。", code="facility_exists", field="name")
-        await Facility.update({Facility.name: name, Facility.kind: kind, Facility.area: area}
-                              ).where(Facility.id == facility_id)
-        after = {"name": name, "kind": kind, "area": area}
+        await Facility.update(changes).where(Facility.id == facility_id)
+        after = {column._meta.name: value for column, value in changes.items()}
         await audit.record(actor, "exchange_facility_updated", subject_type="facility", subject_id=facility_id,
                            detail={"changed": sorted(k for k, v in after.items() if before[k] != v), **after})
 

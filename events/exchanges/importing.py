@@ -24,7 +24,7 @@ from events.access import Actor
 from events.core.tables import Facility, Person, PersonRole, StaffMembership
 from events.db import utcnow, write_transaction
 from events.errors import Invalid
-from events.people import normalize_email
+from events.people import clean_kana, normalize_email
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 5000
@@ -35,6 +35,7 @@ FACILITY_COLUMNS = {
     "name": ("施設名", "名称", "施設", "施設の名称", "name", "facility", "facility name", "facility_name"),
     "kind": ("種別", "施設種別", "種類", "kind", "type", "facility type"),
     "area": ("地区", "地域", "エリア", "所在地区", "area", "district"),
+    "kana": ("ふりがな", "フリガナ", "よみがな", "ヨミガナ", "施設名ふりがな", "施設名(ふりがな)", "kana", "reading"),
 }
 FACILITY_REQUIRED = ("name",)
 STAFF_COLUMNS = {
@@ -264,6 +265,7 @@ class FacilityRow:
     name: str
     kind: str
     area: str
+    kana: str = ""  # the reading, for 五十音順 (kept as it was when the column is absent or the cell empty)
 
 
 def parse_kind(raw: str) -> str | None:
@@ -297,7 +299,12 @@ def _facility_rows(sheet: Sheet, report: ImportReport) -> list[FacilityRow]:
                     f"種別「{shown}」が分かりません（保育園・幼稚園・認定こども園・小規模保育・学校・その他）。"))
                 continue
             kind = parsed
-        rows.append(FacilityRow(line, name, kind, " ".join(record.get("area", "").split())[:64]))
+        try:
+            kana = clean_kana(record.get("kana", ""))[:200]
+        except Invalid as exc:
+            report.errors.append(RowError(line, exc.code, exc.message))
+            continue
+        rows.append(FacilityRow(line, name, kind, " ".join(record.get("area", "").split())[:64], kana))
     return rows
 
 
@@ -305,11 +312,13 @@ async def _apply_facilities(rows: list[FacilityRow], report: ImportReport, progr
     existing = {facility_key(f["name"]): f for f in await Facility.select()}
     for done, row in enumerate(rows, start=1):
         current = existing.get(facility_key(row.name))
+        kana = row.kana or (current["kana"] if current else "")
         if current is None:
-            await Facility.insert(Facility(name=row.name, kind=row.kind, area=row.area))
+            await Facility.insert(Facility(name=row.name, kind=row.kind, area=row.area, kana=kana))
             report.created += 1
-        elif (current["kind"], current["area"]) != (row.kind, row.area):
-            await Facility.update({Facility.kind: row.kind, Facility.area: row.area}).where(Facility.id == current["id"])
+        elif (current["kind"], current["area"], current["kana"]) != (row.kind, row.area, kana):
+            await Facility.update({Facility.kind: row.kind, Facility.area: row.area, Facility.kana: kana}).where(
+                Facility.id == current["id"])
             report.updated += 1
         else:
             report.unchanged += 1

@@ -202,6 +202,16 @@ async def test_facility_and_staff_edit_pages(client):
         follow_redirects=False)
     assert ok.status_code == 303
     assert (await Facility.select().where(Facility.id == facility["id"]).first())["kind"] == "certified_childcare"
+    assert 'name="kana"' in edit.text  # the reading that orders facilities in 五十音順 (sign-up lists them so)
+    kanji = await client.post(f"/exchanges/facilities/{facility['id']}", data={
+        "_csrf": csrf_from(edit.text), "name": "六浦こども園", "kind": "certified_childcare", "area": "六浦",
+        "kana": "六浦"})
+    assert kanji.status_code == 422 and "ひらがなかカタカナ" in kanji.text
+    read = await client.post(f"/exchanges/facilities/{facility['id']}", data={
+        "_csrf": csrf_from(edit.text), "name": "六浦こども園", "kind": "certified_childcare", "area": "六浦",
+        "kana": "むつうらこどもえん"}, follow_redirects=False)
+    assert read.status_code == 303
+    assert (await Facility.select().where(Facility.id == facility["id"]).first())["kana"] == "むつうらこどもえん"
 
 
 async def test_home_page_links_staff_to_their_table(client):

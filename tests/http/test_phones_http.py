@@ -117,6 +117,10 @@ async def test_registration_exports_carry_phone_and_guardian_columns_with_the_co
     assert "保護者電話番号" in values[0] and any("045-788-7777" in row for row in values[1:])
     exported = await AuditEntry.select(AuditEntry.actor).where(AuditEntry.action == "staff_exported_registrations")
     assert [e["actor"] for e in exported] == [coordinator, coordinator]
+    # The registrations page, where a coordinator looks when someone has to be phoned, says the same.
+    listing = await client.get(f"/coordinator/events/{event_id}/registrations")
+    assert 'href="tel:090-1234-5678"' in listing.text and 'href="tel:045-788-7777"' in listing.text
+    assert "佐藤 恵 export-mother@example.jp" in listing.text
 
 
 async def test_a_household_phone_goes_through_the_same_validator(client):

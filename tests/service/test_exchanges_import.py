@@ -166,3 +166,18 @@ async def test_an_import_is_audited_in_its_transaction_only_when_written(db):
         with pytest.raises(Forbidden):
             await import_staff(STAFF.encode(), "s.csv", actor=staff, dry_run=dry_run)
     assert await AuditEntry.count() == 2
+
+
+async def test_a_reading_column_gives_facilities_their_kana_and_a_kanji_reading_is_refused(db):
+    with_reading = ("施設名,種別,地区,ふりがな\n"
+                    "金沢さくら保育園,保育園,金沢文庫,かなざわさくらほいくえん\n"
+                    "南六浦保育園,保育所,六浦,ミナミムツウラホイクエン\n")
+    assert (await import_facilities(with_reading.encode(), "f.csv", actor=ACTOR)).written
+    readings = {f["name"]: f["kana"] for f in await Facility.select()}
+    assert readings == {"金沢さくら保育園": "かなざわさくらほいくえん", "南六浦保育園": "ミナミムツウラホイクエン"}
+    # A file without the column keeps the readings already known (negative control: the column does the work).
+    assert (await import_facilities(FACILITIES.encode(), "f.csv", actor=ACTOR)).written
+    assert {f["name"]: f["kana"] for f in await Facility.select()}["金沢さくら保育園"] == "かなざわさくらほいくえん"
+    assert {f["name"]: f["kana"] for f in await Facility.select()}["並木保育園"] == ""
+    kanji = await import_facilities("施設名,ふりがな\n並木保育園,並木\n".encode(), "f.csv", actor=ACTOR)
+    assert not kanji.written and [(e.line, e.code) for e in kanji.errors] == [(2, "invalid_kana")]

@@ -183,7 +183,7 @@ async def test_exports_have_japanese_headers_bom_and_answers(db):
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
     assert rows[0][:4] == ["申込番号", "状態", "キャンセル待ち順", "氏名"] and rows[0][-1] == "関心"
     assert rows[1][1] == "参加確定" and rows[1][3] == "'=HYPERLINK(1)" and rows[1][-1] == "仕事、子育て"
-    minor_row = dict(zip(rows[0], rows[2]))
+    minor_row = dict(zip(rows[0], rows[2], strict=False))
     assert minor_row["状態"] == "キャンセル待ち" and minor_row["キャンセル待ち順"] == "1" and minor_row["18歳未満"] == "はい"
     from openpyxl import load_workbook
 

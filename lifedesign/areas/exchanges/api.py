@@ -53,6 +53,7 @@ class FacilityUpdate(msgspec.Struct):
     name: str
     kind: str  # nursery | kindergarten | certified_childcare | small_childcare | school | other
     area: str = ""
+    kana: str | None = None  # the reading in kana, for 五十音順 (left out: unchanged)
 
 
 class StaffOut(msgspec.Struct):
@@ -204,7 +205,8 @@ async def api_facilities(request: Request) -> list[FacilityOut]:
 async def api_facility_update(request: Request, facility_id: FromPath[int], data: JSONBody[FacilityUpdate]) -> FacilityOut:
     """Rename or re-classify a facility (the name stays unique; audited)."""
     actor = actor_of(request)
-    await directory.update_facility(facility_id, actor=actor, name=data.name, kind=data.kind, area=data.area)
+    await directory.update_facility(facility_id, actor=actor, name=data.name, kind=data.kind, area=data.area,
+                                    kana=data.kana)
     found = [f for f in await directory.facilities_with_counts(actor=actor) if f["id"] == facility_id][0]
     return FacilityOut(id=found["id"], name=found["name"], kind=found["kind"], area=found["area"], staff=found["staff"])
 

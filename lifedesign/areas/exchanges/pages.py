@@ -248,7 +248,8 @@ async def facility_save(request: Request, facility_id: FromPath[int]) -> Respons
     form = await form_data(request)
     try:
         await directory.update_facility(facility_id, actor=actor_of(request), name=form.get("name", ""),
-                                        kind=form.get("kind", ""), area=form.get("area", ""))
+                                        kind=form.get("kind", ""), area=form.get("area", ""),
+                                        kana=form.get("kana"))
     except DomainError as exc:
         if exc.status == 404:
             raise
