@@ -372,6 +372,12 @@ async def counts() -> dict[str, int]:
     return result
 
 
+async def due_count(now: datetime | None = None) -> int:
+    """Mails due now and not delivered yet (a reminder queued for next week is not waiting)."""
+    return await OutboxMessage.count().where(
+        OutboxMessage.status.is_in(["queued", "inflight", "awaiting_retry"]) & (OutboxMessage.due_at <= (now or utcnow())))
+
+
 async def stuck_count(now: datetime | None = None) -> int:
     now = now or utcnow()
     rows = await raw(f"SELECT COUNT(*) AS n FROM outbox_message WHERE {_STUCK}", now, now - LEASE)

@@ -273,6 +273,7 @@ def _database_label(settings) -> str:
 
 async def cmd_mail(args: argparse.Namespace) -> int:
     """The newest mails the file transport wrote (`<data dir>/mail/*.eml`), newest first, with their links."""
+    from events import outbox
     from lifedesign import mail_files
 
     settings = await prepare()
@@ -287,7 +288,7 @@ async def cmd_mail(args: argparse.Namespace) -> int:
         for link in item.links:
             print(f"  {link}")
         print(f"  ({item.path})")
-    waiting = await mail_files.waiting()
+    waiting = await outbox.due_count()
     if not found:
         print(f"no mail{' to ' + args.to if args.to else ''} in {settings.mail_dir} yet")
     if waiting:

@@ -56,12 +56,3 @@ def newest(directory: Path, *, last: int = 5, to: str | None = None) -> list[Wri
         if len(found) >= last:
             break
     return found
-
-
-async def waiting() -> int:
-    """Mails due now and not delivered yet (a reminder queued for next week is not waiting)."""
-    from events.core.tables import OutboxMessage
-    from events.db import utcnow
-
-    return await OutboxMessage.count().where(
-        OutboxMessage.status.is_in(["queued", "inflight", "awaiting_retry"]) & (OutboxMessage.due_at <= utcnow()))
