@@ -299,7 +299,9 @@ class Tree:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LIFEDESIGN_", "PICCOLO_", "PYTHONPATH"))}
         env.update({"LIFEDESIGN_DATA_DIR": str(self.data_dir), "LIFEDESIGN_DATABASE_URL": self.database_url,
                     "LIFEDESIGN_WORKER_IN_SERVE": "0", "PICCOLO_CONF": "lifedesign.piccolo_conf",
-                    "LIFEDESIGN_SECRET_KEY": SECRET, "PYTHONPATH": str(self.path)})
+                    "LIFEDESIGN_SECRET_KEY": SECRET, "PYTHONPATH": str(self.path),
+                    # up to 6 servers at once (two trees, 1 + 2 processes each) under max_connections 100
+                    "LIFEDESIGN_DB_POOL_SIZE": "12"})
         if count_dir is not None:
             env["PYTHONPATH"] = f"{COUNTER}{os.pathsep}{self.path}"
             env["LIFEDESIGN_BENCH_STATEMENTS"] = str(count_dir)
@@ -329,21 +331,30 @@ class Tree:
             commands = [[] for _ in ports]
         started = []
         for port, extra in zip(ports, commands, strict=True):
-            started.append(subprocess.Popen(
+            started.append(_started(
                 [sys.executable, "-m", "lifedesign", "serve", "--no-worker", "--host", "127.0.0.1", "--port",
-                 str(port), *extra], cwd=self.path, env=self.env(count_dir),
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+                 str(port), *extra], self.data_dir / f"serve-{port}.log", cwd=self.path, env=self.env(count_dir)))
         server = Server(name, ports, started, count_dir)
         for port, process in zip(ports, started, strict=True):
             _wait_for(port, "/health", process)
         return server
 
 
+def _started(command: list[str], log: Path, **kwargs) -> subprocess.Popen:
+    """A child whose stderr (the access log) goes to `log`: a pipe nobody reads fills up and stalls the server."""
+    with open(log, "wb") as err:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, **kwargs)
+    process.log_path = log  # type: ignore[attr-defined]
+    return process
+
+
 def _wait_for(port: int, path: str, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"server on port {port} exited:\n{process.stderr.read().decode()[-3000:]}")
+            log = Path(getattr(process, "log_path", ""))
+            tail = log.read_text(errors="replace")[-3000:] if log.is_file() else ""
+            raise SystemExit(f"server on port {port} exited:\n{tail}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
                 sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
@@ -443,8 +454,7 @@ async def run(args: argparse.Namespace) -> dict:
     for tree in trees:
         tree.setup(args.registrations, args.seats, args.rounds * len(configs))
     hello_port = _free_port()
-    hello = subprocess.Popen([sys.executable, "-c", HELLO_APP, str(hello_port)], cwd=work,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    hello = _started([sys.executable, "-c", HELLO_APP, str(hello_port)], work / "hello.log", cwd=work)
     servers: dict[tuple[str, int], Server] = {}
     try:
         _wait_for(hello_port, "/", hello)

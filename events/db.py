@@ -24,7 +24,7 @@ import re
 import sqlite3
 import time
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -132,6 +132,20 @@ def is_connection_error(exc: BaseException) -> bool:
                   | asyncpg.exceptions.IdleInTransactionSessionTimeoutError):
         return True
     return isinstance(exc, asyncpg.exceptions.InterfaceError) and "closed" in str(exc)
+
+
+_COMMIT_REFUSALS: dict[str, Callable[[], Exception]] = {}
+
+
+def commit_refusal(sqlstate: str, error: Callable[[], Exception]) -> None:
+    """A deferred trigger that refuses a commit with `sqlstate` (PostgreSQL) reaches the caller as `error()`
+    (events.places: a seat came free, or the event closed, while the entry was being written)."""
+    _COMMIT_REFUSALS[sqlstate] = error
+
+
+def _refused(exc: BaseException) -> Exception | None:
+    error = _COMMIT_REFUSALS.get(getattr(exc, "sqlstate", None) or "")
+    return error() if error is not None else None
 
 
 def is_unique_violation(exc: BaseException) -> bool:
@@ -693,6 +707,8 @@ async def write_transaction() -> AsyncIterator[Any]:
             raise Busy(BUSY_MESSAGE) from exc
         if is_connection_error(exc):
             raise unavailable() from exc
+        if (refusal := _refused(exc)) is not None:
+            raise refusal from exc
         raise
     finally:
         _writing.reset(token)
@@ -720,8 +736,12 @@ def aware(value: datetime | None) -> datetime | None:
 
 
 def for_update() -> str:
-    """Row-lock suffix: PostgreSQL locks the row; SQLite already holds the write lock (IMMEDIATE)."""
-    return "" if is_sqlite() else " FOR UPDATE"
+    """Row-lock suffix: PostgreSQL locks the row; SQLite already holds the write lock (IMMEDIATE).
+
+    NO KEY UPDATE, the lock an UPDATE takes: it serialises writers of the row but, unlike FOR UPDATE, does not
+    wait for transactions that merely insert rows referring to it (their foreign-key check holds KEY SHARE) —
+    which would deadlock against a waiting-list entry settled at commit (events.places, rule 1)."""
+    return "" if is_sqlite() else " FOR NO KEY UPDATE"
 
 
 async def raw(sql: str, *args: Any) -> list[dict[str, Any]]:

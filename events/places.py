@@ -10,6 +10,13 @@ columns (a test parses the code for other writers). The rules it keeps, each her
    The critical section is short: whatever does not decide the seat (who may hold it, the answers, the
    person) is read before; the conditional UPDATE — or, when it finds no seat, the event row's lock — comes
    late, and the row is inserted with its waiting-list position computed in the same statement.
+   On PostgreSQL a single applicant who finds the event full (`queue_at_commit()`, the public registration
+   path) does not lock the event at all while the request runs: the row is written as waitlisted with position
+   0 ("settled at commit"; only this module writes it), and a deferred trigger (`install_queue_at_commit`) takes the event row's lock *inside COMMIT*,
+   checks again that no seat is free and the event still published (otherwise the commit is refused, and the
+   caller retries under the lock), hands out the next position and writes the exact rank into the notice.
+   The lock is then held for microseconds inside the server, not for the request's remaining round trips,
+   so N processes scale; positions stay a strict order and every rank told is the true one.
 2. **Every status change is a conditional UPDATE on the old status**, so two racing changes cannot both
    apply; the loser sees None (or the refusal its caller maps).
 3. **Who may hold a place.** A home-visit event's places come only from an accepted match (the visits area
@@ -36,7 +43,9 @@ mail the person gets), so invites, reminders, surveys and visit pages follow wit
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,9 +55,12 @@ from piccolo.querystring import QueryString
 from events import consent, safeguarding, signals, timefmt
 from events.config import config
 from events.db import (
+    BUSY_MESSAGE,
     aware,
+    commit_refusal,
     decoded,
     engine,
+    for_update,
     in_write_transaction,
     insert_query,
     is_sqlite,
@@ -56,7 +68,7 @@ from events.db import (
     utcnow,
     write_transaction,
 )
-from events.errors import Conflict, Forbidden, NotFound
+from events.errors import Busy, Conflict, Forbidden, NotFound
 from events.seminars.tables import (
     LIVE_STATES,
     SEAT_HOLDING_STATES,
@@ -80,6 +92,16 @@ class Source(enum.StrEnum):
 
 class Full(Conflict):
     code = "capacity_exceeded"
+
+
+class SeatFreed(Busy):
+    """The commit found a free seat for an entry written as waitlisted: the caller retries (`queue_at_commit`)."""
+
+    code = "seat_freed"
+
+
+def _not_published() -> Conflict:
+    return Conflict("このイベントは現在、申込を受け付けていません。", code="event_not_published")
 
 
 def _require_transaction() -> None:
@@ -129,7 +151,7 @@ async def _release_seat(event_id: int) -> None:
 async def lock_event(event_id: int) -> None:
     """PostgreSQL: serialise waiting-list appends per event (SQLite's IMMEDIATE transaction already does)."""
     if not is_sqlite():
-        await raw("SELECT id FROM event WHERE id = {} FOR UPDATE", event_id)
+        await raw("SELECT id FROM event WHERE id = {}" + for_update(), event_id)
 
 
 async def _next_queue_position(event_id: int) -> int:
@@ -138,15 +160,84 @@ async def _next_queue_position(event_id: int) -> int:
     return int(rows[0]["top"] or 0) + 1 if rows else 1
 
 
-async def _locked_event(event_id: int) -> dict[str, Any]:
-    """What decides a place, read fresh under the event row's lock (PostgreSQL; SQLite's IMMEDIATE
-    transaction already serialises): status, seats, the draw."""
+async def _event_state(event_id: int, *, lock: bool) -> dict[str, Any]:
+    """What decides a place, read fresh — with `lock`, under the event row's lock (PostgreSQL; SQLite's
+    IMMEDIATE transaction already serialises): status, seats, the draw."""
     rows = await raw("SELECT status, taken, capacity, allocation, lottery_drawn_at FROM event WHERE id = {}"
-                     + (" FOR UPDATE" if not is_sqlite() else ""), event_id)
+                     + (for_update() if lock else ""), event_id)
     if not rows:
         raise NotFound("そのイベントは見つかりません。", code="event_not_found")
     rows[0]["lottery_drawn_at"] = aware(rows[0]["lottery_drawn_at"])
     return rows[0]
+
+
+# ---------------------------------------------------------------- the place in line, settled at commit (PostgreSQL)
+
+SETTLED_AT_COMMIT = 0  # the queue_position of an entry whose place in line the commit hands out
+RANK_AT_COMMIT = "\u27e6waitlist-rank\u27e7"  # stands for the rank in a notice written before the rank is known
+_SEAT_FREED, _NOT_PUBLISHED = "LD001", "LD002"  # the SQLSTATEs the trigger refuses a commit with
+_late: ContextVar[bool] = ContextVar("places_queue_at_commit", default=False)
+
+_QUEUE_AT_COMMIT = (f"""
+CREATE OR REPLACE FUNCTION registration_queue_at_commit() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  seats RECORD;
+  place integer;
+  ahead integer;
+BEGIN
+  SELECT status, taken, capacity INTO seats FROM event WHERE id = NEW.event FOR NO KEY UPDATE;
+  IF seats.status IS DISTINCT FROM 'published' THEN
+    RAISE EXCEPTION 'event % is not published', NEW.event USING ERRCODE = '{_NOT_PUBLISHED}';
+  END IF;
+  IF seats.taken < seats.capacity THEN
+    RAISE EXCEPTION 'a seat of event % is free', NEW.event USING ERRCODE = '{_SEAT_FREED}';
+  END IF;
+  SELECT COALESCE(MAX(queue_position), 0) + 1 INTO place FROM registration WHERE event = NEW.event;
+  SELECT COUNT(*) INTO ahead FROM registration
+   WHERE event = NEW.event AND status = 'waitlisted' AND queue_position > 0;
+  UPDATE registration SET queue_position = place WHERE id = NEW.id AND queue_position = 0;
+  UPDATE outbox_message
+     SET message = convert_to(replace(convert_from(message, 'UTF8'), '{RANK_AT_COMMIT}', (ahead + 1)::text), 'UTF8')
+   WHERE idempotency_key = 'seminar:' || NEW.id || ':waitlisted' AND status = 'queued';
+  RETURN NULL;
+END
+$fn$
+""", """DROP TRIGGER IF EXISTS registration_queue_at_commit ON registration""", """
+CREATE CONSTRAINT TRIGGER registration_queue_at_commit AFTER INSERT ON registration
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+  WHEN (NEW.status = 'waitlisted' AND NEW.queue_position = 0)
+  EXECUTE FUNCTION registration_queue_at_commit()
+""")
+
+
+async def install_queue_at_commit() -> None:
+    """The deferred trigger of rule 1 (a migration step; nothing on SQLite, whose writers run one at a time)."""
+    if not is_sqlite():
+        for statement in _QUEUE_AT_COMMIT:
+            await engine().run_ddl(statement)
+
+
+commit_refusal(_SEAT_FREED, lambda: SeatFreed(BUSY_MESSAGE))
+commit_refusal(_NOT_PUBLISHED, _not_published)
+
+
+@asynccontextmanager
+async def queue_at_commit() -> AsyncIterator[None]:
+    """Within this block (PostgreSQL), a single applicant who finds no seat waits without locking the event:
+    the commit settles the place in line. The commit may raise SeatFreed (a seat came free meanwhile): run
+    the transaction again outside this block, where the lock decides."""
+    token = _late.set(not is_sqlite())
+    try:
+        yield
+    finally:
+        _late.reset(token)
+
+
+async def place_in_line(registration_id: int) -> tuple[int | None, int | None]:
+    """(queue_position, waitlist rank) of a waiting entry as committed; (None, None) for any other status."""
+    rows = await raw("SELECT queue_position, " + _WAITLIST_RANK + " AS waitlist_rank FROM registration"
+                     " WHERE id = {} AND status = 'waitlisted'", registration_id)
+    return (rows[0]["queue_position"], rows[0]["waitlist_rank"]) if rows else (None, None)
 
 
 _WAITLIST_RANK = ("(SELECT COUNT(*) FROM registration AS ahead WHERE ahead.event = registration.event"
@@ -158,7 +249,7 @@ _RETURNING = " RETURNING " + ", ".join(c._meta.db_column_name for c in Registrat
 
 async def _insert_row(values: dict[str, Any], *, queued: bool) -> dict[str, Any]:
     """One INSERT … RETURNING the row; a waiting-list entry gets the next position (read in the same statement,
-    under the lock) and its rank back."""
+    under the lock) and its rank back — unless its place is settled at commit (no position yet)."""
     if queued:
         values["queue_position"] = QueryString(
             "(SELECT COALESCE(MAX(queue_position), 0) + 1 FROM registration WHERE event = {})", values["event"])
@@ -297,10 +388,11 @@ async def place_group(event_id: int, applicants: list[Applicant], *, source: Sou
     for applicant in applicants:
         await _may_hold(event, applicant.person_id, source)
     outcome = await _decide(event, len(applicants), waitlist)
+    late = outcome == "queued_at_commit"
     if outcome == "seat":
         statuses = [await _seat_status(event, a.person_id) for a in applicants]
     else:
-        statuses = [outcome] * len(applicants)
+        statuses = ["waitlisted" if late else outcome] * len(applicants)
     now = utcnow()
     made = []
     for offset, (applicant, status) in enumerate(zip(applicants, statuses, strict=True)):
@@ -309,9 +401,10 @@ async def place_group(event_id: int, applicants: list[Applicant], *, source: Sou
             event=event_id, person=applicant.person_id, status=status, answers=dict(applicant.answers),
             idempotency_key=idempotency_key if offset == 0 else None, registered_by=registered_by, created_at=now,
             updated_at=now, confirmed_at=now if status == "confirmed" else None, **extra,
-        ), queued=status == "waitlisted"))
+            **({"queue_position": SETTLED_AT_COMMIT} if late else {}),
+        ), queued=status == "waitlisted" and not late))
     for row, applicant in zip(made, applicants, strict=True):
-        rank = row.get("waitlist_rank")
+        rank = RANK_AT_COMMIT if late else row.get("waitlist_rank")
         await _changed(row, event, None, reason=reason, by=registered_by,
                        detail={"waitlist_rank": rank} if rank else None, person=applicant.person)
         if row["status"] == "pending_consent":
@@ -330,7 +423,15 @@ async def _decide(event: dict[str, Any], count: int, waitlist: bool) -> str:
     drawing = event["allocation"] == "lottery" and not event["lottery_drawn_at"] and event["kind"] != "home_visit"
     if count == 1 and not drawing and event["taken"] < event["capacity"] and await _take_seat(event["id"]):
         return "seat"
-    event.update(await _locked_event(event["id"]))
+    if count == 1 and not drawing and waitlist and _late.get() and event["kind"] != "home_visit":
+        fresh = await _event_state(event["id"], lock=False)
+        if fresh["status"] != "published":
+            raise _not_published()
+        if fresh["taken"] >= fresh["capacity"] and not (fresh["allocation"] == "lottery"
+                                                         and not fresh["lottery_drawn_at"]):
+            event.update(fresh)
+            return "queued_at_commit"  # the deferred trigger locks, checks again and settles the place in line
+    event.update(await _event_state(event["id"], lock=True))
     if event["allocation"] == "lottery" and not event["lottery_drawn_at"] and event["kind"] != "home_visit":
         return "applied"
     # Under the lock the row just read is the truth: a full event skips the conditional UPDATE (one round trip

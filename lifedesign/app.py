@@ -39,7 +39,7 @@ def create_app(
             await apply_migrations(settings)
         db = engine()
         if pool and db.engine_type == "postgres":
-            await db.start_connection_pool(min_size=2, max_size=20)
+            await db.start_connection_pool(min_size=2, max_size=settings.db_pool_size)
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run_forever(stop)) if start_worker else None
         try:

@@ -63,6 +63,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()  # networks whose X-Forwarded-For names the client (lifedesign.proxies)
     db_timeout: int = 5  # seconds to connect to / wait for a pooled connection of PostgreSQL
     db_statement_timeout: int = 30  # seconds a PostgreSQL statement may run (or wait for an answer)
+    db_pool_size: int = 20  # PostgreSQL connections per serving process (N workers use N times this)
     contact: WardContact = field(default_factory=WardContact)  # the ward's contact block (pages and mails)
 
     @property
@@ -260,6 +261,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         retention=_retention(env),
         trusted_proxies=_trusted_proxies(env),
         db_timeout=_int(env, "LIFEDESIGN_DB_TIMEOUT", 5, 1, 600),
+        db_pool_size=_int(env, "LIFEDESIGN_DB_POOL_SIZE", 20, 2, 1000),
         db_statement_timeout=_int(env, "LIFEDESIGN_DB_STATEMENT_TIMEOUT", 30, 1, 3600),
         contact=_contact(env),
     )

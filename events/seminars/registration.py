@@ -184,7 +184,12 @@ async def _replay(person_id: int, scope: str, key: str) -> dict[str, Any] | None
     prior = await IdempotentRequest.select(IdempotentRequest.response).where(
         (IdempotentRequest.person == person_id) & (IdempotentRequest.scope == scope) & (IdempotentRequest.key == key)
     ).output(load_json=True).first()
-    return {**prior["response"], "replayed": True} if prior else None
+    if not prior:
+        return None
+    response = {**prior["response"], "replayed": True}
+    if response.get("status") == "waitlisted":  # the place in line as it is now (settled at commit, or moved up)
+        response["queue_position"], response["waitlist_rank"] = await places.place_in_line(response["id"])
+    return response
 
 
 def _already_registered() -> Conflict:
@@ -249,7 +254,8 @@ async def register(
     source = places.Source.COORDINATOR if by_coordinator else (
         places.Source.INVITATION if facts["invited"] else places.Source.SELF)
     nested = engine().current_transaction.get() is not None
-    try:
+
+    async def write() -> dict[str, Any]:
         async with write_transaction():
             ticket = ""
             if event["allocation"] == "lottery" and not event["lottery_drawn_at"]:
@@ -280,6 +286,18 @@ async def register(
                     key=key, person=requester, scope=scope, response=result, status_code=201, created_at=utcnow(),
                 ))
             return result
+
+    try:
+        if nested:
+            return await write()
+        try:
+            async with places.queue_at_commit():  # a full event: the place in line is settled at commit
+                result = await write()
+        except places.SeatFreed:
+            result = await write()  # a seat came free while the entry was written: the lock decides now
+        if result["status"] == "waitlisted" and result["queue_position"] == places.SETTLED_AT_COMMIT:
+            result["queue_position"], result["waitlist_rank"] = await places.place_in_line(result["id"])
+        return result
     except Exception as exc:
         if not is_unique_violation(exc):
             raise
