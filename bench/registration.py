@@ -19,7 +19,9 @@ the cores to the servers), interleaved round by round so that drift hits all ali
   non-201;
 - SQL statements per request, counted by the drivers in the server processes (bench/statement_counter, no
   change to the service): every statement SQLite ran or asyncpg sent, BEGIN/COMMIT/PRAGMA/pool resets included;
-- server CPU per request (user + system of the server processes, from /proc; steady when the machine is busy).
+- server CPU per request (user + system of the server processes, from /proc; steady when the machine is busy);
+- during each race, the share of all cores busy (every process: servers, PostgreSQL, this load generator), from
+  /proc/stat: near 100 % the box, not the service, is the limit, and more processes cannot scale further.
 
 Ratios: /health : hello, registration : /health, 2 processes : 1 (PostgreSQL), this tree : baseline.
 The exit code is 1 on any oversell, wrong split or 5xx. The last line is `RESULT {json}`.
@@ -65,6 +67,18 @@ def hello() -> dict[str, str]:
 uvicorn.run(Litestar([hello]), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False,
             backlog=4096)
 """
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores since boot (/proc/stat; idle and iowait count as not busy)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(values[:8])  # guest time is already inside user time
+    return total - values[3] - values[4], total
+
+
+def _machine_busy(since: tuple[int, int]) -> float:
+    busy, total = _machine_ticks()
+    return (busy - since[0]) / max(total - since[1], 1)
 
 
 def _free_port() -> int:
@@ -301,7 +315,7 @@ class Tree:
                     "LIFEDESIGN_WORKER_IN_SERVE": "0", "PICCOLO_CONF": "lifedesign.piccolo_conf",
                     "LIFEDESIGN_SECRET_KEY": SECRET, "PYTHONPATH": str(self.path),
                     # up to 6 servers at once (two trees, 1 + 2 processes each) under max_connections 100
-                    "LIFEDESIGN_DB_POOL_SIZE": "12"})
+                    "LIFEDESIGN_DB_POOL_SIZE": os.environ.get("LIFEDESIGN_BENCH_POOL_SIZE", "12")})
         if count_dir is not None:
             env["PYTHONPATH"] = f"{COUNTER}{os.pathsep}{self.path}"
             env["LIFEDESIGN_BENCH_STATEMENTS"] = str(count_dir)
@@ -408,13 +422,17 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     statements: list[float] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
+    machine_busy: list[float] = field(default_factory=list)  # share of all cores busy (every process) meanwhile
     errors_5xx: int = 0
     non_201: int = 0
     oversold: int = 0
     wrong_split: int = 0  # races that did not end with exactly `seats` seats held and the rest waiting
 
-    def add(self, result: Burst, statements: int | None = None, cpu_s: float | None = None) -> None:
+    def add(self, result: Burst, statements: int | None = None, cpu_s: float | None = None,
+            busy: float | None = None) -> None:
         self.per_s.append(result.per_s)
+        if busy is not None:
+            self.machine_busy.append(busy)
         self.latencies += result.latencies
         self.errors_5xx += sum(1 for s in result.statuses if s >= 500)
         if statements is not None:
@@ -430,6 +448,8 @@ class Tally:
             out["statements"] = round(statistics.median(self.statements), 2)
         if self.cpu_ms:
             out["server_cpu_ms"] = round(statistics.median(self.cpu_ms), 2)
+        if self.machine_busy:
+            out["machine_busy"] = round(statistics.median(self.machine_busy), 2)
         return out
 
 
@@ -480,8 +500,10 @@ async def run(args: argparse.Namespace) -> dict:
                     heads = [_head("POST", f"/api/v1/events/{event_id}/registrations", t) for t in tree.tokens]
                     before, cpu = await server.settled_statements(), server.cpu_seconds()
                     texts_before[key] = server.texts()
+                    ticks = _machine_ticks()
                     result = await burst(server.ports, heads, args.concurrency)
-                    race.add(result, await server.settled_statements() - before, server.cpu_seconds() - cpu)
+                    race.add(result, await server.settled_statements() - before, server.cpu_seconds() - cpu,
+                             _machine_busy(ticks))
                     race.non_201 += sum(1 for s in result.statuses if s != 201 and s < 500)
                     counts = await _seat_counts(tree, event_id)
                     held = sum(n for s, n in counts.items() if s in ("confirmed", "pending_consent"))
@@ -548,6 +570,8 @@ def report(result: dict) -> None:
         line = (f"  {label:<34} {item['per_s']:>8.1f}/s  p50 {item['p50_ms']:>7.2f} ms  p95 {item['p95_ms']:>7.2f} ms"
                 f"  statements {item.get('statements', 0):>6.2f}  cpu {item.get('server_cpu_ms', 0):>6.2f} ms"
                 f"  5xx {item['errors_5xx']}")
+        if "machine_busy" in item:
+            line += f"  machine {item['machine_busy'] * 100:.0f} % busy"
         if "oversold" in item:
             line += f"  oversold {item['oversold']}  non-201 {item['non_201']}  wrong split {item['wrong_split']}"
         print(line)
