@@ -418,8 +418,10 @@ async def place_group(event_id: int, applicants: list[Applicant], *, source: Sou
 async def _decide(event: dict[str, Any], count: int, waitlist: bool) -> str:
     """The critical section: "seat" (taken), "applied" (a lottery not yet drawn) or "waitlisted" (the event row
     stays locked until commit, so positions are handed out one at a time). A single applicant whose snapshot
-    shows a free seat tries the conditional UPDATE at once; otherwise the row is locked and read fresh first.
-    `event` is brought up to date with what was read under the lock."""
+    shows a free seat tries the conditional UPDATE at once; otherwise the row is locked and read fresh first —
+    except within `queue_at_commit()` (PostgreSQL), where a single applicant who finds the event full gets
+    "queued_at_commit" without any lock: the commit settles the place in line (rule 1).
+    `event` is brought up to date with what was read."""
     drawing = event["allocation"] == "lottery" and not event["lottery_drawn_at"] and event["kind"] != "home_visit"
     if count == 1 and not drawing and event["taken"] < event["capacity"] and await _take_seat(event["id"]):
         return "seat"
