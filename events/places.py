@@ -12,9 +12,10 @@ columns (a test parses the code for other writers). The rules it keeps, each her
    late, and the row is inserted with its waiting-list position computed in the same statement.
    On PostgreSQL a single applicant who finds the event full (`queue_at_commit()`, the public registration
    path) does not lock the event at all while the request runs: the row is written as waitlisted with position
-   0 ("settled at commit"; only this module writes it), and a deferred trigger (`install_queue_at_commit`) takes the event row's lock *inside COMMIT*,
-   checks again that no seat is free and the event still published (otherwise the commit is refused, and the
-   caller retries under the lock), hands out the next position and writes the exact rank into the notice.
+   0 ("settled at commit"; only this module writes it), and a deferred trigger (`install_queue_at_commit`)
+   takes the event row's lock *inside COMMIT*, checks again that no seat is free and the event still
+   published (otherwise the commit is refused, and the caller retries under the lock), hands out the next
+   position and writes the exact rank into the notice.
    The lock is then held for microseconds inside the server, not for the request's remaining round trips,
    so N processes scale; positions stay a strict order and every rank told is the true one.
 2. **Every status change is a conditional UPDATE on the old status**, so two racing changes cannot both
@@ -415,6 +416,11 @@ async def place_group(event_id: int, applicants: list[Applicant], *, source: Sou
     return made
 
 
+def _drawing(event: Mapping[str, Any]) -> bool:
+    """A lottery not yet drawn: applications wait for the draw, nobody takes a seat or a place in line."""
+    return event["allocation"] == "lottery" and not event["lottery_drawn_at"] and event["kind"] != "home_visit"
+
+
 async def _decide(event: dict[str, Any], count: int, waitlist: bool) -> str:
     """The critical section: "seat" (taken), "applied" (a lottery not yet drawn) or "waitlisted" (the event row
     stays locked until commit, so positions are handed out one at a time). A single applicant whose snapshot
@@ -422,19 +428,18 @@ async def _decide(event: dict[str, Any], count: int, waitlist: bool) -> str:
     except within `queue_at_commit()` (PostgreSQL), where a single applicant who finds the event full gets
     "queued_at_commit" without any lock: the commit settles the place in line (rule 1).
     `event` is brought up to date with what was read."""
-    drawing = event["allocation"] == "lottery" and not event["lottery_drawn_at"] and event["kind"] != "home_visit"
+    drawing = _drawing(event)
     if count == 1 and not drawing and event["taken"] < event["capacity"] and await _take_seat(event["id"]):
         return "seat"
     if count == 1 and not drawing and waitlist and _late.get() and event["kind"] != "home_visit":
         fresh = await _event_state(event["id"], lock=False)
         if fresh["status"] != "published":
             raise _not_published()
-        if fresh["taken"] >= fresh["capacity"] and not (fresh["allocation"] == "lottery"
-                                                         and not fresh["lottery_drawn_at"]):
+        if fresh["taken"] >= fresh["capacity"] and not _drawing({**event, **fresh}):
             event.update(fresh)
             return "queued_at_commit"  # the deferred trigger locks, checks again and settles the place in line
     event.update(await _event_state(event["id"], lock=True))
-    if event["allocation"] == "lottery" and not event["lottery_drawn_at"] and event["kind"] != "home_visit":
+    if _drawing(event):
         return "applied"
     # Under the lock the row just read is the truth: a full event skips the conditional UPDATE (one round trip
     # less while the lock is held); a free one still takes its seats by that UPDATE.
@@ -443,7 +448,7 @@ async def _decide(event: dict[str, Any], count: int, waitlist: bool) -> str:
     if waitlist and event["kind"] != "home_visit" and event["status"] == "published":
         return "waitlisted"
     if event["status"] != "published":
-        raise Conflict("このイベントは現在、申込を受け付けていません。", code="event_not_published")
+        raise _not_published()
     raise Full("満席のため席を確保できませんでした。")
 
 
