@@ -10,14 +10,15 @@ columns (a test parses the code for other writers). The rules it keeps, each her
    The critical section is short: whatever does not decide the seat (who may hold it, the answers, the
    person) is read before; the conditional UPDATE — or, when it finds no seat, the event row's lock — comes
    late, and the row is inserted with its waiting-list position computed in the same statement.
-   On PostgreSQL a single applicant who finds the event full (`queue_at_commit()`, the public registration
-   path) does not lock the event at all while the request runs: the row is written as waitlisted with position
-   0 ("settled at commit"; only this module writes it), and a deferred trigger (`install_queue_at_commit`)
-   takes the event row's lock *inside COMMIT*, checks again that no seat is free and the event still
-   published (otherwise the commit is refused, and the caller retries under the lock), hands out the next
-   position and writes the exact rank into the notice.
-   The lock is then held for microseconds inside the server, not for the request's remaining round trips,
-   so N processes scale; positions stay a strict order and every rank told is the true one.
+   On PostgreSQL a single applicant on the public registration path (`settle_at_commit()`) does not lock the
+   event at all while the request runs: the row is written as a seat (position -1) or as waitlisted (position
+   0) — whichever the event's committed state offers — and a deferred trigger (`install_settle_at_commit`)
+   decides *inside COMMIT*, under the event row's lock: a seat entry takes its seat by the same conditional
+   UPDATE, a waiting entry gets the next position and its exact rank is written into the notice. If the seat
+   went meanwhile, a seat came free, or the event closed, the commit is refused (nothing is kept) and the
+   caller runs again on the state then committed. Only this module writes those two positions, and no
+   committed row keeps them. The lock is held for microseconds inside the server, not for the request's
+   remaining round trips, so N processes scale; positions stay a strict order and every rank told is true.
 2. **Every status change is a conditional UPDATE on the old status**, so two racing changes cannot both
    apply; the loser sees None (or the refusal its caller maps).
 3. **Who may hold a place.** A home-visit event's places come only from an accepted match (the visits area
@@ -95,12 +96,6 @@ class Full(Conflict):
     code = "capacity_exceeded"
 
 
-class SeatFreed(Busy):
-    """The commit found a free seat for an entry written as waitlisted: the caller retries (`queue_at_commit`)."""
-
-    code = "seat_freed"
-
-
 def _not_published() -> Conflict:
     return Conflict("このイベントは現在、申込を受け付けていません。", code="event_not_published")
 
@@ -172,20 +167,38 @@ async def _event_state(event_id: int, *, lock: bool) -> dict[str, Any]:
     return rows[0]
 
 
-# ---------------------------------------------------------------- the place in line, settled at commit (PostgreSQL)
+# ---------------------------------------------------------------- seats and places in line, settled at commit (PostgreSQL)
 
-SETTLED_AT_COMMIT = 0  # the queue_position of an entry whose place in line the commit hands out
+SETTLED_AT_COMMIT = 0  # the queue_position of a waiting entry whose place in line the commit hands out
+SEAT_AT_COMMIT = -1  # the queue_position of a seat entry whose seat the commit takes (NULL once committed)
 RANK_AT_COMMIT = "\u27e6waitlist-rank\u27e7"  # stands for the rank in a notice written before the rank is known
-_SEAT_FREED, _NOT_PUBLISHED = "LD001", "LD002"  # the SQLSTATEs the trigger refuses a commit with
-_late: ContextVar[bool] = ContextVar("places_queue_at_commit", default=False)
+_SEAT_FREED, _NOT_PUBLISHED, _SEAT_GONE = "LD001", "LD002", "LD003"  # the SQLSTATEs the trigger refuses with
+_SNAPSHOT, _FRESH = "snapshot", "fresh"  # what an entry settled at commit is written on (settle_at_commit)
+_late: ContextVar[str | None] = ContextVar("places_settle_at_commit", default=None)
 
-_QUEUE_AT_COMMIT = (f"""
-CREATE OR REPLACE FUNCTION registration_queue_at_commit() RETURNS trigger LANGUAGE plpgsql AS $fn$
+_SETTLE_AT_COMMIT = (f"""
+CREATE OR REPLACE FUNCTION registration_settle_at_commit() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
   seats RECORD;
   place integer;
   ahead integer;
 BEGIN
+  IF NEW.queue_position = {SEAT_AT_COMMIT} THEN
+    UPDATE registration SET queue_position = NULL
+     WHERE id = NEW.id AND queue_position = {SEAT_AT_COMMIT} AND status IN ('confirmed', 'pending_consent');
+    IF NOT FOUND THEN
+      RETURN NULL;
+    END IF;
+    UPDATE event SET taken = taken + 1 WHERE id = NEW.event AND taken < capacity AND status = 'published';
+    IF NOT FOUND THEN
+      SELECT status INTO seats FROM event WHERE id = NEW.event;
+      IF seats.status IS DISTINCT FROM 'published' THEN
+        RAISE EXCEPTION 'event % is not published', NEW.event USING ERRCODE = '{_NOT_PUBLISHED}';
+      END IF;
+      RAISE EXCEPTION 'the last seat of event % went', NEW.event USING ERRCODE = '{_SEAT_GONE}';
+    END IF;
+    RETURN NULL;
+  END IF;
   SELECT status, taken, capacity INTO seats FROM event WHERE id = NEW.event FOR NO KEY UPDATE;
   IF seats.status IS DISTINCT FROM 'published' THEN
     RAISE EXCEPTION 'event % is not published', NEW.event USING ERRCODE = '{_NOT_PUBLISHED}';
@@ -196,38 +209,55 @@ BEGIN
   SELECT COALESCE(MAX(queue_position), 0) + 1 INTO place FROM registration WHERE event = NEW.event;
   SELECT COUNT(*) INTO ahead FROM registration
    WHERE event = NEW.event AND status = 'waitlisted' AND queue_position > 0;
-  UPDATE registration SET queue_position = place WHERE id = NEW.id AND queue_position = 0;
+  UPDATE registration SET queue_position = place WHERE id = NEW.id AND queue_position = {SETTLED_AT_COMMIT};
   UPDATE outbox_message
      SET message = convert_to(replace(convert_from(message, 'UTF8'), '{RANK_AT_COMMIT}', (ahead + 1)::text), 'UTF8')
    WHERE idempotency_key = 'seminar:' || NEW.id || ':waitlisted' AND status = 'queued';
   RETURN NULL;
 END
 $fn$
-""", """DROP TRIGGER IF EXISTS registration_queue_at_commit ON registration""", """
-CREATE CONSTRAINT TRIGGER registration_queue_at_commit AFTER INSERT ON registration
+""", """DROP TRIGGER IF EXISTS registration_queue_at_commit ON registration""",
+    """DROP FUNCTION IF EXISTS registration_queue_at_commit()""",
+    """DROP TRIGGER IF EXISTS registration_settle_at_commit ON registration""", f"""
+CREATE CONSTRAINT TRIGGER registration_settle_at_commit AFTER INSERT ON registration
   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
-  WHEN (NEW.status = 'waitlisted' AND NEW.queue_position = 0)
-  EXECUTE FUNCTION registration_queue_at_commit()
+  WHEN (NEW.queue_position IN ({SEAT_AT_COMMIT}, {SETTLED_AT_COMMIT}))
+  EXECUTE FUNCTION registration_settle_at_commit()
 """)
 
 
-async def install_queue_at_commit() -> None:
+async def install_settle_at_commit() -> None:
     """The deferred trigger of rule 1 (a migration step; nothing on SQLite, whose writers run one at a time)."""
     if not is_sqlite():
-        for statement in _QUEUE_AT_COMMIT:
+        for statement in _SETTLE_AT_COMMIT:
             await engine().run_ddl(statement)
 
 
+class Unsettled(Busy):
+    """The commit refused an entry written without the lock: run the transaction again (`settle_at_commit`)."""
+
+
+class SeatFreed(Unsettled):
+    code = "seat_freed"  # a waiting entry, but a seat is free
+
+
+class SeatGone(Unsettled):
+    code = "seat_gone"  # a seat entry, but the last seat went to another commit first
+
+
 commit_refusal(_SEAT_FREED, lambda: SeatFreed(BUSY_MESSAGE))
+commit_refusal(_SEAT_GONE, lambda: SeatGone(BUSY_MESSAGE))
 commit_refusal(_NOT_PUBLISHED, _not_published)
 
 
 @asynccontextmanager
-async def queue_at_commit() -> AsyncIterator[None]:
-    """Within this block (PostgreSQL), a single applicant who finds no seat waits without locking the event:
-    the commit settles the place in line. The commit may raise SeatFreed (a seat came free meanwhile): run
-    the transaction again outside this block, where the lock decides."""
-    token = _late.set(not is_sqlite())
+async def settle_at_commit(*, fresh: bool = False) -> AsyncIterator[None]:
+    """Within this block (PostgreSQL), a single applicant is placed without locking the event: as a seat while
+    the event's state shows one free, else at the end of the line; the commit settles which. The state is the
+    caller's snapshot (`place_group(event=…)`, read before the transaction: no statement more), or with `fresh`
+    the state committed now. The commit may raise Unsettled (the seats moved meanwhile): run the transaction
+    again, `fresh` — a last run outside this block, where the lock decides at once, always settles."""
+    token = _late.set(None if is_sqlite() else _FRESH if fresh else _SNAPSHOT)
     try:
         yield
     finally:
@@ -389,23 +419,26 @@ async def place_group(event_id: int, applicants: list[Applicant], *, source: Sou
     for applicant in applicants:
         await _may_hold(event, applicant.person_id, source)
     outcome = await _decide(event, len(applicants), waitlist)
-    late = outcome == "queued_at_commit"
-    if outcome == "seat":
+    late = {"seat_at_commit": SEAT_AT_COMMIT, "queued_at_commit": SETTLED_AT_COMMIT}.get(outcome)
+    if outcome in ("seat", "seat_at_commit"):
         statuses = [await _seat_status(event, a.person_id) for a in applicants]
     else:
-        statuses = ["waitlisted" if late else outcome] * len(applicants)
+        statuses = ["waitlisted" if late is not None else outcome] * len(applicants)
     now = utcnow()
     made = []
     for offset, (applicant, status) in enumerate(zip(applicants, statuses, strict=True)):
         extra = {key: applicant.values[key] for key in _ROW_VALUES if key in applicant.values}
-        made.append(await _insert_row(dict(
+        row = await _insert_row(dict(
             event=event_id, person=applicant.person_id, status=status, answers=dict(applicant.answers),
             idempotency_key=idempotency_key if offset == 0 else None, registered_by=registered_by, created_at=now,
             updated_at=now, confirmed_at=now if status == "confirmed" else None, **extra,
-            **({"queue_position": SETTLED_AT_COMMIT} if late else {}),
-        ), queued=status == "waitlisted" and not late))
+            **({"queue_position": late} if late is not None else {}),
+        ), queued=status == "waitlisted" and late is None)
+        if late == SEAT_AT_COMMIT:
+            row["queue_position"] = None  # as it is committed: a seat holds no place in line
+        made.append(row)
     for row, applicant in zip(made, applicants, strict=True):
-        rank = RANK_AT_COMMIT if late else row.get("waitlist_rank")
+        rank = RANK_AT_COMMIT if late == SETTLED_AT_COMMIT else row.get("waitlist_rank")
         await _changed(row, event, None, reason=reason, by=registered_by,
                        detail={"waitlist_rank": rank} if rank else None, person=applicant.person)
         if row["status"] == "pending_consent":
@@ -425,19 +458,23 @@ async def _decide(event: dict[str, Any], count: int, waitlist: bool) -> str:
     """The critical section: "seat" (taken), "applied" (a lottery not yet drawn) or "waitlisted" (the event row
     stays locked until commit, so positions are handed out one at a time). A single applicant whose snapshot
     shows a free seat tries the conditional UPDATE at once; otherwise the row is locked and read fresh first —
-    except within `queue_at_commit()` (PostgreSQL), where a single applicant who finds the event full gets
-    "queued_at_commit" without any lock: the commit settles the place in line (rule 1).
+    except within `settle_at_commit()` (PostgreSQL), where a single applicant takes no lock at all: on the
+    snapshot (or the state committed now) the answer is "seat_at_commit" (a seat shows free) or
+    "queued_at_commit" (it is full); the commit takes the seat or settles the place in line (rule 1).
     `event` is brought up to date with what was read."""
+    late = _late.get()
+    if count == 1 and late and event["kind"] != "home_visit":
+        fresh = event if late == _SNAPSHOT else await _event_state(event["id"], lock=False)
+        if not _drawing({**event, **fresh}):
+            if fresh["status"] != "published":
+                raise _not_published()
+            free = fresh["taken"] < fresh["capacity"]
+            if free or waitlist:
+                event.update(fresh)
+                return "seat_at_commit" if free else "queued_at_commit"
     drawing = _drawing(event)
     if count == 1 and not drawing and event["taken"] < event["capacity"] and await _take_seat(event["id"]):
         return "seat"
-    if count == 1 and not drawing and waitlist and _late.get() and event["kind"] != "home_visit":
-        fresh = await _event_state(event["id"], lock=False)
-        if fresh["status"] != "published":
-            raise _not_published()
-        if fresh["taken"] >= fresh["capacity"] and not _drawing({**event, **fresh}):
-            event.update(fresh)
-            return "queued_at_commit"  # the deferred trigger locks, checks again and settles the place in line
     event.update(await _event_state(event["id"], lock=True))
     if _drawing(event):
         return "applied"

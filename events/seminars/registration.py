@@ -175,6 +175,9 @@ async def _waitlist_rank(event_id: int, queue_position: int | None) -> int | Non
 # ---------------------------------------------------------------- register
 
 
+_UNLOCKED_RUNS = 3  # runs settled at commit before one under the event lock (each refusal means another commit won)
+
+
 def _result(row: Mapping[str, Any], rank: int | None, *, replayed: bool = False) -> dict[str, Any]:
     return {"id": row["id"], "event_id": row["event"], "person_id": row["person"], "status": row["status"],
             "queue_position": row["queue_position"], "waitlist_rank": rank, "replayed": replayed}
@@ -290,11 +293,15 @@ async def register(
     try:
         if nested:
             return await write()
-        try:
-            async with places.queue_at_commit():  # a full event: the place in line is settled at commit
-                result = await write()
-        except places.SeatFreed:
-            result = await write()  # a seat came free while the entry was written: the lock decides now
+        for run in range(_UNLOCKED_RUNS):
+            try:  # the seat or the place in line is settled at commit: on the snapshot, then on what is committed
+                async with places.settle_at_commit(fresh=run > 0):
+                    result = await write()
+                break
+            except places.Unsettled:  # the seats moved while the entry was written
+                continue
+        else:
+            result = await write()  # the lock decides at once
         if result["status"] == "waitlisted" and result["queue_position"] == places.SETTLED_AT_COMMIT:
             result["queue_position"], result["waitlist_rank"] = await places.place_in_line(result["id"])
         return result

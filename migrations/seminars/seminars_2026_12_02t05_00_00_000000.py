@@ -9,9 +9,9 @@ async def forwards():
     manager = MigrationManager(migration_id=ID, app_name="seminars", description=DESCRIPTION)
 
     async def queue_at_commit():
-        from events.places import install_queue_at_commit
+        from events.places import install_settle_at_commit  # the current trigger (see 2026-12-02T09)
 
-        await install_queue_at_commit()
+        await install_settle_at_commit()
 
     manager.add_raw(queue_at_commit)
     return manager
