@@ -49,6 +49,7 @@ def _environment(templates_dir: str) -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # compiled once per process: no stat() of the template file per mail (restart to edit)
     )
     env.filters["jst"] = lambda value, fmt="%Y年%m月%d日 %H:%M": timefmt.short(value, fmt)
     return env

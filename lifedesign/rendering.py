@@ -36,6 +36,7 @@ def environment() -> Environment:
         undefined=ChainableUndefined,  # a missing form field renders empty, not a 500
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # compiled once per process: no stat() of the template file per page (restart to edit)
     )
     env.filters["jst"] = _jst
     env.filters["jst_long"] = timefmt.long

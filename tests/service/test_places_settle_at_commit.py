@@ -39,6 +39,21 @@ async def _meanwhile(settings, sql: str, *args) -> None:
         await connection.close()
 
 
+def _after_the_notice(monkeypatch, settings, sql: str, event_id: int, *, once: bool = True) -> list[bool]:
+    """Another session commits `sql` right after the ledger wrote the notice (the entry is written, our commit not
+    yet run); the list records each time it did."""
+    changed, done = places._changed, []
+
+    async def meanwhile(*args, **kwargs):
+        await changed(*args, **kwargs)
+        if not (once and done):
+            done.append(True)
+            await _meanwhile(settings, sql, event_id)
+
+    monkeypatch.setattr(places, "_changed", meanwhile)
+    return done
+
+
 async def test_a_full_event_queues_without_a_position_until_commit(db):
     event_id = await _full_event()
     person = await adult()
@@ -68,16 +83,7 @@ async def test_a_seat_freed_before_commit_refuses_the_commit_and_keeps_nothing(d
 async def test_registration_runs_again_and_takes_the_freed_seat(db, settings, monkeypatch):
     event_id = await _full_event()
     person = await adult()
-    freed = []
-    changed = places._changed
-
-    async def free_a_seat_once(*args, **kwargs):
-        await changed(*args, **kwargs)
-        if not freed:
-            freed.append(True)
-            await _meanwhile(settings, "UPDATE event SET taken = taken - 1 WHERE id = $1", event_id)
-
-    monkeypatch.setattr(places, "_changed", free_a_seat_once)
+    freed = _after_the_notice(monkeypatch, settings, "UPDATE event SET taken = taken - 1 WHERE id = $1", event_id)
     result = await registration.register(event_id, person)
     assert freed and result["status"] == "confirmed"
     assert (await Event.select(Event.taken).where(Event.id == event_id).first())["taken"] == 1
@@ -85,20 +91,17 @@ async def test_registration_runs_again_and_takes_the_freed_seat(db, settings, mo
     assert [r["status"] for r in rows] == ["confirmed"]  # the first attempt left nothing behind
 
 
-async def test_an_event_closed_before_commit_refuses_the_entry(db, settings, monkeypatch):
-    event_id = await _full_event()
+@pytest.mark.parametrize("capacity", [1, 3], ids=["waiting entry", "seat entry"])
+async def test_an_event_closed_before_commit_refuses_the_entry(db, settings, monkeypatch, capacity):
+    event_id = await new_event(capacity=capacity)
+    await registration.register(event_id, await adult("先着 一郎"))
     person = await adult()
-    changed = places._changed
-
-    async def close_the_event(*args, **kwargs):
-        await changed(*args, **kwargs)
-        await _meanwhile(settings, "UPDATE event SET status = 'cancelled' WHERE id = $1", event_id)
-
-    monkeypatch.setattr(places, "_changed", close_the_event)
+    _after_the_notice(monkeypatch, settings, "UPDATE event SET status = 'cancelled' WHERE id = $1", event_id,
+                      once=False)
     with pytest.raises(Conflict) as refused:
         await registration.register(event_id, person)
     assert refused.value.code == "event_not_published"
-    assert not await Registration.exists().where(Registration.person == person)
+    assert not await Registration.exists().where(Registration.person == person) and await _taken(event_id) == 1
 
 
 async def test_the_mail_states_the_rank_settled_at_commit(db):
@@ -158,16 +161,7 @@ async def test_a_seat_gone_before_commit_refuses_the_commit_and_keeps_nothing(db
 async def test_registration_whose_seat_went_joins_the_line_and_is_told_so(db, settings, monkeypatch):
     event_id = await new_event(capacity=1)
     person = await adult()
-    changed = places._changed
-    gone = []
-
-    async def take_the_seat_once(*args, **kwargs):
-        await changed(*args, **kwargs)
-        if not gone:
-            gone.append(True)
-            await _meanwhile(settings, "UPDATE event SET taken = capacity WHERE id = $1", event_id)
-
-    monkeypatch.setattr(places, "_changed", take_the_seat_once)
+    gone = _after_the_notice(monkeypatch, settings, "UPDATE event SET taken = capacity WHERE id = $1", event_id)
     result = await registration.register(event_id, person)
     assert gone and result["status"] == "waitlisted"
     assert (result["queue_position"], result["waitlist_rank"]) == (1, 1)
@@ -175,22 +169,6 @@ async def test_registration_whose_seat_went_joins_the_line_and_is_told_so(db, se
     assert [r["status"] for r in rows] == ["waitlisted"]
     kinds = [r["kind"] for r in await OutboxMessage.select(OutboxMessage.kind)]
     assert "seminar_waitlisted" in kinds and "seminar_confirmed" not in kinds  # one mail, the true one
-
-
-async def test_a_seat_entry_for_an_event_closed_before_commit_is_refused(db, settings, monkeypatch):
-    event_id = await new_event(capacity=3)
-    person = await adult()
-    changed = places._changed
-
-    async def close_the_event(*args, **kwargs):
-        await changed(*args, **kwargs)
-        await _meanwhile(settings, "UPDATE event SET status = 'cancelled' WHERE id = $1", event_id)
-
-    monkeypatch.setattr(places, "_changed", close_the_event)
-    with pytest.raises(Conflict) as refused:
-        await registration.register(event_id, person)
-    assert refused.value.code == "event_not_published"
-    assert not await Registration.exists().where(Registration.person == person) and await _taken(event_id) == 0
 
 
 async def test_a_run_that_keeps_losing_ends_under_the_lock(db, settings, monkeypatch):
