@@ -12,7 +12,7 @@ columns (a test parses the code for other writers). The rules it keeps, each her
    late, and the row is inserted with its waiting-list position computed in the same statement.
    On PostgreSQL a single applicant on the public registration path (`settle_at_commit()`) does not lock the
    event at all while the request runs: the row is written as a seat (position -1) or as waitlisted (position
-   0) — whichever the event's committed state offers — and a deferred trigger (`install_settle_at_commit`)
+   0) — whichever the caller's snapshot of the event offers — and a deferred trigger (`install_settle_at_commit`)
    decides *inside COMMIT*, under the event row's lock: a seat entry takes its seat by the same conditional
    UPDATE, a waiting entry gets the next position and its exact rank is written into the notice. If the seat
    went meanwhile, a seat came free, or the event closed, the commit is refused (nothing is kept) and the
