@@ -471,8 +471,8 @@ class PooledPostgresEngine(PostgresEngine):
         # newcomer take a connection just given back before the waiter it woke runs, and that waiter goes to the
         # back again — under load the first requests of a burst waited a second while later ones took 60 ms.
         # asyncio.Lock hands over in arrival order.
-        self._turn = asyncio.Lock()
         if self.pool is None:
+            self._turn = asyncio.Lock()
             try:
                 import asyncpg
 
