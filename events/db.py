@@ -13,7 +13,7 @@ without a reset query (nothing here leaves session state behind). Requests waiti
 in arrival order (asyncpg's own queue lets newcomers overtake a woken waiter). Services that must serialise
 take a row lock late (`for_update()`: FOR NO KEY UPDATE, or the ledger's conditional UPDATE), then re-check; a
 deferred trigger may refuse the commit itself (`commit_refusal`: the ledger's seats and waiting list settled
-at commit).
+at commit), or tell what it decided (`commit_notice`: the place in line it handed out, without a query more).
 
 Either way a lock held too long answers Busy, and a database that cannot be reached answers Unavailable:
 both 503 with Retry-After, never 500 and never a hang.
@@ -144,6 +144,16 @@ def commit_refusal(sqlstate: str, error: Callable[[], Exception]) -> None:
     """A deferred trigger that refuses a commit with `sqlstate` (PostgreSQL) reaches the caller as `error()`
     (events.places: a seat came free, or the event closed, while the entry was being written)."""
     _COMMIT_REFUSALS[sqlstate] = error
+
+
+_COMMIT_NOTICES: dict[str, Callable[[str], None]] = {}
+
+
+def commit_notice(sqlstate: str, handler: Callable[[str], None]) -> None:
+    """A deferred trigger's `RAISE NOTICE … USING ERRCODE = sqlstate` during COMMIT (PostgreSQL) reaches
+    `handler(message)` in the committing task, once the commit has succeeded (events.places: the place in line
+    handed out at commit). A notice is news, never a decision: the caller must do without one."""
+    _COMMIT_NOTICES[sqlstate] = handler
 
 
 def _refused(exc: BaseException) -> Exception | None:
@@ -575,8 +585,21 @@ class LeasedTransaction(PostgresTransaction):
         raise NotImplementedError
 
     async def commit(self) -> None:
-        await self.connection.execute("COMMIT")
+        heard: list[Any] = []
+
+        def listen(_connection: Any, message: Any) -> None:
+            # asyncpg schedules this (call_soon) as the notice arrives, before COMMIT's own answer wakes us
+            if message.sqlstate in _COMMIT_NOTICES:
+                heard.append(message)
+
+        self.connection.add_log_listener(listen)
+        try:
+            await self.connection.execute("COMMIT")
+        finally:
+            self.connection.remove_log_listener(listen)
         self._committed = True
+        for message in heard:
+            _COMMIT_NOTICES[message.sqlstate](message.message)
 
     async def rollback(self) -> None:
         await self.connection.execute("ROLLBACK")

@@ -59,6 +59,7 @@ from events.config import config
 from events.db import (
     BUSY_MESSAGE,
     aware,
+    commit_notice,
     commit_refusal,
     decoded,
     engine,
@@ -173,8 +174,10 @@ SETTLED_AT_COMMIT = 0  # the queue_position of a waiting entry whose place in li
 SEAT_AT_COMMIT = -1  # the queue_position of a seat entry whose seat the commit takes (NULL once committed)
 RANK_AT_COMMIT = "\u27e6waitlist-rank\u27e7"  # stands for the rank in a notice written before the rank is known
 _SEAT_FREED, _NOT_PUBLISHED, _SEAT_GONE = "LD001", "LD002", "LD003"  # the SQLSTATEs the trigger refuses with
+_PLACE_TOLD = "LD100"  # the SQLSTATE of the trigger's notice: "<registration id> <queue_position> <rank>"
 _SNAPSHOT, _FRESH = "snapshot", "fresh"  # what an entry settled at commit is written on (settle_at_commit)
 _late: ContextVar[str | None] = ContextVar("places_settle_at_commit", default=None)
+_told: ContextVar[tuple[int, int, int] | None] = ContextVar("places_told_at_commit", default=None)
 
 _SETTLE_AT_COMMIT = (f"""
 CREATE OR REPLACE FUNCTION registration_settle_at_commit() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -213,6 +216,7 @@ BEGIN
   UPDATE outbox_message
      SET message = convert_to(replace(convert_from(message, 'UTF8'), '{RANK_AT_COMMIT}', (ahead + 1)::text), 'UTF8')
    WHERE idempotency_key = 'seminar:' || NEW.id || ':waitlisted' AND status = 'queued';
+  RAISE NOTICE '% % %', NEW.id, place, ahead + 1 USING ERRCODE = '{_PLACE_TOLD}';
   RETURN NULL;
 END
 $fn$
@@ -250,6 +254,15 @@ commit_refusal(_SEAT_GONE, lambda: SeatGone(BUSY_MESSAGE))
 commit_refusal(_NOT_PUBLISHED, _not_published)
 
 
+def _heard(message: str) -> None:
+    """The trigger's notice of the place it handed out: kept for `place_in_line` in the committing task."""
+    registration_id, position, rank = (int(part) for part in message.split())
+    _told.set((registration_id, position, rank))
+
+
+commit_notice(_PLACE_TOLD, _heard)
+
+
 @asynccontextmanager
 async def settle_at_commit(*, fresh: bool = False) -> AsyncIterator[None]:
     """Within this block (PostgreSQL), a single applicant is placed without locking the event: as a seat while
@@ -265,7 +278,12 @@ async def settle_at_commit(*, fresh: bool = False) -> AsyncIterator[None]:
 
 
 async def place_in_line(registration_id: int) -> tuple[int | None, int | None]:
-    """(queue_position, waitlist rank) of a waiting entry as committed; (None, None) for any other status."""
+    """(queue_position, waitlist rank) of a waiting entry as committed; (None, None) for any other status. Right
+    after the commit that settled it, the trigger's notice already said (no statement); otherwise it is read."""
+    told = _told.get()
+    if told is not None and told[0] == registration_id:
+        _told.set(None)  # once: it was true at that commit
+        return told[1], told[2]
     rows = await raw("SELECT queue_position, " + _WAITLIST_RANK + " AS waitlist_rank FROM registration"
                      " WHERE id = {} AND status = 'waitlisted'", registration_id)
     return (rows[0]["queue_position"], rows[0]["waitlist_rank"]) if rows else (None, None)
