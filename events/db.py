@@ -655,7 +655,8 @@ async def connection_scope() -> AsyncIterator[None]:
         await lease.close()
 
 
-_pings: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[bool]] = weakref.WeakKeyDictionary()
+_pings: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[asyncio.Task[bool], float]] = (
+    weakref.WeakKeyDictionary())
 
 
 async def ping(timeout: float) -> bool:
@@ -665,9 +666,12 @@ async def ping(timeout: float) -> bool:
     if not isinstance(engine(), PooledPostgresEngine):
         return await _ping(timeout)
     loop = asyncio.get_running_loop()
-    running = _pings.get(loop)
-    if running is None or running.done():
-        running = _pings[loop] = loop.create_task(_ping(timeout))
+    flight = _pings.get(loop)
+    if flight is None or flight[0].done():
+        flight = _pings[loop] = (loop.create_task(_ping(timeout)), loop.time() + timeout)
+    running, ends_by = flight
+    if loop.time() + timeout >= ends_by:  # the flight's own timeout ends it within ours: no timer of our own
+        return await asyncio.shield(running)
     try:
         async with asyncio.timeout(timeout):
             return await asyncio.shield(running)
