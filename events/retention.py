@@ -5,7 +5,9 @@ set from `LIFEDESIGN_RETENTION_*`; the README and the privacy notice print the s
 and **a purge never breaks a foreign key or a statistic**: rows that other rows or counts depend on are
 scrubbed, not deleted (outbox rows keep kind, state and dates; a minor's account is anonymised by
 events.privacy; a named survey answer only loses the link to its person), and what is deleted is referenced by
-nothing (tokens, sessions, addresses, audit entries past their time). People under a legal hold are passed over.
+nothing (tokens, sessions, addresses, audit entries past their time). People under a legal hold are passed over,
+and so is the mail sent to them or to their guardian (bodies, addresses and the .eml copies stay until the hold
+is lifted).
 
 Each category purges in batches, one write transaction each, sized so that no batch holds the write lock for
 more than about a second (`run`: a batch that took longer than `TARGET_LOCK_S` halves the next, a quick one
@@ -158,6 +160,9 @@ def table_category(name: str, label: str, what_happens: str, period: Callable[[D
 
 
 HELD = "(SELECT person FROM legal_hold WHERE lifted_at IS NULL)"
+# The addresses of held people and of their guardians: mail to them is kept as it was sent.
+HELD_ADDRESSES = ("(SELECT lower(email) FROM person WHERE id IN " + HELD + " UNION SELECT lower(guardian_email) "
+                  "FROM student_profile WHERE guardian_email <> '' AND person IN " + HELD + ")")
 
 
 def token_period(cfg: DomainConfig) -> Period:
@@ -187,7 +192,7 @@ def _now_period(cfg: DomainConfig) -> Period:
 
 _OUTBOX_DONE = "status IN ('sent', 'failed', 'withdrawn')"
 _OUTBOX_DUE = (f"{_OUTBOX_DONE} AND COALESCE(sent_at, created_at) < {{}} AND (recipient <> '' OR length(message) > 0 "
-               "OR subject <> '')")
+               f"OR subject <> '') AND lower(recipient) NOT IN {HELD_ADDRESSES}")
 _ERASED_DUE = f"{_OUTBOX_DONE} AND group_key LIKE 'erased:%' AND (recipient <> '' OR length(message) > 0)"
 _SCRUB = "recipient = '', subject = '', message = {}, last_error = ''"
 
@@ -220,27 +225,31 @@ async def _erased_purge(cutoff: datetime, limit: int, after: Any) -> Batch:
     return await _scrub_outbox(_ERASED_DUE, (), limit, after)
 
 
-def _mail_files(cutoff: datetime) -> list[Path]:
+async def _mail_files(cutoff: datetime) -> list[Path]:
+    """The .eml copies older than `cutoff`, except those of mail kept under a legal hold (<outbox id>.eml)."""
     folder = config().mail_dir
     if folder is None or not Path(folder).is_dir():
         return []
+    held = {f"{row['id']:08d}.eml" for row in await raw(
+        f"SELECT id FROM outbox_message WHERE lower(recipient) IN {HELD_ADDRESSES}")}
     limit = cutoff.timestamp()
     found = []
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name.endswith(".eml") and entry.is_file() and entry.stat().st_mtime < limit:
+            if (entry.name.endswith(".eml") and entry.name not in held and entry.is_file()
+                    and entry.stat().st_mtime < limit):
                 found.append(Path(entry.path))
     return sorted(found)
 
 
 async def _files_count(cutoff: datetime) -> int:
-    return len(_mail_files(cutoff))
+    return len(await _mail_files(cutoff))
 
 
 async def _files_purge(cutoff: datetime, limit: int, after: Any) -> Batch:
     """No database lock is involved: one scan of the folder, every due file removed (not `limit` at a time)."""
     removed = 0
-    for path in _mail_files(cutoff):
+    for path in await _mail_files(cutoff):
         try:
             path.unlink()
             removed += 1

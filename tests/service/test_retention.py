@@ -173,6 +173,46 @@ async def test_each_category_goes_after_its_period_and_nothing_else_does(db, set
     assert await PurgeRun.count() == 10  # every run, dry or not, is recorded
 
 
+async def test_mail_to_held_people_and_their_guardians_stays_until_the_hold_is_lifted(db, settings):
+    """A legal hold keeps the mail about the held person as it was sent — to them and to their guardian: body,
+    address and the .eml copy. Control in the same run: another family's mail of the same age goes; and once the
+    hold is lifted, the held mail goes too."""
+    from events.seminars import registration
+
+    coordinator = await make_person("coordinator")
+    held, other = await minor("held-parent@example.jp", name="保全 次郎"), await minor("other-parent@example.jp")
+    hold = await privacy.place_hold(as_staff(coordinator), held, "事故報告 2026-11")
+    event_id = await seminar(coordinator, capacity=5, days=3)
+    for person in (held, other):
+        assert (await registration.register(event_id, person))["status"] == "pending_consent"
+    await deliver_all(settings)
+    held_addresses = {(await privacy_email(held)).lower(), "held-parent@example.jp"}
+
+    async def mails() -> dict[int, tuple[str, bool, bool]]:
+        """Sent mail by id: (address as it was sent, body kept, .eml copy kept)."""
+        rows = await raw("SELECT id, recipient, message FROM outbox_message WHERE status = 'sent'")
+        folder = Path(config().mail_dir)
+        return {r["id"]: (r["recipient"].lower(), len(bytes(r["message"])) > 0,
+                          (folder / f"{r['id']:08d}.eml").exists()) for r in rows}
+
+    before = await mails()  # (a link's mail loses its body and copy on sending, and keeps its address)
+    kept = {i for i, (address, _, _) in before.items() if address in held_addresses}
+    gone = set(before) - kept
+    assert "held-parent@example.jp" in {before[i][0] for i in kept}  # the guardian's mail is held too
+    assert any(before[i][1] and before[i][2] for i in kept) and any(before[i][1] and before[i][2] for i in gone)
+    with clock.travel(later(days=7 * 31)):
+        due = (await retention.run(dry_run=True)).counts()
+        assert due["outbox_bodies"] == len(gone) and due["mail_files"] == len(gone)
+        await retention.run(only=["outbox_bodies", "mail_files"])
+        after = await mails()
+        assert all(after[i] == before[i] for i in kept)
+        assert all(after[i] == ("", False, False) for i in gone)
+        await privacy.lift_hold(as_staff(coordinator), hold)
+        await retention.run(only=["outbox_bodies", "mail_files"])
+        after = await mails()
+        assert all(after[i] == ("", False, False) for i in before)
+
+
 async def privacy_email(person_id: int) -> str:
     return (await Person.select(Person.email).where(Person.id == person_id).first())["email"]
 
