@@ -11,6 +11,7 @@ write transaction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from events import access, audit, consent, places, safeguarding, signals, timefmt
@@ -79,8 +80,9 @@ def _reason(text: str, *, required: bool) -> str:
     return reason
 
 
-async def tell_offers(proposal_id: int) -> None:
-    """Mail each newly offered student, and each host family once, asking them to confirm or decline."""
+async def tell_offers(proposal_id: int, *, moved: Mapping[int, int] | None = None) -> None:
+    """Mail each newly offered student, and each host family once, asking them to confirm or decline. `moved`
+    maps a student to the live match the offer replaces: a minor's guardian gets one mail saying what changed."""
     rows = await VisitMatch.select(*_context_columns()).where(
         (VisitMatch.proposal == proposal_id) & (VisitMatch.status == "confirmed_by_coordinator")).order_by(
         VisitMatch.id)
@@ -90,7 +92,7 @@ async def tell_offers(proposal_id: int) -> None:
                          locale=row["student_locale"], context={**_common(row, row["student_locale"]),
                                                                 "side": "student"},
                          key=f"visit-offer:{row['id']}:student")
-        await guardians.tell(row["id"], "matched")
+        await guardians.tell(row["id"], "matched", previous=(moved or {}).get(row["student"]))
         by_family.setdefault(row["family_person"], []).append(row)
     for family_rows in by_family.values():
         first = family_rows[0]
@@ -104,9 +106,10 @@ async def tell_offers(proposal_id: int) -> None:
                          key=f"visit-offer:{proposal_id}:family:{first['family_person']}")
 
 
-async def tell_cancelled(match_id: int, *, reason: str, note: str = "") -> None:
+async def tell_cancelled(match_id: int, *, reason: str, note: str = "", guardian: bool = True) -> None:
     """A live visit is off (re-match, cancelled by the ward, or no longer safe): both sides are told, and the
-    guardian of a minor (a hold is the safeguarding rule's own mail to the guardian). `note` is the ward's
+    guardian of a minor (a hold is the safeguarding rule's own mail to the guardian; a re-match that offers the
+    minor another visit tells the guardian in that offer's mail: `guardian` False). `note` is the ward's
     reason, quoted in the mails."""
     row = await _match_context(match_id)
     for side, email, name, locale in (("student", row["student_email"], row["student_name"], row["student_locale"]),
@@ -115,7 +118,7 @@ async def tell_cancelled(match_id: int, *, reason: str, note: str = "") -> None:
                          context={**_common(row, locale), "side": side, "reason": reason, "note": note,
                                   "student_name": row["student_name"]},
                          key=f"visit-cancelled:{match_id}:{side}:{reason}:{utcnow().isoformat()}")
-    if reason != "hold":
+    if reason != "hold" and guardian:
         await guardians.tell(match_id, "cancelled", reason=reason, note=note)
 
 

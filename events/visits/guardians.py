@@ -103,11 +103,12 @@ async def _match(match_id: int) -> dict[str, Any] | None:
 
 
 async def tell(match_id: int, kind: str, *, reason: str = "", note: str = "", leaving: int | None = None,
-               key: str = "") -> bool:
+               key: str = "", previous: int | None = None) -> bool:
     """Mail the guardian of a minor's match (no-op for an adult, or when no consent stands): `kind` is matched,
     confirmed, changed or cancelled; `reason` says why a visit was cancelled (rematch, coordinator,
-    declined_by_student, declined_by_family) and `note` is the ward's own words, if any. Returns whether a
-    mail was queued."""
+    declined_by_student, declined_by_family) and `note` is the ward's own words, if any; `previous` is the
+    match a re-match's new one replaces (said in the same mail: when and where the visit was). Returns whether
+    a mail was queued."""
     if kind not in KINDS:
         raise ValueError(f"unknown guardian notice {kind!r}")
     row = await _match(match_id)
@@ -120,6 +121,7 @@ async def tell(match_id: int, kind: str, *, reason: str = "", note: str = "", le
                              leaving=leaving) if kind != "cancelled" else []
     if kind == "changed" and not going:  # nobody adult left: the safeguarding hold follows, with its own mails
         return False
+    before = await _match(previous) if previous is not None else None
     link = await new_link(row["request"], guardian["email"], visit_ends_at=row["ends_at"])
     queued = await queue_mail(
         "visit_guardian", to_email=guardian["email"], to_name=guardian["name"], locale="ja",
@@ -127,7 +129,10 @@ async def tell(match_id: int, kind: str, *, reason: str = "", note: str = "", le
                  "when": timefmt.span(row["starts_at"], row["ends_at"], "ja"),
                  "when_en": timefmt.span(row["starts_at"], row["ends_at"], "en"), "district": row["district"],
                  "companions": going, "reason": reason, "note": note.strip(), "link": link,
-                 "contact": ward_contact(row["coordinator_name"] or "")},
+                 "contact": ward_contact(row["coordinator_name"] or ""),
+                 "previous_when": timefmt.span(before["starts_at"], before["ends_at"], "ja") if before else "",
+                 "previous_when_en": timefmt.span(before["starts_at"], before["ends_at"], "en") if before else "",
+                 "previous_district": before["district"] if before else ""},
         key=f"visit-guardian:{match_id}:{kind}:{key or reason}:{digest('|'.join(going))[:16]}",
     )
     if not queued:  # the same notice twice: the unused link goes

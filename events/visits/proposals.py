@@ -362,11 +362,14 @@ async def confirm_proposal(proposal_id: int, actor: Actor) -> dict[str, int]:
         now = utcnow()
         touched_slots: set[int] = set()
         cancelled = 0
+        moved: dict[int, int] = {}  # student -> the live match a new offer replaces (one guardian mail, not two)
         for student, current in live.items():
             if assignment.get(student) != current["slot"]:
                 await VisitMatch.update({VisitMatch.status: "cancelled", VisitMatch.responded_at: now}).where(
                     VisitMatch.id == current["id"])
-                await confirmations.tell_cancelled(current["id"], reason="rematch")
+                if student in assignment:
+                    moved[student] = current["id"]
+                await confirmations.tell_cancelled(current["id"], reason="rematch", guardian=student not in moved)
                 touched_slots.add(current["slot"])
                 cancelled += 1
         kept = {row["id"] for row in rows
@@ -382,7 +385,7 @@ async def confirm_proposal(proposal_id: int, actor: Actor) -> dict[str, int]:
             (VisitMatch.round == proposal["round"]) & (VisitMatch.status == "on_hold")
             & VisitMatch.student.is_in(list(assignment) or [-1]))
         offered = len(new)
-        await confirmations.tell_offers(proposal_id)
+        await confirmations.tell_offers(proposal_id, moved=moved)
         for slot_id in sorted(touched_slots):
             await confirmations.sync_slot_visit(slot_id, by=actor.person_id)
         await VisitProposal.update({VisitProposal.status: "confirmed", VisitProposal.confirmed_at: now}).where(

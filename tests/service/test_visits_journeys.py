@@ -13,12 +13,12 @@ import pytest
 from events import clock, consent, retention, signals
 from events.config import config
 from events.core.tables import AuditEntry
-from events.db import utcnow
+from events.db import utcnow, write_transaction
 from events.errors import DomainError, Invalid, NotFound
 from events.people import StudentInfo
 from events.seminars.tables import Event, Registration
 from events.visits import confirmations, guardians, proposals, requests, rounds
-from events.visits.tables import VisitGuardianLink, VisitMatch
+from events.visits.tables import VisitGuardianLink, VisitMatch, VisitSlot
 from tests.conftest import as_staff, links_in, mail_text, make_person, outbox_mails
 from tests.service.test_visits_services import day, family, open_round
 
@@ -75,6 +75,47 @@ async def everyone_accepts(visit: dict) -> None:
     for student, match in visit["matches"].items():
         await confirmations.respond(match, student, side="student", accept=True)
     await confirmations.respond_slot(visit["slot"], visit["host"], accept=True)
+
+
+async def home_leaves(household: int) -> None:
+    """The household's slots are withdrawn under its live visits (as its leaving does, events.visits.privacy):
+    the next re-match must move them."""
+    async with write_transaction():
+        await VisitSlot.update({VisitSlot.status: "withdrawn"}).where(VisitSlot.household == household)
+
+
+async def test_a_rematch_that_moves_a_minor_tells_the_guardian_once(db):
+    """A re-match moves a minor to another home: the guardian gets one mail — the new visit, saying which visit it
+    replaces — not a cancellation followed by a match. Control in the same run: a re-match that leaves the minor
+    without a new visit still sends the cancellation."""
+    coordinator = await make_person("coordinator", name="区 担当")
+    round_id = await open_round(coordinator)
+    first_host, first_home = await family("能見台")
+    second_host, second_home = await family("六浦")
+    await rounds.offer_slot(first_host, round_id, starts_at=day(10, 10), ends_at=day(10, 13), capacity=2)
+    await rounds.offer_slot(second_host, round_id, starts_at=day(11, 14), ends_at=day(11, 17), capacity=2)
+    young = await young_student()
+    windows = [(day(10, 9), day(10, 18)), (day(11, 9), day(11, 18))]
+    await requests.submit_request(young, round_id, requests.RequestInput(windows=windows, districts=["能見台"]))
+    await give_consent()
+    adult = await make_person("student", "adult0@univ.example.jp", name="山田 花子")
+    await requests.submit_request(adult, round_id, requests.RequestInput(windows=windows, districts=["能見台"]))
+    staff = as_staff(coordinator)
+    await proposals.confirm_proposal(await proposals.run_matching(round_id, staff), staff)
+    assert [m["Subject"] for m in await outbox_mails("visit_guardian", GUARDIAN)] == [
+        "【金沢区ライフデザイン】佐藤 結衣さんの家庭訪問の組み合わせが決まりました"]
+    await home_leaves(first_home)
+    await proposals.confirm_proposal(await proposals.run_matching(round_id, staff), staff)
+    mails = await outbox_mails("visit_guardian", GUARDIAN)
+    assert len(mails) == 2 and "予定が変わりました" in mails[1]["Subject"], [m["Subject"] for m in mails]
+    text = mail_text(mails[1])
+    assert "（能見台）" not in text and "、能見台）は取りやめ" in text and "六浦" in text and "14:00〜17:00" in text
+    assert "10:00〜13:00" in text and "山田 花子さん" in text  # the visit it replaces, and who goes along now
+    # control: nowhere left to go, the re-match calls the visit off, and the guardian is told so
+    await home_leaves(second_home)
+    await proposals.confirm_proposal(await proposals.run_matching(round_id, staff), staff)
+    mails = await outbox_mails("visit_guardian", GUARDIAN)
+    assert len(mails) == 3 and "取りやめ" in mails[2]["Subject"]
 
 
 async def test_the_guardian_follows_the_visit_by_mail_and_on_a_page_without_an_account(db):
