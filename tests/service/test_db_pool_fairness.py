@@ -3,7 +3,9 @@
 asyncpg's pool queue lets a newcomer take a connection given back before the waiter it woke has run; that
 waiter goes to the back again, so under load the first requests of a burst waited a second while later ones
 were served in 60 ms. The engine lets one waiter at a time into the pool's queue, the rest in line behind it.
-The negative control runs the same load on the bare asyncpg pool and sees requests overtaken.
+The negative control runs the same load on the bare asyncpg pool and sees requests overtaken. Whether a newcomer
+gets in first depends on the order the event loop happens to run ready tasks in (about one run in five of the
+bare pool sees none), so the control tries up to TRIALS runs and the fair engine must pass every one of them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tests.conftest import ON_POSTGRES
 pytestmark = pytest.mark.skipif(not ON_POSTGRES, reason="SQLite has no connection pool")
 
 WORKERS, ROUNDS, CONNECTIONS = 24, 8, 2
+TRIALS = 10  # a bare pool overtakes in none of 10 runs about once in 10^7
 
 
 async def _overtaken(acquire, release) -> int:
@@ -49,17 +52,21 @@ async def _engine(settings) -> PooledPostgresEngine:
 
 
 async def test_connections_go_to_waiters_in_arrival_order(settings):
-    engine = await _engine(settings)
-    try:
-        assert await _overtaken(engine.acquire, engine.release) == 0
-    finally:
-        await engine.close_connection_pool()
+    for _ in range(TRIALS):
+        engine = await _engine(settings)
+        try:
+            assert await _overtaken(engine.acquire, engine.release) == 0
+        finally:
+            await engine.close_connection_pool()
 
 
 async def test_negative_control_the_bare_pool_lets_newcomers_overtake(settings):
-    engine = await _engine(settings)
-    try:
-        pool = engine.pool
-        assert await _overtaken(pool.acquire, pool.release) > 0
-    finally:
-        await engine.close_connection_pool()
+    seen = []
+    while len(seen) < TRIALS and not any(seen):
+        engine = await _engine(settings)
+        try:
+            pool = engine.pool
+            seen.append(await _overtaken(pool.acquire, pool.release))
+        finally:
+            await engine.close_connection_pool()
+    assert any(seen), seen
