@@ -180,9 +180,25 @@ def _mail_context(described: Description, student_name: str) -> dict[str, Any]:
             "notes": list(described.notes), "student_name": student_name}
 
 
-async def withdraw(subject: Subject) -> int:
-    """The subject ended before the guardian answered: the pending request closes, nobody is mailed."""
-    rows = await GuardianConsent.update({GuardianConsent.decision: "withdrawn", GuardianConsent.decided_at: utcnow()}).where(
+# What ended a subject before the guardian answered (`withdraw(ended_by=…)`), as the guardian's page says it.
+ENDED_BY = {
+    "student": "生徒さんご本人がお申込みを取り消したため、ご回答の必要はありません。",
+    "coordinator": "区の担当者がお申込みを取り消したため、ご回答の必要はありません。",
+    "event": "イベントが中止になったため、ご回答の必要はありません。",
+    "account": "生徒さんのアカウントが削除されたため、ご回答の必要はありません。",
+    "details": "生徒さんの登録内容（生年月日または保護者の方）が訂正されたため、このお願いは無効になりました。"
+               "必要な場合は、新しいお願いをお送りしています。",
+}
+ENDED_UNKNOWN = "生徒さんのお申込みが取り消されたため、ご回答の必要はありません。"
+
+
+async def withdraw(subject: Subject, *, ended_by: str = "") -> int:
+    """The subject ended before the guardian answered: the pending request closes, nobody is mailed; `ended_by`
+    (a key of ENDED_BY) is what the guardian's page gives as the reason."""
+    if ended_by and ended_by not in ENDED_BY:
+        raise ValueError(f"unknown reason {ended_by!r}")
+    rows = await GuardianConsent.update({GuardianConsent.decision: "withdrawn", GuardianConsent.decided_at: utcnow(),
+                                         GuardianConsent.ended_by: ended_by}).where(
         (GuardianConsent.subject_kind == subject.kind) & (GuardianConsent.subject_id == subject.id)
         & (GuardianConsent.decision == "pending")
     ).returning(GuardianConsent.id)
@@ -251,6 +267,7 @@ async def view(token: str) -> dict[str, Any]:
         "facts": list(described.facts), "notes": list(described.notes), "purpose": row["purpose"],
         "text_version": row["text_version"], "expires_at": row["expires_at"], "decided_at": row["decided_at"],
         "link": described.link, "may_answer": state == "pending", "may_revoke": _may_revoke(row, described, now),
+        "ended": ENDED_BY.get(row.get("ended_by") or "", ENDED_UNKNOWN) if state == "withdrawn" else "",
     }
 
 
@@ -341,7 +358,7 @@ async def rerun_pending(student_id: int) -> int:
     asked = 0
     for row in pending:
         subject = Subject(row["subject_kind"], row["subject_id"])
-        await withdraw(subject)
+        await withdraw(subject, ended_by="details")
         described = await _subject(subject.kind).describe(subject.id)
         if await request(subject, student_id, not_before=row["expires_at"], not_after=described.starts_at):
             asked += 1
@@ -352,7 +369,8 @@ async def erase_student(student_id: int) -> int:
     """The student's account is erased: pending requests close (nobody is asked any more), links stop working,
     and the guardian's name, address and answer's origin go; the decision and its text version stay, so that
     counts of consents given survive."""
-    await GuardianConsent.update({GuardianConsent.decision: "withdrawn", GuardianConsent.decided_at: utcnow()}).where(
+    await GuardianConsent.update({GuardianConsent.decision: "withdrawn", GuardianConsent.decided_at: utcnow(),
+                                  GuardianConsent.ended_by: "account"}).where(
         (GuardianConsent.student == student_id) & (GuardianConsent.decision == "pending"))
     rows = await raw(
         "UPDATE guardian_consent SET guardian_email = '', guardian_name = '', purpose = '', decided_from = '', "

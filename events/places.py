@@ -362,6 +362,13 @@ async def _changed(row: Mapping[str, Any], event: Mapping[str, Any], old: str | 
     await signals.PLACE_CHANGED.send(change)
 
 
+def _ended_by(reason: str, detail: Mapping[str, Any] | None) -> str:
+    """What the guardian is told ended a place that waited for their consent (events.consent.ENDED_BY)."""
+    if reason == "cancelled":
+        return "coordinator" if (detail or {}).get("by_coordinator") else "student"
+    return {"event_cancelled": "event", "account_deleted": "account"}.get(reason, "")
+
+
 async def _apply(row: Mapping[str, Any], event: Mapping[str, Any], new: str, *, reason: str, by: int | None = None,
                  detail: Mapping[str, Any] | None = None, keep_safe: bool = True,
                  **values: Any) -> dict[str, Any] | None:
@@ -381,7 +388,7 @@ async def _apply(row: Mapping[str, Any], event: Mapping[str, Any], new: str, *, 
         await _release_seat(event["id"])
     subject = consent.Subject(REGISTRATION_SUBJECT, row["id"])
     if old == "pending_consent" and new == "cancelled":
-        await consent.withdraw(subject)
+        await consent.withdraw(subject, ended_by=_ended_by(reason, detail))
     await _changed(updated, event, old, reason=reason, by=by, detail=detail)
     if new == "pending_consent" and old != "pending_consent":
         await consent.request(subject, row["person"], not_after=event["starts_at"])

@@ -131,6 +131,7 @@ class GuardianConsent(Table, tablename="guardian_consent"):
     expires_at = Timestamptz()
     decided_at = Timestamptz(null=True, default=None)
     decided_from = Varchar(length=64, default="")
+    ended_by = Varchar(length=16, default="")  # withdrawn: what ended the subject first (consent.ENDED_BY)
 
 
 class LotteryDraw(Table, tablename="lottery_draw"):

@@ -147,7 +147,7 @@ async def withdraw_request(student_id: int, request_id: int) -> None:
             VisitRequest.id == request_id)
         await VisitMatch.update({VisitMatch.status: "superseded"}).where(
             (VisitMatch.request == request_id) & (VisitMatch.status == "proposed"))
-        await consent.withdraw(consent.Subject(CONSENT_SUBJECT, request_id))
+        await consent.withdraw(consent.Subject(CONSENT_SUBJECT, request_id), ended_by="student")
 
 
 def _request_columns():

@@ -53,6 +53,38 @@ async def test_minor_holds_seat_until_guardian_consents(db):
     assert len(await outbox_mails("consent_outcome", "mother@example.jp")) == 1
 
 
+async def test_the_guardian_page_says_what_ended_the_application(db):
+    """A request the guardian had not answered yet closes when the place ends; the page says why, in the words
+    of events.consent.ENDED_BY — the student, the ward, or the event's cancellation. Control: a request withdrawn
+    without a known cause keeps the general sentence."""
+    by = await coordinator()
+    event_id = await new_event(by, capacity=5)
+    shown = {}
+    for who in ("student", "coordinator", "event", "unknown"):
+        student = await minor(guardian=f"{who}-parent@example.jp")
+        reg = await registration.register(event_id if who != "event" else await new_event(by, capacity=5), student)
+        assert reg["status"] == "pending_consent"
+        token = await _consent_token(f"{who}-parent@example.jp")
+        if who == "student":
+            await registration.cancel_registration(reg["id"], actor=as_person(student))
+        elif who == "coordinator":
+            await registration.cancel_registration(reg["id"], actor=as_staff(by), reason="定員の見直し")
+        elif who == "event":
+            held = (await Registration.select(Registration.event).where(Registration.id == reg["id"]).first())["event"]
+            await schedule.cancel_event(held, actor=as_staff(by), reason="台風の接近のため")
+        else:
+            from events.db import write_transaction
+
+            async with write_transaction():
+                await consent.withdraw(consent.Subject("registration", reg["id"]))
+        view = await consent.view(token)
+        assert view["state"] == "withdrawn" and not view["may_answer"]
+        shown[who] = view["ended"]
+    assert shown == {"student": consent.ENDED_BY["student"], "coordinator": consent.ENDED_BY["coordinator"],
+                     "event": consent.ENDED_BY["event"], "unknown": consent.ENDED_UNKNOWN}
+    assert len(set(shown.values())) == 4
+
+
 async def test_refusal_releases_seat_to_waitlist(db):
     event_id = await new_event(capacity=1, offer_hours=0)
     student = await minor(guardian="father@example.jp")
