@@ -208,11 +208,32 @@ async def cmd_users_add(args: argparse.Namespace) -> int:
             return _fail(f"--birth-date must be a date like 2008-04-01, got {args.birth_date!r}")
     elif given:
         return _fail(f"{', '.join(given)}: only with --role student")
+    if "facility_staff" in args.role and not args.facility:
+        return _fail("--role facility_staff needs --facility NAME (the facility's name as listed, or its number)")
+    if args.facility and "facility_staff" not in args.role:
+        return _fail("--facility: only with --role facility_staff")
     await prepare()
+    facility_id = None
+    if args.facility:
+        facility_id = await _facility_id(args.facility)
+        if facility_id is None:
+            return _fail(f"--facility: no facility named {args.facility!r} (see the exchanges page for the list)")
     person_id = await people.add_account(Actor.system("cli"), args.email, args.name, kana=args.kana or "",
-                                         locale=args.locale, roles=tuple(args.role), student=student)
+                                         phone=args.phone or "", locale=args.locale, roles=tuple(args.role),
+                                         student=student, facility_id=facility_id)
     print(person_id)
     return 0
+
+
+async def _facility_id(given: str) -> int | None:
+    """The facility a name (exactly as listed, spaces trimmed) or a number stands for; None when none is."""
+    from events.core.tables import Facility
+
+    given = given.strip()
+    row = await Facility.select(Facility.id).where(Facility.name == given).first()
+    if row is None and given.isdigit():
+        row = await Facility.select(Facility.id).where(Facility.id == int(given)).first()
+    return row["id"] if row else None
 
 
 def _student_info(args: argparse.Namespace):
@@ -345,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, action="append",
                      choices=["student", "host_family", "facility_staff", "coordinator", "admin"])
     add.add_argument("--kana")
+    add.add_argument("--phone", help="a phone number to reach them on the day (digits, hyphens allowed)")
+    add.add_argument("--facility", metavar="NAME", help="facility staff: their facility, by name or number (required)")
     add.add_argument("--locale", default="ja", choices=["ja", "en"])
     add.add_argument("--school", help="student: school name (required with --role student)")
     add.add_argument("--school-level", choices=["high_school", "university"],

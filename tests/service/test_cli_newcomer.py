@@ -59,6 +59,32 @@ async def test_users_add_creates_a_student_and_refuses_bad_input_in_one_line(db,
     assert (await people.student_profile(int(adult.stdout)))["school_level"] == "university"
 
 
+async def test_users_add_gives_facility_staff_their_facility_and_anyone_a_phone(db, tmp_path):
+    from events.core.tables import Facility
+    from events.db import write_transaction
+
+    env = {"LIFEDESIGN_DATA_DIR": str(tmp_path)}
+    async with write_transaction():
+        facility = (await Facility.insert(Facility(name="並木保育園", kind="nursery", area="並木")).returning(
+            Facility.id))[0]["id"]
+    base = ("users", "add", "--email", "Staff@Example.jp", "--name", "並木 保子", "--role", "facility_staff")
+    _one_line_error(await _run(*base, env=env), "--facility NAME")
+    _one_line_error(await _run(*base, "--facility", "六浦保育園", env=env), "no facility named '六浦保育園'")
+    _one_line_error(await _run("users", "add", "--email", "c@example.jp", "--name", "X", "--role", "coordinator",
+                               "--facility", "並木保育園", env=env), "only with --role facility_staff")
+    _one_line_error(await _run(*base, "--facility", "並木保育園", "--phone", "not a phone", env=env), "phone")
+    assert await people.find_by_email("staff@example.jp") is None  # nothing half-made by the refusals
+    made = await _run(*base, "--facility", " 並木保育園 ", "--phone", "045-788-7777", env=env)
+    assert made.returncode == 0, made.stderr
+    person = await people.find_by_email("staff@example.jp")
+    assert int(made.stdout) == person["id"] and person["phone"] == "045-788-7777"
+    assert [f["id"] for f in await people.facilities_of(person["id"])] == [facility]
+    by_number = await _run("users", "add", "--email", "second@example.jp", "--name", "並木 次郎", "--role",
+                           "facility_staff", "--facility", str(facility), env=env)
+    assert by_number.returncode == 0, by_number.stderr
+    assert [f["id"] for f in await people.facilities_of(int(by_number.stdout))] == [facility]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
