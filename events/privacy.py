@@ -38,6 +38,7 @@ from events.config import config
 from events.core.tables import (
     ApiToken,
     AuditEntry,
+    FormerEmail,
     GuardianAccess,
     LegalHold,
     LoginToken,
@@ -181,10 +182,22 @@ KERNEL_TABLES = {
     "event_message": "参加者へ送ったお知らせ",
     "idempotent_request": "送信の重複防止の記録",
     "outbox_message": "お送りしたメール",
+    "former_email": "以前のメールアドレス（訂正の前）",
     "privacy_request": "個人情報に関するご依頼",
     "legal_hold": "保存義務（法的保全）",
     "audit_entry": "監査ログ（あなたの情報の閲覧と、あなたの操作）",
 }
+
+
+async def addresses_of(person_id: int) -> list[str]:
+    """The person's address and the ones they had before a correction: mail sent to any of them is theirs."""
+    person = await Person.select(Person.email).where(Person.id == person_id).first()
+    return list(dict.fromkeys(([person["email"]] if person else []) + await _former_addresses(person_id)))
+
+
+async def _former_addresses(person_id: int) -> list[str]:
+    return [r["email"] for r in await FormerEmail.select(FormerEmail.email).where(FormerEmail.person == person_id)
+            .order_by(FormerEmail.id)]
 
 
 async def _kernel_export(person_id: int) -> dict[str, list[dict[str, Any]]]:
@@ -233,10 +246,12 @@ async def _kernel_export(person_id: int) -> dict[str, list[dict[str, Any]]]:
         GuardianConsent.guardian_name, GuardianConsent.text_version, GuardianConsent.purpose,
         GuardianConsent.decision, GuardianConsent.created_at, GuardianConsent.expires_at, GuardianConsent.decided_at,
     ).where(GuardianConsent.student == person_id).order_by(GuardianConsent.id)
+    out["former_email"] = await FormerEmail.select(FormerEmail.id, FormerEmail.email, FormerEmail.replaced_at).where(
+        FormerEmail.person == person_id).order_by(FormerEmail.id)
     out["outbox_message"] = await OutboxMessage.select(
-        OutboxMessage.id, OutboxMessage.kind, OutboxMessage.subject, OutboxMessage.status, OutboxMessage.created_at,
-        OutboxMessage.sent_at,
-    ).where(OutboxMessage.recipient == (person["email"] if person else "")).order_by(OutboxMessage.id)
+        OutboxMessage.id, OutboxMessage.kind, OutboxMessage.recipient, OutboxMessage.subject, OutboxMessage.status,
+        OutboxMessage.created_at, OutboxMessage.sent_at,
+    ).where(OutboxMessage.recipient.is_in(await addresses_of(person_id) or [""])).order_by(OutboxMessage.id)
     requests_of = await PrivacyRequest.select(
         PrivacyRequest.id, PrivacyRequest.kind, PrivacyRequest.via, PrivacyRequest.status, PrivacyRequest.fields,
         PrivacyRequest.note, PrivacyRequest.created_at, PrivacyRequest.decided_at, PrivacyRequest.decision_note,
@@ -463,6 +478,9 @@ async def _apply_correction(actor: Actor, person_id: int, fields: Mapping[str, s
         if await Person.exists().where((Person.email == email) & (Person.id != person_id)):
             raise Conflict("そのメールアドレスは別のアカウントで使われています。", code="email_taken", field="email")
         values[Person.email] = email
+        before = await Person.select(Person.email).where(Person.id == person_id).first()
+        if before is not None and before["email"] != email:  # mail sent there stays the person's (addresses_of)
+            await FormerEmail.insert(FormerEmail(person=person_id, email=before["email"], replaced_at=utcnow()))
     if values:
         await Person.update(values).where(Person.id == person_id)
         applied += [column._meta.name for column in values]
@@ -698,7 +716,10 @@ async def _erase_outbox(person: dict[str, Any], last_mail: int, *, guardian_emai
     withdrawn and scrubbed; what the erasure itself queued (CANCELs, the confirmation) still leaves, tagged so
     that retention scrubs it once sent. A minor's guardian, known to us only through this student, is treated
     the same way; a guardian of another student too (or with an account) loses the mails about this student."""
-    scrubbed = await _scrub_mail_to(person["email"], last_mail, person["id"])
+    scrubbed = []
+    for address in dict.fromkeys([person["email"], *await _former_addresses(person["id"])]):  # the address as it was, and the ones before it
+        scrubbed += await _scrub_mail_to(address, last_mail, person["id"])
+    await FormerEmail.delete().where(FormerEmail.person == person["id"])
     if not guardian_email:
         return scrubbed
     if not await StudentProfile.exists().where(

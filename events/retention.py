@@ -161,8 +161,9 @@ def table_category(name: str, label: str, what_happens: str, period: Callable[[D
 
 HELD = "(SELECT person FROM legal_hold WHERE lifted_at IS NULL)"
 # The addresses of held people and of their guardians: mail to them is kept as it was sent.
-HELD_ADDRESSES = ("(SELECT lower(email) FROM person WHERE id IN " + HELD + " UNION SELECT lower(guardian_email) "
-                  "FROM student_profile WHERE guardian_email <> '' AND person IN " + HELD + ")")
+HELD_ADDRESSES = ("(SELECT lower(email) FROM person WHERE id IN " + HELD + " UNION SELECT lower(email) FROM "
+                  "former_email WHERE person IN " + HELD + " UNION SELECT lower(guardian_email) FROM student_profile "
+                  "WHERE guardian_email <> '' AND person IN " + HELD + ")")
 
 
 def token_period(cfg: DomainConfig) -> Period:
@@ -363,6 +364,9 @@ register(table_category(
     condition="expires_at < {}", args=lambda cutoff: (cutoff,), from_="有効期限から"))
 register(Category("outbox_bodies", "送信済みメールの本文・宛先", "本文と宛先を消去（件数・種類・日時は統計として残ります）",
                   outbox_period, _outbox_count, _outbox_purge, from_="送信から"))
+register(table_category(  # an old address goes with the mail sent to it (the same period); a held person's stays
+    "former_emails", "訂正前のメールアドレス", "削除します", outbox_period, table="former_email",
+    condition="replaced_at < {} AND person NOT IN " + HELD, args=lambda cutoff: (cutoff,), from_="訂正から"))
 register(Category("mail_files", "メールの控え（.eml ファイル）", "削除します", outbox_period, _files_count, _files_purge,
                   start="", from_="作成から"))
 register(Category("erased_mail", "削除したアカウントへの最後のメール", "送信後すぐに本文と宛先を消去", _now_period,

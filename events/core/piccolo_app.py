@@ -23,6 +23,7 @@ APP_CONFIG = AppConfig(
         tables.LegalHold,
         tables.GuardianAccess,
         tables.PurgeRun,
+        tables.FormerEmail,
     ],
     migration_dependencies=[],
     commands=[],

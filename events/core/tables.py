@@ -38,6 +38,15 @@ class Person(Table, tablename="person"):
     erased_at = Timestamptz(null=True, default=None)  # deleted at their request or by retention (events.privacy)
 
 
+class FormerEmail(Table, tablename="former_email"):
+    """An address a person had before a correction (events.privacy): mail sent there is still theirs — in their
+    export, scrubbed when they are deleted — until retention ends both (`former_emails`)."""
+
+    person = ForeignKey(Person, on_delete=OnDelete.cascade, index=True)
+    email = Varchar(length=254, index=True)
+    replaced_at = Timestamptz()
+
+
 class PersonRole(Table, tablename="person_role"):
     person = ForeignKey(Person, on_delete=OnDelete.cascade, index=True)
     role = Varchar(length=32)

@@ -252,6 +252,8 @@ async def build_world() -> World:
         await LotteryDraw.insert(LotteryDraw(event=second, seed="s", algorithm="test", capacity=5, drawn_at=now,
                                              drawn_by=coordinator))
     past = await past_event_with_named_survey(coordinator, [student, waiting])
+    corrected = await privacy.request_correction(as_person(waiting), waiting, {"email": "waiting-new@univ.example.jp"})
+    await privacy.decide_request(staff_actor, corrected, action="apply")  # a former address, mail sent there
     await privacy.place_hold(staff_actor, staff, "事故報告 2026-03")
     return World(coordinator, student, young, family_person, staff, waiting, seminar_id,
                  ids={"second": second, "private": private, "visit": visit, "household": household,

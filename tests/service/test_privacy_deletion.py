@@ -290,6 +290,46 @@ async def test_a_correction_request_goes_to_coordinators_who_apply_or_reject_it(
                        "privacy_correction_rejected"]
 
 
+async def test_mail_to_an_address_before_a_correction_stays_the_persons_until_retention(db, settings):
+    """After a correction of the e-mail address, the mail sent to the old address is still the person's: it is in
+    their export (and so is the old address), it is scrubbed when they are deleted, and retention drops the old
+    address with that mail. Controls: another person's mail is in nobody else's export, and the same search that
+    finds nothing after the deletion finds the old address before it."""
+    from events import retention
+    from lifedesign import worker
+
+    coordinator = await make_person("coordinator", "coord@ward.example.jp")
+    student, other = await adult(), await adult("他の 学生")
+    old = await email_of(student)
+    event_id = await seminar(coordinator, capacity=5, days=10)
+    for person in (student, other):
+        await registration.register(event_id, person)
+    request_id = await privacy.request_correction(as_person(student), student, {"email": "New@Univ.example.jp"})
+    await privacy.decide_request(as_staff(coordinator), request_id, action="apply")
+    while (await worker.deliver_once(settings))["sent"]:
+        pass
+    export = (await privacy.export_of(student))["tables"]
+    assert [row["email"] for row in export["former_email"]] == [old]
+    recipients = {row["recipient"] for row in export["outbox_message"]}
+    assert old in recipients and await email_of(other) not in recipients
+    assert len([r for r in export["outbox_message"] if r["recipient"] == old]) == len(await mails_to(old)) >= 1
+    assert old not in {r["recipient"] for r in (await privacy.export_of(other))["tables"]["outbox_message"]}
+
+    with clock.travel(timedelta(days=7 * 31)):  # retention: the old address goes with the mail sent to it
+        assert (await retention.run(dry_run=True)).counts()["former_emails"] == 1
+    kept = await adult("三人目 学生")
+    kept_request = await privacy.request_correction(as_person(kept), kept, {"email": "third@univ.example.jp"})
+    await privacy.decide_request(as_staff(coordinator), kept_request, action="apply")
+    assert len(await _traces({"old": old})) >= 2  # control: before the deletion the old address is found
+    admin = await make_person("admin")
+    await privacy.request_deletion(as_staff(admin, "admin"), student, via="paper", note="書面")
+    while (await worker.deliver_once(settings))["sent"]:
+        pass
+    await retention.run(only=["erased_mail"])
+    assert await _traces({"old": old}) == []
+    assert len((await privacy.export_of(kept))["tables"]["former_email"]) == 1  # someone else's stays
+
+
 async def _traces(needles: dict[str, str]) -> list[str]:
     """Every text column of every table, searched for each needle: where a deleted person can still be found."""
     from piccolo.columns import JSON, Text, Varchar
