@@ -6,7 +6,7 @@ prints the rounds reached without repeats, the repeats over the asked rounds, th
 bound and the seconds, for the solver and for two baselines run in the same process:
 a random facility-safe shuffle per round and a myopic round-by-round greedy.
 
-    python bench/rotation.py            # full run (8-4-10 gets 60 s)
+    python bench/rotation.py            # full run (8-4-10 may take 60 s; its stored design needs none)
     python bench/rotation.py --quick    # small smoke subset
 
 Last line: RESULT {json}.
@@ -168,8 +168,9 @@ def main() -> None:
     for r in ward_rows:
         if r["repeats"] or r["same_facility"]:
             # What a coordinator would be told: the bound is a counting bound, not a proof of repeats.
-            print(f"  {r['instance']}: {r['repeats']} repeated pairs in {r['rounds']} rounds; the bound of "
-                  f"{r['bound']} rounds is only a counting bound, so no proof that fewer repeats are impossible")
+            print(f"  {r['instance']}: {r['clash_free']} of {r['rounds']} rounds without repeats, "
+                  f"{r['repeats']} repeated pairs in all; the bound of {r['bound']} rounds is only a counting "
+                  f"bound, so no proof that fewer repeats are impossible")
     solved = [r["instance"] for r in golf_rows if r["clash_free"] >= r["rounds"]]
     print(f"social golfer solved (zero repeats): {', '.join(solved) or 'none'} of {len(golf_rows)}")
     summary = {

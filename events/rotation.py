@@ -13,8 +13,11 @@ school staff. `plan_rotation` seats everyone for every round so that
 Method: an algebraic construction over the finite field GF(q) when the number of
 tables q is a prime power (people laid out as rows x q columns, one facility packed
 per row so colleagues never meet; round r seats {(i, j + r*i)} at table j) or, for a
-few classic shapes where that falls short (5x3, 6x3, 7x3, 6x4, 7x4 tables x seats), a
-stored cyclic design that reaches the bound; then a conflict-directed tabu search
+few classic shapes where that falls short (5x3, 6x3, 7x3, 6x4, 7x4, 8x4 tables x seats), a
+stored design that reaches the bound (cyclic over Z_m, or for 8x4, the social golfer 8-4-10, a
+signed lift of the affine space AG(4, 2)), or, when tables + 1 is a prime power, the lines of
+the affine plane over GF(tables + 1) with one symbol left out (tables + 2 - seats rounds, each
+facility packed into a class of lines that never meet); then a conflict-directed tabu search
 (swaps of two people of one round, as in Dotú & Van Hentenryck) that grows the
 repeat-free prefix one round at a time (each new round seeded greedily, then all
 rounds searched together) and finally spreads unavoidable repeats over the remaining
@@ -40,6 +43,7 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -255,7 +259,60 @@ def _construction(fac: np.ndarray, tables: int) -> list[np.ndarray]:
     return clean
 
 
-# ---------------------------------------------------------------- cyclic designs
+def _line_construction(fac: np.ndarray, tables: int) -> list[np.ndarray]:
+    """Repeat-free rounds from the lines of the affine plane over GF(q), q = tables + 1.
+
+    With k = ceil(n / tables) seats, rounds are the points x = 0 .. R-1 of GF(q), R = tables + 2 - k,
+    and table y - 1 in round x is the point (x, y) for y != 0 (the symbol 0 is left out). A person
+    is a line y = f(x) that misses (x, 0) in every round: a constant y = a != 0, or a line through
+    (x0, 0) for one of the k - 1 points x0 >= R. Two lines share at most one point, so nobody
+    meets twice; every point lies on 1 + (q - R) = k such lines, so tables are full. The lines
+    fall into k classes of `tables` lines that never meet in the rounds (the constants, and each
+    pencil through (x0, 0)): facilities are packed into these classes (first fit, largest first),
+    so colleagues never meet; the tables * k - n unused lines lie in one class, so each round has
+    them at distinct tables and table sizes differ by at most one.
+    """
+    n = len(fac)
+    q = tables + 1
+    if tables < 2 or n <= tables:
+        return []
+    k = -(-n // tables)
+    rounds = tables + 2 - k
+    field = _field_tables(q)
+    if field is None or rounds < 2:
+        return []
+    add, mul = field
+    neg = [next(y for y in range(q) if add[x][y] == 0) for x in range(q)]
+    # classes[c][i]: the line as its value at each round; class 0 = constants, class j = pencil at x0.
+    classes = [[[a] * rounds for a in range(1, q)]]
+    for x0 in range(rounds, q):
+        classes.append([[mul[b][add[x][neg[x0]]] for x in range(rounds)] for b in range(1, q)])
+    unused = tables * k - n
+    by_facility: dict[int, list[int]] = {}
+    for person, f in enumerate(fac.tolist()):
+        by_facility.setdefault(f, []).append(person)
+    groups = sorted(by_facility.values(), key=lambda ms: (-len(ms), ms[0]))
+    for short in (len(classes) - 1, 0):  # which class keeps the unused lines
+        room = [tables - (unused if c == short else 0) for c in range(len(classes))]
+        packing: list[list[int]] = [[] for _ in classes]
+        for members in groups:
+            c = next((c for c in range(len(classes)) if room[c] >= len(members)), None)
+            if c is None:
+                break
+            packing[c].extend(members)
+            room[c] -= len(members)
+        else:
+            break
+    else:
+        return []
+    seat = np.empty((rounds, n), dtype=np.int64)
+    for c, members in enumerate(packing):
+        for person, line in zip(members, classes[c], strict=False):
+            seat[:, person] = np.array(line) - 1
+    return [seat[r].copy() for r in range(rounds)]
+
+
+# ---------------------------------------------------------------- stored designs
 
 
 @dataclass(frozen=True)
@@ -275,10 +332,37 @@ class _CyclicDesign:
     fixed: int
     blocks: tuple[tuple[tuple[int, int], ...], ...]  # (x, level); level -1 = fixed point x
     orbits: tuple[tuple[int, ...], ...] = ()
+    kind: ClassVar[str] = "cyclic"
 
 
-# (tables, table size) -> design; rounds = m * base rounds + len(orbits), each at the person bound.
-_DESIGNS: dict[tuple[int, int], _CyclicDesign] = {
+@dataclass(frozen=True)
+class _AffineLift:
+    """A repeat-free schedule for 2^(k+1) people as a signed lift of the affine space AG(k, 2).
+
+    Person s + e*2^k is the bit vector s of GF(2)^k with a sign e in {0, 1}. Round r takes the
+    cosets s + W of the subspace W spanned by `spans[r]`: each coset seats its members with
+    signs e_r(s) = bit s of `signs[r]` at one table and with the opposite signs at another. So
+    (s, a) and (t, b) meet in round r iff s, t share a coset there and a + b = e_r(s) + e_r(t).
+    Every nonzero vector lies in exactly two of the subspaces (s and t share a coset in exactly
+    two rounds), and the signs make the two relations e_r(s) + e_r(t) differ: each of the four
+    pairs {(s, a), (t, b)} meets once; only s and s + 2^k never meet.
+
+    Found offline by a search run on this machine: backtracking over choices of 2-dim subspaces
+    (of the 35 in GF(2)^4) covering every direction twice, and for each choice Gaussian
+    elimination over GF(2) of the 120 sign equations e_r1(s) + e_r1(t) + e_r2(s) + e_r2(t) = 1
+    (the very first choice was consistent, 0.04 s); table pairs flipped so the first member of
+    each coset has sign 0. `_design_rounds` rebuilds the rounds and the tests check them.
+    """
+
+    k: int
+    spans: tuple[tuple[int, ...], ...]  # per round: generators of W, as bit vectors
+    signs: tuple[int, ...]  # per round: bit s = sign of superpoint s
+    kind: ClassVar[str] = "affine"
+
+
+# (tables, table size) -> design, each at the person bound: a cyclic one has m * base rounds +
+# len(orbits) rounds, an affine lift one per subspace.
+_DESIGNS: dict[tuple[int, int], _CyclicDesign | _AffineLift] = {
     (5, 3): _CyclicDesign(  # Kirkman's schoolgirls, 7 rounds
         7, 2, 1, (((1, 0), (2, 0), (2, 1)), ((3, 1), (6, 1), (5, 1)), ((5, 0), (0, 0), (4, 1)),
                   ((3, 0), (6, 0), (1, 1)), ((0, 1), (4, 0), (0, -1)))),
@@ -302,11 +386,25 @@ _DESIGNS: dict[tuple[int, int], _CyclicDesign] = {
                   ((1, 1), (5, 0), (4, 2), (0, 3)), ((6, 0), (4, 0), (3, 3), (4, 3)),
                   ((0, 1), (2, 2), (2, 1), (6, 2))),
         ((0, 6, 4, 1), (0, 0, 1, 3))),
+    (8, 4): _AffineLift(  # social golfer 8-4-10: 32 people in tables of 4, 10 rounds
+        4, ((1, 2), (1, 4), (2, 8), (4, 8), (7, 9), (7, 10), (6, 9), (3, 12), (5, 11), (6, 11)),
+        (0, 43690, 52428, 4080, 27328, 49200, 62800, 13260, 38400, 14752)),
 }
 
 
-def _design_rounds(design: _CyclicDesign) -> list[list[list[int]]]:
+def _design_rounds(design: _CyclicDesign | _AffineLift) -> list[list[list[int]]]:
     """Every round of `design` as tables of person numbers."""
+    if isinstance(design, _AffineLift):
+        half = 1 << design.k
+        lifted = []
+        for span, signs in zip(design.spans, design.signs, strict=True):
+            subspace = [0]
+            for g in span:
+                subspace += [v ^ g for v in subspace]
+            cosets = sorted({tuple(sorted(s ^ w for w in subspace)) for s in range(half)})
+            tables = [[s + half * (signs >> s & 1) for s in c] for c in cosets]
+            lifted.append(tables + [[(x + half) % (2 * half) for x in t] for t in tables])
+        return lifted
     m, levels = design.m, design.levels
 
     def person(x: int, level: int, shift: int) -> int:
@@ -321,19 +419,40 @@ def _design_rounds(design: _CyclicDesign) -> list[list[list[int]]]:
 
 
 def _known_design(fac: np.ndarray, tables: int) -> list[np.ndarray]:
-    """Rounds of a stored design for exactly `tables` full tables, minus rounds seating colleagues."""
+    """Rounds of a stored design for exactly `tables` full tables, minus rounds seating colleagues.
+
+    Pairs of colleagues are first placed on pairs of design points that never meet (the affine
+    lift has 16 such pairs on 32 points), so two-person facilities lose no round.
+    """
     n = len(fac)
     if tables < 1 or n % tables:
         return []
     design = _DESIGNS.get((tables, n // tables))
     if design is None:
         return []
+    rounds = _design_rounds(design)
+    met = {(x, y) for round_ in rounds for table in round_ for x in table for y in table}
+    unmet = [(x, y) for x in range(n) for y in range(x + 1, n) if (x, y) not in met]
+    person_at = np.full(n, -1, dtype=np.int64)  # design point -> person
+    by_facility: dict[int, list[int]] = {}
+    for person, f in enumerate(fac.tolist()):
+        by_facility.setdefault(f, []).append(person)
+    for members in by_facility.values():
+        if len(members) == 2:
+            free = next(((x, y) for x, y in unmet if person_at[x] < 0 and person_at[y] < 0), None)
+            if free is not None:
+                person_at[list(free)] = members
+    placed = set(person_at[person_at >= 0].tolist())
+    rest = iter(p for p in range(n) if p not in placed)
+    for point in np.flatnonzero(person_at < 0).tolist():
+        person_at[point] = next(rest)
     result = []
-    for round_ in _design_rounds(design):
+    for round_ in rounds:
+        seated = [person_at[table] for table in round_]
         seat = np.empty(n, dtype=np.int64)
-        for t, table in enumerate(round_):
+        for t, table in enumerate(seated):
             seat[table] = t
-        if all(len(set(fac[table].tolist())) == len(table) for table in round_):
+        if all(len(set(fac[table].tolist())) == len(table) for table in seated):
             result.append(seat)
     return result
 
@@ -711,7 +830,12 @@ def plan_rotation(
         if len(base) < target:
             design = _known_design(fac, table_count)
             if len(design) > len(base):
-                base, base_name = design, f"cyclic design {table_count}x{n // table_count}"
+                kind = _DESIGNS[table_count, n // table_count].kind
+                base, base_name = design, f"{kind} design {table_count}x{n // table_count}"
+        if len(base) < target:
+            lines = _line_construction(fac, table_count)
+            if len(lines) > len(base):
+                base, base_name = lines, f"gf({table_count + 1}) line construction"
         board = _Board(fac, sizes, frozen, prior, weight)
         for seat in base[:target]:
             board.add_round(seat)

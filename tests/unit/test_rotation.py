@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -134,14 +135,16 @@ def test_search_extends_past_the_construction() -> None:
     check_rules(plan, people, 8)
 
 
-@pytest.mark.parametrize(("groups", "size", "rounds"), [(5, 3, 7), (6, 3, 8), (7, 3, 10), (6, 4, 7), (7, 4, 9)])
-def test_stored_designs_reach_the_bound_without_repeats(groups: int, size: int, rounds: int) -> None:
+@pytest.mark.parametrize(("groups", "size", "rounds", "kind"),
+                         [(5, 3, 7, "cyclic"), (6, 3, 8, "cyclic"), (7, 3, 10, "cyclic"), (6, 4, 7, "cyclic"),
+                          (7, 4, 9, "cyclic"), (8, 4, 10, "affine")])
+def test_stored_designs_reach_the_bound_without_repeats(groups: int, size: int, rounds: int, kind: str) -> None:
     people = [Participant(i, i) for i in range(groups * size)]
     plan = plan_rotation(people, rounds, table_size=size, seed=0)
     assert plan.bound == rounds
     assert plan.repeat_pairs == 0
     assert plan.clash_free_rounds == rounds
-    assert plan.method == f"cyclic design {groups}x{size}"
+    assert plan.method == f"{kind} design {groups}x{size}"
     assert plan.search_steps == ()
     assert max(meetings(plan.rounds).values()) == 1
     check_rules(plan, people, groups)
@@ -159,6 +162,7 @@ def test_stored_design_rounds_that_seat_colleagues_are_dropped() -> None:
 def test_stored_designs_cover_each_pair_at_most_once() -> None:
     from events.rotation import _DESIGNS, _design_rounds
 
+    assert {(8, 4), (5, 3), (6, 3), (7, 3), (6, 4), (7, 4)} <= set(_DESIGNS)  # 8-4-10 among them
     for (groups, size), design in _DESIGNS.items():
         rounds = _design_rounds(design)
         assert all(sorted(x for t in r for x in t) == list(range(groups * size)) for r in rounds)
@@ -290,18 +294,59 @@ def test_empty_session() -> None:
 
 
 def test_facilities_as_large_as_the_table_count_are_seated_as_a_latin_square() -> None:
-    # 10 tables, two facilities of 10: each table holds one of each in every round, and their
-    # members are pinned (facility 0 member i at table i, facility 1 shifted by the round).
-    people = [Participant(i, 0 if i < 10 else 1 if i < 20 else i) for i in range(50)]
+    # 14 tables (neither 14 nor 15 a prime power: the search seats everyone), two facilities of
+    # 14: each table holds one of each in every round, and their members are pinned (facility 0
+    # member i at table i, facility 1 shifted by the round).
+    people = [Participant(i, 0 if i < 14 else 1 if i < 28 else i) for i in range(70)]
     plan = plan_rotation(people, 6, table_size=5, seed=0, time_limit=30.0)
-    check_rules(plan, people, 10)
+    assert plan.method == "local search"
+    check_rules(plan, people, 14)
     assert plan.repeat_pairs == 0
     assert plan.clash_free_rounds == 6
     for r, round_ in enumerate(plan.rounds):
         for table in round_:
-            a = next(x for x in table if x < 10)
-            b = next(x for x in table if 10 <= x < 20) - 10
-            assert (a - b) % 10 == r  # table a holds facility 1's member a - r
+            a = next(x for x in table if x < 14)
+            b = next(x for x in table if 14 <= x < 28) - 14
+            assert (a - b) % 14 == r  # table a holds facility 1's member a - r
+
+
+@pytest.mark.parametrize(("sizes", "rounds"), [
+    ([10, 10, 7, 5, 5, 5, 4, 4, 3, 3, 2, 1], 6),  # bench ward9: 59 people, 10 tables of 6 (one of 5)
+    ([10, 10, 6, 6, 4, 4, 3, 3, 2, 2, 2, 2, 2, 1, 1], 6),  # bench ward11's people, two tables of 5
+    ([10, 10] + [1] * 30, 7),  # 50 people in fives: 10 + 2 - 5 = 7 rounds
+])
+def test_line_construction_over_gf_tables_plus_one(sizes: list[int], rounds: int) -> None:
+    # 10 tables: GF(11) with one symbol left out; facilities packed into classes of lines that never meet.
+    people = [Participant(i, f) for i, f in enumerate(f for f, s in enumerate(sizes) for _ in range(s))]
+    plan = plan_rotation(people, rounds, table_size=-(-len(people) // 10), seed=0)
+    assert plan.method == "gf(11) line construction"
+    assert plan.search_steps == ()
+    assert plan.repeat_pairs == 0
+    assert plan.clash_free_rounds == rounds
+    check_rules(plan, people, 10)
+
+
+def test_line_construction_gives_up_when_facilities_do_not_pack() -> None:
+    from events.rotation import _line_construction
+
+    fac = np.repeat(np.arange(6), [10, 10, 9, 7, 7, 7])  # 9 + 7 + 7 + 7 do not fit three classes of 10
+    assert _line_construction(fac, 10) == []
+    assert len(_line_construction(np.arange(50), 10)) == 7
+
+
+def test_affine_lift_8_4_10_seats_two_person_facilities_on_pairs_that_never_meet() -> None:
+    from events.rotation import _DESIGNS, _design_rounds
+
+    met = meetings(_design_rounds(_DESIGNS[8, 4]))
+    assert len(met) == 32 * 31 // 2 - 16
+    assert all((s, s + 16) not in met for s in range(16))  # the only pairs that never meet
+    people = [Participant(i, i // 2) for i in range(32)]  # 16 facilities of two
+    plan = plan_rotation(people, 10, table_size=4, seed=0)
+    assert plan.bound == 10
+    assert plan.method == "affine design 8x4"
+    assert plan.repeat_pairs == 0
+    assert plan.clash_free_rounds == 10
+    check_rules(plan, people, 8)
 
 
 def test_two_full_facilities_reach_the_bound_within_time() -> None:
