@@ -255,3 +255,23 @@ def test_handlers_write_no_audit_entries():
     root = Path(__file__).resolve().parents[2] / "lifedesign"
     offenders = [str(p.relative_to(root)) for p in root.rglob("*.py") if "audit.record(" in p.read_text(encoding="utf-8")]
     assert offenders == []
+
+
+async def test_the_consent_page_tells_the_guardian_why_the_request_closed(client):
+    """After the student cancels, the guardian's link says so, in Japanese and (on request) in English, and
+    offers no answer any more."""
+    from events.seminars import registration
+    from tests.conftest import as_person
+
+    event_id = await new_event(capacity=2)
+    student = await _minor("why@example.jp")
+    place = await registration.register(event_id, student)
+    mail = (await outbox_mails("consent_request", "why@example.jp"))[0]
+    path = "/consent/" + [u for u in links_in(mail) if "/consent/" in u][0].rsplit("/", 1)[1]
+    before = await client.get(path)
+    assert before.status_code == 200 and "同意する" in before.text and consent.ENDED_BY["student"] not in before.text
+    await registration.cancel_registration(place["id"], actor=as_person(student))
+    page = await client.get(path)
+    assert page.status_code == 200 and consent.ENDED_BY["student"] in page.text and "同意する" not in page.text
+    english = await client.get(path + "?lang=en")
+    assert "cancelled the application themselves" in english.text
