@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import sqlite3
 import time
@@ -599,7 +600,10 @@ class LeasedTransaction(PostgresTransaction):
             self.connection.remove_log_listener(listen)
         self._committed = True
         for message in heard:
-            _COMMIT_NOTICES[message.sqlstate](message.message)
+            try:
+                _COMMIT_NOTICES[message.sqlstate](message.message)
+            except Exception:  # news only: what was committed stands, whatever a handler makes of the notice
+                logging.getLogger("lifedesign").exception("commit notice %s not understood", message.sqlstate)
 
     async def rollback(self) -> None:
         await self.connection.execute("ROLLBACK")

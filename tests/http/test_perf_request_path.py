@@ -148,9 +148,16 @@ async def test_the_place_in_line_comes_with_the_commit(client, monkeypatch):
     read, after = await waiting()
     assert (read["queue_position"], read["waitlist_rank"]) == (2, 2)
     assert len(after) == 1 and "queue_position" in after[0], after
+
+    def garbled(message: str) -> None:
+        raise ValueError(message)
+
+    monkeypatch.setattr(events.db, "_COMMIT_NOTICES", {"LD100": garbled})  # a notice misread: the commit stands
+    misread, after = await waiting()
+    assert (misread["queue_position"], misread["waitlist_rank"]) == (3, 3) and len(after) == 1, after
     rows = await Registration.select(Registration.id, Registration.queue_position).where(
-        Registration.id.is_in([told["id"], read["id"]])).order_by(Registration.id)
-    assert [row["queue_position"] for row in rows] == [1, 2]  # what was told is what was committed
+        Registration.id.is_in([told["id"], read["id"], misread["id"]])).order_by(Registration.id)
+    assert [row["queue_position"] for row in rows] == [1, 2, 3]  # what was told is what was committed
 
 
 async def test_no_request_hands_work_to_a_thread(client, monkeypatch):
