@@ -110,8 +110,10 @@ def _plan_notice(request: Request, summary: sessions.PlanSummary) -> str:
     _ = gettext_for(request.state.locale)
     if summary.repeat_pairs == 0:
         text = _("席を決めました。{people}人・{tables}卓・{rounds}ラウンドで、同じ方と2度同じテーブルになることはありません。")
-    else:
-        text = _("席を決めました。{people}人・{tables}卓・{rounds}ラウンドです。同じ方と再び同じテーブルになる組が{repeats}組あります（{clean}ラウンド目までは重複なし、上限は{bound}ラウンド）。")
+    elif 0 <= summary.bound <= summary.clash_free_rounds:  # the bound itself is the limit: no plan can do better
+        text = _("席を決めました。{people}人・{tables}卓・{rounds}ラウンドです。この人数と施設の構成では、初対面どうしで組めるのは{bound}ラウンドまでです。それより後のラウンドで、同じ方と再び同じテーブルになる組が{repeats}組あります（できるだけ同じ方に偏らないようにしています）。")
+    else:  # the bound is a ceiling nobody has shown to be reachable here, nor to be out of reach
+        text = _("席を決めました。{people}人・{tables}卓・{rounds}ラウンドです。{clean}ラウンド目までは初対面どうしです。その後、同じ方と再び同じテーブルになる組が{repeats}組あります。計算上は{bound}ラウンドまで初対面にできる可能性がありますが、そのような席の組み方は見つかりませんでした（できないと確かめられたわけでもありません）。テーブル数を変えると減ることがあります。")
     return text.format(people=summary.people, tables=summary.tables, rounds=summary.rounds,
                        repeats=summary.repeat_pairs, clean=summary.clash_free_rounds, bound=summary.bound)
 
