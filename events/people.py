@@ -395,6 +395,23 @@ async def create_facility(name: str, kind: str, area: str, kana: str = "") -> in
     return row[0]["id"]
 
 
+def facility_key(name: str) -> str:
+    """How facility names are compared (the staff import, renames, the CLI): NFKC, spaces collapsed, lower case."""
+    return unicodedata.normalize("NFKC", " ".join(name.split())).lower()
+
+
+async def find_facility(given: str) -> int | None:
+    """The facility a name (compared by `facility_key`) or its number stands for; None when none does."""
+    key = facility_key(given)
+    for facility in await Facility.select(Facility.id, Facility.name):
+        if facility_key(facility["name"]) == key:
+            return facility["id"]
+    given = given.strip()
+    if given.isdigit() and await Facility.exists().where(Facility.id == int(given)):
+        return int(given)
+    return None
+
+
 async def list_facilities() -> list[dict[str, Any]]:
     """In 五十音順 by their reading; a facility without one after them, by name."""
     return sorted(await Facility.select(), key=lambda f: (not f["kana"], kana_key(f["kana"]) or f["name"], f["id"]))

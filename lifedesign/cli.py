@@ -215,7 +215,7 @@ async def cmd_users_add(args: argparse.Namespace) -> int:
     await prepare()
     facility_id = None
     if args.facility:
-        facility_id = await _facility_id(args.facility)
+        facility_id = await people.find_facility(args.facility)
         if facility_id is None:
             return _fail(f"--facility: no facility named {args.facility!r} (see the exchanges page for the list)")
     person_id = await people.add_account(Actor.system("cli"), args.email, args.name, kana=args.kana or "",
@@ -223,17 +223,6 @@ async def cmd_users_add(args: argparse.Namespace) -> int:
                                          student=student, facility_id=facility_id)
     print(person_id)
     return 0
-
-
-async def _facility_id(given: str) -> int | None:
-    """The facility a name (exactly as listed, spaces trimmed) or a number stands for; None when none is."""
-    from events.core.tables import Facility
-
-    given = given.strip()
-    row = await Facility.select(Facility.id).where(Facility.name == given).first()
-    if row is None and given.isdigit():
-        row = await Facility.select(Facility.id).where(Facility.id == int(given)).first()
-    return row["id"] if row else None
 
 
 def _student_info(args: argparse.Namespace):

@@ -14,8 +14,7 @@ from events.access import Actor
 from events.core.tables import FACILITY_KINDS, Facility, Person, PersonRole, StaffMembership
 from events.db import write_transaction
 from events.errors import Conflict, Invalid, NotFound
-from events.exchanges.importing import facility_key
-from events.people import clean_kana
+from events.people import clean_kana, facility_key
 
 # ---------------------------------------------------------------- facilities
 

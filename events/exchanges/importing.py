@@ -24,7 +24,7 @@ from events.access import Actor
 from events.core.tables import Facility, Person, PersonRole, StaffMembership
 from events.db import utcnow, write_transaction
 from events.errors import Invalid
-from events.people import clean_kana, normalize_email
+from events.people import clean_kana, facility_key, normalize_email
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 5000
@@ -71,10 +71,6 @@ def _key(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).strip().lower()
     text = re.sub(r"[\s*＊※]|\(必須\)|\(任意\)", "", text)
     return text
-
-
-def facility_key(name: str) -> str:
-    return unicodedata.normalize("NFKC", " ".join(name.split())).lower()
 
 
 _KIND_BY_WORD = {_key(w): kind for kind, words in KIND_WORDS.items() for w in words}
