@@ -189,13 +189,8 @@ KERNEL_TABLES = {
 }
 
 
-async def addresses_of(person_id: int) -> list[str]:
-    """The person's address and the ones they had before a correction: mail sent to any of them is theirs."""
-    person = await Person.select(Person.email).where(Person.id == person_id).first()
-    return list(dict.fromkeys(([person["email"]] if person else []) + await _former_addresses(person_id)))
-
-
 async def _former_addresses(person_id: int) -> list[str]:
+    """The addresses the person had before a correction: mail sent to any of them is still theirs."""
     return [r["email"] for r in await FormerEmail.select(FormerEmail.email).where(FormerEmail.person == person_id)
             .order_by(FormerEmail.id)]
 
@@ -251,7 +246,8 @@ async def _kernel_export(person_id: int) -> dict[str, list[dict[str, Any]]]:
     out["outbox_message"] = await OutboxMessage.select(
         OutboxMessage.id, OutboxMessage.kind, OutboxMessage.recipient, OutboxMessage.subject, OutboxMessage.status,
         OutboxMessage.created_at, OutboxMessage.sent_at,
-    ).where(OutboxMessage.recipient.is_in(await addresses_of(person_id) or [""])).order_by(OutboxMessage.id)
+    ).where(OutboxMessage.recipient.is_in([person["email"] if person else "", *await _former_addresses(person_id)])
+            ).order_by(OutboxMessage.id)
     requests_of = await PrivacyRequest.select(
         PrivacyRequest.id, PrivacyRequest.kind, PrivacyRequest.via, PrivacyRequest.status, PrivacyRequest.fields,
         PrivacyRequest.note, PrivacyRequest.created_at, PrivacyRequest.decided_at, PrivacyRequest.decision_note,
@@ -479,7 +475,7 @@ async def _apply_correction(actor: Actor, person_id: int, fields: Mapping[str, s
             raise Conflict("そのメールアドレスは別のアカウントで使われています。", code="email_taken", field="email")
         values[Person.email] = email
         before = await Person.select(Person.email).where(Person.id == person_id).first()
-        if before is not None and before["email"] != email:  # mail sent there stays the person's (addresses_of)
+        if before is not None and before["email"] != email:  # mail sent there stays the person's
             await FormerEmail.insert(FormerEmail(person=person_id, email=before["email"], replaced_at=utcnow()))
     if values:
         await Person.update(values).where(Person.id == person_id)
@@ -717,7 +713,7 @@ async def _erase_outbox(person: dict[str, Any], last_mail: int, *, guardian_emai
     that retention scrubs it once sent. A minor's guardian, known to us only through this student, is treated
     the same way; a guardian of another student too (or with an account) loses the mails about this student."""
     scrubbed = []
-    for address in dict.fromkeys([person["email"], *await _former_addresses(person["id"])]):  # the address as it was, and the ones before it
+    for address in dict.fromkeys([person["email"], *await _former_addresses(person["id"])]):  # now and before
         scrubbed += await _scrub_mail_to(address, last_mail, person["id"])
     await FormerEmail.delete().where(FormerEmail.person == person["id"])
     if not guardian_email:
