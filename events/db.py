@@ -258,12 +258,17 @@ class PersistentSQLiteEngine(SQLiteEngine):
     def __init__(self, path: str, timeout: float = SQLITE_BUSY_TIMEOUT_S) -> None:
         super().__init__(path=path, timeout=timeout)
         self._lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lanes] = weakref.WeakKeyDictionary()
+        self._last: tuple[asyncio.AbstractEventLoop, _Lanes] | None = None
 
     def lanes(self) -> _Lanes:
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0] is loop:  # the usual case: one loop, no weak-dictionary lookup
+            return last[1]
         found = self._lanes.get(loop)
         if found is None:
             found = self._lanes[loop] = _Lanes()
+        self._last = (loop, found)
         return found
 
     def bound_s(self) -> float:
@@ -344,7 +349,10 @@ class PersistentSQLiteEngine(SQLiteEngine):
         return LaneTransaction(self, TransactionType.deferred, True, snapshot=True)
 
     def close_connections(self) -> None:
-        lanes = self._lanes.pop(asyncio.get_running_loop(), None)
+        loop = asyncio.get_running_loop()
+        lanes = self._lanes.pop(loop, None)
+        if self._last is not None and self._last[0] is loop:
+            self._last = None
         if lanes is not None:
             for connection in [lanes.writer, lanes.reader, *lanes.snapshots]:
                 if connection is not None:
@@ -659,21 +667,20 @@ async def connection_scope() -> AsyncIterator[None]:
         await lease.close()
 
 
-_pings: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[asyncio.Task[bool], float]] = (
-    weakref.WeakKeyDictionary())
+_flight: tuple[asyncio.AbstractEventLoop, asyncio.Task[bool], float] | None = None  # the ping in flight, its loop
 
 
 async def ping(timeout: float) -> bool:
     """Does the database answer `SELECT 1` within `timeout` seconds? (On PostgreSQL a connection that did not
-    answer is dropped, not waited for.) PostgreSQL: health checks that arrive while one is in flight wait for its
-    answer (bounded by their own timeout) instead of each borrowing a connection for a round trip of its own."""
-    if not isinstance(engine(), PooledPostgresEngine):
-        return await _ping(timeout)
+    answer is dropped, not waited for.) Health checks that arrive while one is in flight wait for its answer
+    (bounded by their own timeout) instead of each asking the database (PostgreSQL: borrowing a connection for a
+    round trip of its own)."""
+    global _flight
     loop = asyncio.get_running_loop()
-    flight = _pings.get(loop)
-    if flight is None or flight[0].done():
-        flight = _pings[loop] = (loop.create_task(_ping(timeout)), loop.time() + timeout)
-    running, ends_by = flight
+    flight = _flight  # one slot, not a per-loop mapping: a weak dictionary's lookup was a twentieth of a /health
+    if flight is None or flight[0] is not loop or flight[1].done():
+        flight = _flight = (loop, loop.create_task(_ping(timeout)), loop.time() + timeout)
+    _, running, ends_by = flight
     if loop.time() + timeout >= ends_by:  # the flight's own timeout ends it within ours: no timer of our own
         return await asyncio.shield(running)
     try:

@@ -107,8 +107,8 @@ def _is_json(media: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-async def check_request(request: Request) -> None:
-    scope = request.scope
+def check_path(scope: Scope) -> None:
+    """The path and its parameters (no Request needed)."""
     if CONTROL.search(scope.get("path", "")):
         raise bad_characters("path")
     for name, value in (scope.get("path_params") or {}).items():
@@ -116,6 +116,16 @@ async def check_request(request: Request) -> None:
             raise out_of_range(name)
         if isinstance(value, str) and CONTROL.search(value):
             raise bad_characters(name)
+
+
+def reads_nothing_more(scope: Scope) -> bool:
+    """A GET/HEAD/OPTIONS without a query string: once its path is checked, nothing else of it is input."""
+    return not scope.get("query_string") and scope.get("method") in ("GET", "HEAD", "OPTIONS")
+
+
+async def check_request(request: Request) -> None:
+    scope = request.scope
+    check_path(scope)
     int_names = _int_query_names(scope)
     for name, value in request.query_params.multi_items():
         if CONTROL.search(name) or CONTROL.search(value):
@@ -151,5 +161,8 @@ class InputLimitsMiddleware(ASGIMiddleware):
         return scope["path"].startswith("/static/")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        await check_request(Request(scope, receive))
+        if reads_nothing_more(scope):  # most page views and /health: no Request object, no query parsing
+            check_path(scope)
+        else:
+            await check_request(Request(scope, receive))
         await next_app(scope, receive, send)
