@@ -10,6 +10,7 @@ builds log records nor waits on a terminal or a file, and is not woken for the l
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import queue
@@ -132,6 +133,7 @@ def configure(stream: Any = None) -> None:
         return
     _lines = queue.SimpleQueue()
     threading.Thread(target=_writer, args=(_lines, stream or sys.stderr), name="access-log", daemon=True).start()
+    atexit.register(flush, 1.0)  # the last lines of a stopping server are written, not dropped with the thread
 
 
 def flush(timeout: float = 5.0) -> bool:

@@ -108,6 +108,7 @@ def _serve_one(host: str, port: int, mail_worker: bool) -> None:
     access_log.configure()
     app = create_app(get_settings(), pool=True, migrate=False, run_worker=mail_worker)
     uvicorn.Server(server_config(app, host, port)).run(sockets=[_listening_socket(host, port)])
+    access_log.flush(1.0)  # a multiprocessing child skips atexit: its last lines are written here
 
 
 def _serve_processes(args: argparse.Namespace, settings, mail_worker: bool) -> int:
