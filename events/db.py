@@ -209,25 +209,52 @@ def compiled(querystring: QueryString, engine_type: str) -> tuple[str, list[Any]
 
 
 @lru_cache(maxsize=64)
-def _insert_plan(table: Any) -> tuple[str, tuple[Any, ...]]:
-    columns = tuple(c for c in table._meta.columns if c is not table._meta.primary_key)
+def _insert_plan(table: Any, with_key: bool = False) -> tuple[str, tuple[Any, ...]]:
+    columns = tuple(c for c in table._meta.columns if with_key or c is not table._meta.primary_key)
     names = ", ".join(c._meta.db_column_name for c in columns)
     return f"INSERT INTO {table._meta.tablename} ({names}) VALUES ({', '.join('{}' for _ in columns)})", columns
 
 
-def insert_query(table: Any, values: dict[str, Any], tail: str = "", *tail_args: Any) -> QueryString:
-    """One row's INSERT as Piccolo's `table.insert(table(**values))` writes it (the columns' defaults, JSON
-    dumped), without building a Table instance and its query on every statement (on the hot path they cost a
-    registration more than its SQL did). `tail` follows the VALUES: ON CONFLICT, RETURNING."""
+def _insert_args(table: Any, values: dict[str, Any]) -> tuple[str, tuple[Any, ...], list[Any]]:
     from piccolo.utils.sql_values import convert_to_sql_value
 
-    template, columns = _insert_plan(table)
+    template, columns = _insert_plan(table, table._meta.primary_key._meta.name in values)
     unknown = set(values) - {c._meta.name for c in columns}
     if unknown:
         raise KeyError(f"{table._meta.tablename} has no column {sorted(unknown)}")
     args = [convert_to_sql_value(values[c._meta.name] if c._meta.name in values else c.get_default_value(), c)
             for c in columns]
+    return template, columns, args
+
+
+def insert_query(table: Any, values: dict[str, Any], tail: str = "", *tail_args: Any) -> QueryString:
+    """One row's INSERT as Piccolo's `table.insert(table(**values))` writes it (the columns' defaults, JSON
+    dumped), without building a Table instance and its query on every statement (on the hot path they cost a
+    registration more than its SQL did). `tail` follows the VALUES: ON CONFLICT, RETURNING. A primary key in
+    `values` is written too (a key reserved beforehand, see `insert_behind`)."""
+    template, _, args = _insert_args(table, values)
     return QueryString(template + tail, *args, *tail_args)
+
+
+async def write_behind(querystring: QueryString) -> None:
+    """A write whose answer nobody reads, held behind (PostgreSQL, in a write transaction that has sent nothing
+    yet) until the transaction's next statement or its commit, and then sent together with the others held:
+    a transaction of such writes alone is one statement and one round trip, with no BEGIN and no COMMIT.
+    Anywhere else it runs now. An error it meets (a UNIQUE index, a trigger's refusal) comes at that later
+    statement or at the commit, inside the same transaction."""
+    transaction = engine().current_transaction.get()
+    if isinstance(transaction, LeasedTransaction) and transaction.holds_writes():
+        transaction.hold(compiled(querystring, "postgres"))
+        return
+    await engine().run_querystring(querystring)
+
+
+async def insert_behind(table: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """One row whose primary key is in `values` (reserved beforehand), written behind (`write_behind`); the
+    row as `RETURNING *` would give it, decoded — built here, not read back."""
+    template, columns, args = _insert_args(table, values)
+    await write_behind(QueryString(template, *args))
+    return decoded({c._meta.db_column_name: arg for c, arg in zip(columns, args, strict=True)}, table)
 
 
 # ---------------------------------------------------------------- SQLite: persistent connections
@@ -533,6 +560,7 @@ class PooledPostgresEngine(PostgresEngine):
         transaction = self.current_transaction.get()
         try:
             if transaction is not None:
+                await transaction.ready()
                 return await transaction.connection.fetch(sql, *args)
             lease = _lease.get()
             connection = await lease.take() if lease is not None else None
@@ -568,8 +596,27 @@ class PooledPostgresEngine(PostgresEngine):
         return LeasedTransaction(self, allow_nested=allow_nested)
 
 
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _fused(statements: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
+    """Writes held behind as one statement: each a data-modifying WITH (PostgreSQL runs every one of them,
+    read or not), the lock timeout set for the statement's own transaction (its deferred triggers included)."""
+    parts: list[str] = []
+    args: list[Any] = []
+    for index, (sql, values) in enumerate(statements):
+        offset = len(args)
+        parts.append(f"w{index} AS ({_PLACEHOLDER.sub(lambda m, o=offset: f'${int(m.group(1)) + o}', sql)})")
+        args.extend(values)
+    args.append(f"{int(LOCK_TIMEOUT_MS)}ms")
+    return f"WITH {', '.join(parts)} SELECT set_config('lock_timeout', ${len(args)}, true)", args
+
+
 class LeasedTransaction(PostgresTransaction):
-    """BEGIN and the lock timeout in one round trip, on the request's connection when it has one."""
+    """A write transaction on the request's connection (when it has one) that sends BEGIN, with the lock
+    timeout, in one round trip together — and only when its first statement runs: a transaction that runs
+    nothing costs nothing, and one that only holds writes behind (`write_behind`) commits them as one statement
+    of its own, without BEGIN or COMMIT."""
 
     async def __aenter__(self) -> PostgresTransaction:
         if self._parent is not None:
@@ -580,30 +627,59 @@ class LeasedTransaction(PostgresTransaction):
         if self.connection is None:
             self._lease = None
             self.connection = await db.acquire()
-        try:
-            await self.connection.execute(f"BEGIN; SET LOCAL lock_timeout = '{int(LOCK_TIMEOUT_MS)}ms'")
-        except BaseException as exc:
-            await self._give_back(broken=True)
-            if isinstance(exc, Exception) and is_connection_error(exc):
-                raise unavailable() from exc
-            raise
+        self._begun = False
+        self._behind: list[tuple[str, Sequence[Any]]] = []
+        self._broken = False
         self.context = self.engine.current_transaction.set(self)
         return self
 
-    async def begin(self) -> None:  # pragma: no cover - __aenter__ begins
+    def holds_writes(self) -> bool:
+        return not self._begun
+
+    def hold(self, statement: tuple[str, Sequence[Any]]) -> None:
+        self._behind.append(statement)
+
+    async def ready(self) -> None:
+        """Before a statement runs now: BEGIN (first time only), then the writes held behind."""
+        if not self._begun:
+            try:
+                await self.connection.execute(f"BEGIN; SET LOCAL lock_timeout = '{int(LOCK_TIMEOUT_MS)}ms'")
+            except BaseException:
+                self._broken = True
+                raise
+            self._begun = True
+        if self._behind:
+            sql, args = _fused(self._behind)
+            self._behind = []
+            await self.connection.execute(sql, *args)
+
+    async def begin(self) -> None:  # pragma: no cover - the first statement begins
         raise NotImplementedError
 
     async def commit(self) -> None:
+        if not self._begun and not self._behind:  # nothing ran, nothing held: nothing to send
+            self._committed = True
+            return
         heard: list[Any] = []
 
         def listen(_connection: Any, message: Any) -> None:
-            # asyncpg schedules this (call_soon) as the notice arrives, before COMMIT's own answer wakes us
+            # asyncpg schedules this (call_soon) as the notice arrives, before the statement's own answer wakes us
             if message.sqlstate in _COMMIT_NOTICES:
                 heard.append(message)
 
         self.connection.add_log_listener(listen)
         try:
-            await self.connection.execute("COMMIT")
+            if self._begun:
+                try:
+                    await self.ready()  # the writes still held
+                except BaseException:
+                    await self.rollback()
+                    raise
+                await self.connection.execute("COMMIT")
+            elif self._behind:  # only held writes: one statement, its own transaction (triggers run at its end)
+                sql, args = _fused(self._behind)
+                self._behind = []
+                await self.connection.execute(sql, *args)
         finally:
             self.connection.remove_log_listener(listen)
         self._committed = True
@@ -614,7 +690,9 @@ class LeasedTransaction(PostgresTransaction):
                 logging.getLogger("lifedesign").exception("commit notice %s not understood", message.sqlstate)
 
     async def rollback(self) -> None:
-        await self.connection.execute("ROLLBACK")
+        self._behind = []
+        if self._begun:
+            await self.connection.execute("ROLLBACK")
         self._rolled_back = True
 
     async def _give_back(self, *, broken: bool = False) -> None:
@@ -628,10 +706,10 @@ class LeasedTransaction(PostgresTransaction):
     async def __aexit__(self, exception_type, exception, traceback) -> bool:
         if self._parent:
             return exception is None
-        broken = False
+        broken = self._broken
         try:
             if exception:
-                if not self._rolled_back:
+                if not self._rolled_back and not broken:
                     try:
                         await self.rollback()
                     except Exception:  # the connection died with the transaction: the error that matters is above

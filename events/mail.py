@@ -101,8 +101,10 @@ async def queue_mail(
     headers: Mapping[str, str] | None = None,
     calendar: CalendarPart | None = None,
     secret: bool | None = None,
+    behind: bool = False,
 ) -> bool:
-    """Render and write one outbox row in the caller's transaction. The key makes it idempotent.
+    """Render and write one outbox row in the caller's transaction. The key makes it idempotent; with
+    `behind`, the row may be written with the transaction's next statement or its commit (outbox.enqueue).
 
     No MIME is built here (the worker does it); a bad address or header raises ValueError now, in the
     caller's transaction. `secret` overrides the detection of token links (`holds_secret`)."""
@@ -123,5 +125,5 @@ async def queue_mail(
     return await outbox.enqueue(
         key=key, kind=name, recipient=to_email, subject=subject, message=draft.encode(), due_at=due_at,
         group_key=group_key, message_id=draft.message_id,
-        holds_secret=holds_secret(text, *all_headers.values()) if secret is None else secret,
+        holds_secret=holds_secret(text, *all_headers.values()) if secret is None else secret, behind=behind,
     )

@@ -32,7 +32,7 @@ from typing import Any
 from events import access, audit
 from events.access import Actor
 from events.core.tables import OUTBOX_STATES, OutboxMessage
-from events.db import aware, engine, insert_query, is_sqlite, raw, utcnow, write_transaction
+from events.db import aware, engine, insert_query, is_sqlite, raw, utcnow, write_behind, write_transaction
 from events.errors import Conflict, Invalid, NotFound
 from events.mime import is_draft, wire_bytes
 
@@ -67,14 +67,22 @@ async def enqueue(
     group_key: str = "",
     message_id: str | None = None,
     holds_secret: bool = False,
+    behind: bool = False,
 ) -> bool:
-    """Insert the row in the caller's transaction; False when a row with that key already exists."""
+    """Insert the row in the caller's transaction; False when a row with that key already exists. With
+    `behind` the insert may be held until the transaction's next statement or its commit (`db.write_behind`)
+    and the answer is True whether or not the key was new (the row exists once either way)."""
     now = utcnow()
-    rows = await engine().run_querystring(insert_query(OutboxMessage, {
+    values = {
         "idempotency_key": key[:200], "kind": kind, "recipient": recipient, "subject": subject[:500],
         "message": message, "message_id": message_id, "holds_secret": holds_secret, "status": "queued",
         "due_at": due_at or now, "created_at": now, "group_key": group_key,
-    }, " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"))
+    }
+    if behind:
+        await write_behind(insert_query(OutboxMessage, values, " ON CONFLICT (idempotency_key) DO NOTHING"))
+        return True
+    rows = await engine().run_querystring(insert_query(
+        OutboxMessage, values, " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"))
     return bool(rows)
 
 

@@ -65,6 +65,7 @@ from events.db import (
     engine,
     for_update,
     in_write_transaction,
+    insert_behind,
     insert_query,
     is_sqlite,
     raw,
@@ -295,10 +296,18 @@ _WAITLIST_RANK = ("(SELECT COUNT(*) FROM registration AS ahead WHERE ahead.event
 
 _RETURNING = " RETURNING " + ", ".join(c._meta.db_column_name for c in Registration._meta.columns)
 
+# A registration id taken before the transaction (PostgreSQL; one sequence value, whether or not it is used):
+# a caller reads it with its snapshot and passes it as `place_group(reserved_id=…)`.
+RESERVE_ID = "nextval(pg_get_serial_sequence('registration', 'id'))"
 
-async def _insert_row(values: dict[str, Any], *, queued: bool) -> dict[str, Any]:
+
+async def _insert_row(values: dict[str, Any], *, queued: bool, reserved_id: int | None = None) -> dict[str, Any]:
     """One INSERT … RETURNING the row; a waiting-list entry gets the next position (read in the same statement,
-    under the lock) and its rank back — unless its place is settled at commit (no position yet)."""
+    under the lock) and its rank back — unless its place is settled at commit (no position yet). An entry
+    settled at commit whose id was reserved is written behind (`db.insert_behind`): with its notice it is the
+    transaction's one statement, and the commit's answer (the trigger's notice) tells the place."""
+    if reserved_id is not None and not queued and values.get("queue_position") in (SEAT_AT_COMMIT, SETTLED_AT_COMMIT):
+        return await insert_behind(Registration, {**values, "id": reserved_id})
     if queued:
         values["queue_position"] = QueryString(
             "(SELECT COALESCE(MAX(queue_position), 0) + 1 FROM registration WHERE event = {})", values["event"])
@@ -431,12 +440,13 @@ async def place(event_id: int, person_id: int, *, source: Source, answers: Mappi
 async def place_group(event_id: int, applicants: list[Applicant], *, source: Source,
                       idempotency_key: str | None = None, registered_by: int | None = None,
                       reason: str = "registered", waitlist: bool = True,
-                      event: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+                      event: Mapping[str, Any] | None = None, reserved_id: int | None = None) -> list[dict[str, Any]]:
     """An application of one person, or of companions together: all of them get seats, or all apply to the
     lottery, or all wait — consecutively — on the waiting list (never some in and some out).
 
     `event` may be the caller's snapshot of the row, read before the transaction: what decides the place
-    (status, seats, the draw) is read again late, under the lock (`_decide`)."""
+    (status, seats, the draw) is read again late, under the lock (`_decide`). `reserved_id` (RESERVE_ID, read
+    with the snapshot) is the id of a single applicant settled at commit, whose row is then written behind."""
     _require_transaction()
     if not applicants:
         raise ValueError("an application needs at least one person")
@@ -458,7 +468,8 @@ async def place_group(event_id: int, applicants: list[Applicant], *, source: Sou
             idempotency_key=idempotency_key if offset == 0 else None, registered_by=registered_by, created_at=now,
             updated_at=now, confirmed_at=now if status == "confirmed" else None, **extra,
             **({"queue_position": late} if late is not None else {}),
-        ), queued=status == "waitlisted" and late is None)
+        ), queued=status == "waitlisted" and late is None,
+            reserved_id=reserved_id if late is not None and len(applicants) == 1 else None)
         if late == SEAT_AT_COMMIT:
             row["queue_position"] = None  # as it is committed: a seat holds no place in line
         made.append(row)

@@ -117,7 +117,7 @@ async def place_notice(change: signals.PlaceChanged) -> None:
         template, to_email=person["email"], to_name=person["name"], locale=person["locale"],
         context={**event_context(event, person["locale"]), "registration_id": change.registration_id,
                  "has_invite": part is not None, **extra},
-        key=f"seminar:{change.registration_id}:{change.new}", calendar=part,
+        key=f"seminar:{change.registration_id}:{change.new}", calendar=part, behind=True,
     )
 
 

@@ -77,9 +77,10 @@ _EVENT_COLUMNS = ", ".join(f"event.{c._meta.db_column_name}" for c in Event._met
 _PROFILE_COLUMNS = [c._meta.db_column_name for c in StudentProfile._meta.columns]
 
 
-async def _snapshot(event_id: int, person_id: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, bool]]:
+async def _snapshot(event_id: int, person_id: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """What register() checks, in one statement: the event, the person with roles and student profile, and
-    whether they already hold a live registration, are invited, and whether the event asks questions."""
+    whether they already hold a live registration, are invited, and whether the event asks questions; on
+    PostgreSQL also a reserved registration id (places.RESERVE_ID)."""
     roles = "group_concat(role, ',')" if is_sqlite() else "string_agg(role, ',')"
     profile = ", ".join(f"student_profile.{name} AS profile_{name}" for name in _PROFILE_COLUMNS)
     rows = await raw(
@@ -90,7 +91,8 @@ async def _snapshot(event_id: int, person_id: int) -> tuple[dict[str, Any], dict
         " AND registration.status != 'cancelled') AS already, "
         "EXISTS(SELECT 1 FROM event_invitation WHERE event_invitation.event = event.id"
         " AND event_invitation.person = person.id) AS invited, "
-        "EXISTS(SELECT 1 FROM event_question WHERE event_question.event = event.id) AS has_questions "
+        "EXISTS(SELECT 1 FROM event_question WHERE event_question.event = event.id) AS has_questions, "
+        f"{'NULL' if is_sqlite() else places.RESERVE_ID} AS reserved_id "
         "FROM event JOIN person ON person.id = {} LEFT JOIN student_profile ON student_profile.person = person.id "
         "WHERE event.id = {}", person_id, event_id)
     if not rows:
@@ -104,7 +106,9 @@ async def _snapshot(event_id: int, person_id: int) -> tuple[dict[str, Any], dict
               "kana": row["person_kana"], "locale": row["person_locale"], "active": bool(row["person_active"]),
               "roles": set(filter(None, (row["person_roles"] or "").split(","))),
               "profile": decoded(profile_row, StudentProfile) if profile_row["id"] is not None else None}
-    return event, person, {key: bool(row[key]) for key in ("already", "invited", "has_questions")}
+    facts: dict[str, Any] = {key: bool(row[key]) for key in ("already", "invited", "has_questions")}
+    facts["reserved_id"] = row["reserved_id"]  # PostgreSQL: the registration's id, should it be settled at commit
+    return event, person, facts
 
 
 def _is_minor(person: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
@@ -274,7 +278,8 @@ async def register(
                     person={k: member[k] for k in ("email", "name", "locale")}))
             # The ledger re-reads what decides (status, seats, the draw) under the lock; the rest stands.
             rows = await places.place_group(event_id, applicants, source=source, idempotency_key=key,
-                                            registered_by=actor.person_id if by_coordinator else None, event=event)
+                                            registered_by=actor.person_id if by_coordinator else None, event=event,
+                                            reserved_id=facts["reserved_id"])
             row = rows[0]
             result = _result(row, row.get("waitlist_rank"))
             result.update(lottery_ticket=row["lottery_ticket"], priority=row["priority"],

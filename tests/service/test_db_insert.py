@@ -4,6 +4,7 @@ a misspelt column is refused instead of silently dropped."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from events.core.tables import OutboxMessage
 from events.db import decoded, engine, insert_query, write_transaction
 from events.seminars.tables import Registration
-from tests.conftest import make_person
+from tests.conftest import ON_POSTGRES, make_person
 from tests.service.seminars_helpers import new_event
 
 WHEN = datetime(2026, 5, 1, 3, 4, 5, tzinfo=UTC)
@@ -57,3 +58,87 @@ async def test_control_a_difference_shows_and_a_misspelt_column_is_refused(db):
     assert piccolo != {**ours, "idempotency_key": "k3"}  # the comparison sees one column's difference
     with pytest.raises(KeyError):
         insert_query(OutboxMessage, {**values, "recipeint": "typo@example.jp"})
+
+
+# ---------------------------------------------------------------- writes held behind (events.db.write_behind)
+
+async def _reserved() -> int:
+    from events.db import is_sqlite, raw
+    from events.places import RESERVE_ID
+
+    if is_sqlite():  # SQLite runs a held write at once; any free id will do
+        return (await raw("SELECT COALESCE(MAX(id), 0) + 1000 AS id FROM registration"))[0]["id"]
+    return (await raw(f"SELECT {RESERVE_ID} AS id"))[0]["id"]
+
+
+def _waiting(event_id: int, person: int, row_id: int) -> dict:
+    return {"id": row_id, "event": event_id, "person": person, "status": "waitlisted", "answers": {"q": "はい"},
+            "queue_position": 7, "created_at": WHEN, "updated_at": WHEN, "priority_reason": "none"}
+
+
+def _outbox(key: str) -> dict:
+    return {"idempotency_key": key, "kind": "x", "recipient": "c@example.jp", "subject": "s", "message": b"m",
+            "due_at": WHEN, "created_at": WHEN}
+
+
+async def test_a_row_written_behind_is_the_row_read_back(db):
+    from events.db import insert_behind
+
+    event_id, person = await new_event(capacity=3), await make_person("student")
+    row_id = await _reserved()
+    async with write_transaction():
+        told = await insert_behind(Registration, _waiting(event_id, person, row_id))
+    read = await _row(Registration, row_id)
+    assert told.pop("id") == row_id and told == read and read["answers"] == {"q": "はい"}
+
+
+async def test_held_writes_commit_together_or_not_at_all(db):
+    from events.db import insert_behind, raw, write_behind
+
+    event_id, person = await new_event(capacity=3), await make_person("student")
+    row_id = await _reserved()
+    with pytest.raises(Exception) as refused:  # the second row takes the first one's id: the whole commit fails
+        async with write_transaction():
+            await write_behind(insert_query(OutboxMessage, _outbox("behind-1")))
+            await insert_behind(Registration, _waiting(event_id, person, row_id))
+            await insert_behind(Registration, _waiting(event_id, await make_person("student"), row_id))
+    from events.db import is_unique_violation
+
+    assert is_unique_violation(refused.value), refused.value
+    assert not await raw("SELECT id FROM outbox_message WHERE idempotency_key = {}", "behind-1")
+    with pytest.raises(RuntimeError):  # the body fails after holding a write: nothing is written
+        async with write_transaction():
+            await write_behind(insert_query(OutboxMessage, _outbox("behind-2")))
+            raise RuntimeError("the service failed")
+    assert not await raw("SELECT id FROM outbox_message WHERE idempotency_key = {}", "behind-2")
+    async with write_transaction():  # control: the same writes without the clash are all kept
+        await write_behind(insert_query(OutboxMessage, _outbox("behind-1")))
+        await insert_behind(Registration, _waiting(event_id, person, row_id))
+        seen = await raw("SELECT COUNT(*) AS n FROM outbox_message WHERE idempotency_key = {}", "behind-1")
+        assert seen[0]["n"] == 1  # a statement after a held write sees it (held writes go first)
+    assert (await _row(Registration, row_id))["person"] == person
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="SQLite runs a held write at once")
+async def test_a_transaction_of_held_writes_is_one_statement_without_begin_or_commit(db):
+    from events.db import raw, write_behind
+
+    async def sent(read_between: bool) -> list[str]:
+        seen: list[str] = []
+        async with write_transaction() as transaction:
+            transaction.connection.add_query_logger(lambda record: seen.append(record.query))
+            await write_behind(insert_query(OutboxMessage, _outbox(f"one-{read_between}")))
+            if read_between:
+                await raw("SELECT 1 AS between")
+            await write_behind(insert_query(OutboxMessage, _outbox(f"two-{read_between}")))
+        await asyncio.sleep(0)  # asyncpg hands query records to its loggers on the next loop turn
+        return seen
+
+    held = await sent(False)
+    assert len(held) == 1 and held[0].startswith("WITH w0 AS (INSERT INTO outbox_message"), held
+    assert "w1 AS (INSERT INTO outbox_message" in held[0]
+    control = await sent(True)  # a statement that must run now begins the transaction: BEGIN … COMMIT as ever
+    assert control[0].startswith("BEGIN") and control[-1] == "COMMIT" and len(control) == 5, control
+    keys = await raw("SELECT idempotency_key FROM outbox_message WHERE idempotency_key LIKE {} OR "
+                     "idempotency_key LIKE {} ORDER BY idempotency_key", "one-%", "two-%")
+    assert [k["idempotency_key"] for k in keys] == ["one-False", "one-True", "two-False", "two-True"]
