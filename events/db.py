@@ -9,7 +9,9 @@ the loop (SQLite's own busy handler is off; the wait is an asyncio back-off up t
 
 PostgreSQL: an asyncpg pool with connect, acquire and statement timeouts; `connection_scope()` lends one pooled
 connection to everything a request does (the transaction included), and a connection goes back to the pool
-without a reset query (nothing here leaves session state behind). Requests waiting for a connection are served
+without a reset query (nothing here leaves session state behind). A write transaction sends BEGIN with its first
+statement that must run now; writes whose answer nobody reads are held behind until then (`write_behind`), so a
+transaction of such writes alone is one statement, its own transaction. Requests waiting for a connection are served
 in arrival order (asyncpg's own queue lets newcomers overtake a woken waiter). Services that must serialise
 take a row lock late (`for_update()`: FOR NO KEY UPDATE, or the ledger's conditional UPDATE), then re-check; a
 deferred trigger may refuse the commit itself (`commit_refusal`: the ledger's seats and waiting list settled

@@ -17,7 +17,8 @@ columns (a test parses the code for other writers). The rules it keeps, each her
    UPDATE, a waiting entry gets the next position and its exact rank is written into the notice. If the seat
    went meanwhile, a seat came free, or the event closed, the commit is refused (nothing is kept) and the
    caller runs again on the state then committed. Only this module writes those two positions, and no
-   committed row keeps them. The lock is held for microseconds inside the server, not for the request's
+   committed row keeps them. Such an entry, when its id was reserved with the caller's snapshot (RESERVE_ID),
+   is written behind (`events.db.insert_behind`): with its notice it is the transaction's one statement. The lock is held for microseconds inside the server, not for the request's
    remaining round trips, so N processes scale; positions stay a strict order and every rank told is true.
 2. **Every status change is a conditional UPDATE on the old status**, so two racing changes cannot both
    apply; the loser sees None (or the refusal its caller maps).
