@@ -23,7 +23,8 @@ the cores to the servers), interleaved round by round so that drift hits all ali
 - during each race, the share of all cores busy (every process: servers, PostgreSQL, this load generator), from
   /proc/stat: near 100 % the box, not the service, is the limit, and more processes cannot scale further.
 
-Ratios: /health : hello, registration : /health, 2 processes : 1 (PostgreSQL), this tree : baseline.
+Ratios: /health : hello (the bare app is measured right before every /health burst, so each pair meets the same
+machine; medians over the pairs), registration : /health, 2 processes : 1 (PostgreSQL), this tree : baseline.
 The exit code is 1 on any oversell, wrong split or 5xx. The last line is `RESULT {json}`.
 """
 
@@ -485,14 +486,16 @@ async def run(args: argparse.Namespace) -> dict:
         texts_before: dict[str, dict[str, int]] = {}
         health_heads = [_head("GET", "/health")] * args.health_requests
         for round_no in range(args.rounds):
-            tallies["hello"].add(await burst([hello_port], [_head("GET", "/")] * args.health_requests,
-                                             args.concurrency))
             for tree in trees:
                 for index, processes in enumerate(configs):
                     server = servers[(tree.label, processes)]
                     key = f"{tree.label}_{processes}p"
                     health = tallies.setdefault(f"{key}_health", Tally())
                     race = tallies.setdefault(f"{key}_registration", Tally())
+                    # The bare app right before each /health burst: the pair meets the same machine (a race just
+                    # run leaves PostgreSQL's background work behind for whatever is measured next).
+                    tallies["hello"].add(await burst([hello_port], [_head("GET", "/")] * args.health_requests,
+                                                     args.concurrency))
                     before, cpu = await server.settled_statements(), server.cpu_seconds()
                     result = await burst(server.ports, health_heads, args.concurrency)
                     health.add(result, await server.settled_statements() - before, server.cpu_seconds() - cpu)
