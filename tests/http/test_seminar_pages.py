@@ -26,9 +26,16 @@ async def coordinator() -> int:
     return await make_person("coordinator", f"coord-{secrets.token_hex(3)}@ward.example.jp", name="金沢 花子")
 
 
+def morning(days: int = 10) -> datetime:
+    """10:00 in Tokyo, `days` from today: a two-hour event that never crosses midnight, whenever the suite runs
+    (a start of now + 10 days, run after 22:00 in Tokyo, ended on the next day and changed the date shown)."""
+    day = (datetime.now(TOKYO) + timedelta(days=days)).date()
+    return datetime(day.year, day.month, day.day, 10, 0, tzinfo=TOKYO).astimezone(UTC)
+
+
 async def new_event(*, publish: bool = True, **fields) -> int:
     by = await coordinator()
-    start = fields.pop("starts_at", soon(10))
+    start = fields.pop("starts_at", morning(10))
     values = {"title": "ライフデザインセミナー", "venue": "金沢公会堂", "starts_at": start.isoformat(),
               "ends_at": (start + timedelta(hours=2)).isoformat(), "capacity": 2, "audience": "students", **fields}
     event_id = await schedule.create_event(values, actor=as_staff(by))
