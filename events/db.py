@@ -650,6 +650,9 @@ class LeasedTransaction(PostgresTransaction):
                 self._broken = True
                 raise
             self._begun = True
+        await self._send_held()
+
+    async def _send_held(self) -> None:
         if self._behind:
             sql, args = _fused(self._behind)
             self._behind = []
@@ -671,17 +674,10 @@ class LeasedTransaction(PostgresTransaction):
 
         self.connection.add_log_listener(listen)
         try:
-            if self._begun:
-                try:
-                    await self.ready()  # the writes still held
-                except BaseException:
-                    await self.rollback()
-                    raise
+            if self._begun:  # nothing is held once begun: writes are held only before the first statement
                 await self.connection.execute("COMMIT")
-            elif self._behind:  # only held writes: one statement, its own transaction (triggers run at its end)
-                sql, args = _fused(self._behind)
-                self._behind = []
-                await self.connection.execute(sql, *args)
+            else:  # only held writes: one statement, its own transaction (its triggers run at its end)
+                await self._send_held()
         finally:
             self.connection.remove_log_listener(listen)
         self._committed = True

@@ -78,12 +78,11 @@ async def enqueue(
         "message": message, "message_id": message_id, "holds_secret": holds_secret, "status": "queued",
         "due_at": due_at or now, "created_at": now, "group_key": group_key,
     }
+    once = " ON CONFLICT (idempotency_key) DO NOTHING"
     if behind:
-        await write_behind(insert_query(OutboxMessage, values, " ON CONFLICT (idempotency_key) DO NOTHING"))
+        await write_behind(insert_query(OutboxMessage, values, once))
         return True
-    rows = await engine().run_querystring(insert_query(
-        OutboxMessage, values, " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"))
-    return bool(rows)
+    return bool(await engine().run_querystring(insert_query(OutboxMessage, values, once + " RETURNING id")))
 
 
 # The row is still held by this claim: what the claimer writes is fenced by (id, attempts, claimer).

@@ -18,8 +18,9 @@ columns (a test parses the code for other writers). The rules it keeps, each her
    went meanwhile, a seat came free, or the event closed, the commit is refused (nothing is kept) and the
    caller runs again on the state then committed. Only this module writes those two positions, and no
    committed row keeps them. Such an entry, when its id was reserved with the caller's snapshot (RESERVE_ID),
-   is written behind (`events.db.insert_behind`): with its notice it is the transaction's one statement. The lock is held for microseconds inside the server, not for the request's
-   remaining round trips, so N processes scale; positions stay a strict order and every rank told is true.
+   is written behind (`events.db.insert_behind`): with its notice it is the transaction's one statement. The
+   lock is held for microseconds inside the server, not for the request's remaining round trips, so N
+   processes scale; positions stay a strict order and every rank told is true.
 2. **Every status change is a conditional UPDATE on the old status**, so two racing changes cannot both
    apply; the loser sees None (or the refusal its caller maps).
 3. **Who may hold a place.** A home-visit event's places come only from an accepted match (the visits area
@@ -307,7 +308,7 @@ async def _insert_row(values: dict[str, Any], *, queued: bool, reserved_id: int 
     under the lock) and its rank back — unless its place is settled at commit (no position yet). An entry
     settled at commit whose id was reserved is written behind (`db.insert_behind`): with its notice it is the
     transaction's one statement, and the commit's answer (the trigger's notice) tells the place."""
-    if reserved_id is not None and not queued and values.get("queue_position") in (SEAT_AT_COMMIT, SETTLED_AT_COMMIT):
+    if reserved_id is not None:  # place_group passes it only for a single entry settled at commit
         return await insert_behind(Registration, {**values, "id": reserved_id})
     if queued:
         values["queue_position"] = QueryString(
