@@ -17,7 +17,7 @@ benchmark runs each with the seed in ``FAMILIES`` (``family_seed``), so anyone c
 
 ``highs_solve`` solves the same model as ``events.matching`` (the candidate pairs and lexicographic
 weights of ``matching._build``; y_j = "slot j hosts a minor", x_ij <= y_j, sum_i x_ij >= 2 y_j) with
-HiGHS (``highspy``, a test/bench dependency only), recording the times of its first feasible
+HiGHS (``highspy``, the same library the solver's sub-problems use), recording the times of its first feasible
 solution, of a proven 0.1 % gap (on the same level-wise gap ``propose_matches`` reports) and of its
 proof.
 """

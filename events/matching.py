@@ -21,12 +21,17 @@ Method (chosen by measurement on seven instance families, see ``bench/matching.p
 4. a polish re-solves the flow with the incumbent's slot states fixed (which slots host minors);
 5. stages of growing loss L (0: the flow's optimal face; below one preference point; then twice as
    far) search only the components of the free arcs that hold a lone minor of the flow, with the loss
-   written over reduced costs (sparse, small coefficients). Each component is an exact MIP (HiGHS,
-   bundled with OR-Tools: its LP bound proves small models fast); a stage of more than
-   ``CPSAT_ABOVE`` free pairs runs CP-SAT instead, the lone minors' neighbourhood first (it finds
-   assignments in large models far sooner). A stage ends with the best assignment within L or a
-   proof that every assignment loses more — both proven bounds. ``target_gap`` stops as soon as the
-   gap allows. The reported gap is always such a certificate, never an estimate.
+   written over reduced costs (sparse, small coefficients). Each component is an exact MIP solved by
+   HiGHS (``highspy``: its LP bound proves small models fast). A stage of more than ``CPSAT_ABOVE``
+   free pairs first runs CP-SAT on the lone minors' neighbourhood (it finds assignments in large
+   models far sooner), then CP-SAT on the whole stage for ``CPSAT_FIRST`` seconds (its propagation
+   proves tight caps at once; skipped above ``CPSAT_FULL_UP_TO`` pairs), then the MIP. On a model of
+   more than ``CAP_ROW_UP_TO`` pairs the MIP's LP relaxation is solved first: its optimum is a
+   certificate on its own (measured: the 0.1 % certificate on 10,000 students of the minors family,
+   which the MIP's presolve alone did not reach within a minute). A stage ends with the best
+   assignment within L or a proof that every assignment loses more — both proven bounds; every dual
+   bound heard while HiGHS runs tightens the reported bound at once, and ``target_gap`` stops there
+   as soon as the gap allows. The reported gap is always such a certificate, never an estimate.
 """
 
 from __future__ import annotations
@@ -38,14 +43,20 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import highspy
 import numpy as np
 from ortools.graph.python import min_cost_flow
-from ortools.linear_solver import pywraplp
 from ortools.sat.python import cp_model
 
 ALGORITHM = "flow-repair-near-v3"
 # Above this many free pairs a stage runs CP-SAT (neighbourhood first), below it exact MIPs (HiGHS).
 CPSAT_ABOVE = 30_000
+# Seconds CP-SAT gets on a large stage before HiGHS takes it over; above CPSAT_FULL_UP_TO free pairs
+# only its neighbourhood search runs (building the whole model took longer than HiGHS's LP bound).
+CPSAT_FIRST = 3.0
+CPSAT_FULL_UP_TO = 150_000
+# Above this many free pairs a stage's MIP has no row capping the loss (see ``_component_mip``).
+CAP_ROW_UP_TO = 50_000
 
 # Preference points of one (student, slot) pair: reaching the district matters more than one tag.
 DISTRICT_POINTS = 2
@@ -803,7 +814,7 @@ def _near_mip(
     at_most: int,
     deadline: float,
     seed: int,
-    on_bound: Callable[[int], None] | None = None,
+    on_bound: Callable[[int], bool] | None = None,
     reach: int | None = None,
 ) -> tuple[list[int] | None, int, bool]:
     """Least-loss assignment among those losing at most ``at_most`` against the flow, one exact MIP
@@ -812,7 +823,8 @@ def _near_mip(
     The components are independent: the loss is a sum over arcs, and outside them the flow keeps its
     values and loses nothing. Returns (the assignment, or None unless every component was solved;
     the proven least loss, summed over the components' LP-based bounds, > ``at_most`` when nothing
-    within it exists; whether that least loss is exact). ``on_bound`` hears each better bound.
+    within it exists; whether that least loss is exact). ``on_bound`` hears each better bound, also
+    from inside a component's solve, and stops the search by answering True.
     With ``reach`` only a neighbourhood of the lone minors is searched: an assignment, never a proof.
     """
     m = len(instance.slots)
@@ -836,11 +848,12 @@ def _near_mip(
         return None, at_most + 1, True  # a lone minor nobody free can join or leave: no way out
     least, exact, chosen = 0, True, list(kept)
     for part in sorted(groups.values(), key=len):
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
+        if deadline - time.perf_counter() <= 0:
             return None, least, False
+        done = least
+        hear = None if on_bound is None else (lambda low, done=done: on_bound(min(done + low, at_most + 1)))
         status, got, low = _component_mip(
-            instance, part, region, duals, fixed_count, fixed_minor, at_most - least, remaining, seed
+            instance, part, region, duals, fixed_count, fixed_minor, at_most - least, deadline, seed, hear
         )
         if status == "INFEASIBLE":
             return None, at_most + 1, True
@@ -862,107 +875,169 @@ def _component_mip(
     fixed_count: list[int],
     fixed_minor: list[bool],
     at_most: int,
-    time_limit: float,
+    deadline: float,
     seed: int,
+    on_bound: Callable[[int], bool] | None = None,
 ) -> tuple[str, list[int] | None, int]:
-    """(status, chosen edges of the component or None, proven least loss) of one component's MIP."""
+    """(status, chosen edges of the component or None, proven least loss) of one component's MIP.
+
+    Columns: one binary per free pair, then one per slot that may host a minor (y: it does). Rows:
+    each student at most (or exactly) one slot; each slot within its room (or its fixed count);
+    seats >= 2 y and x <= y for each minor's pair; on models up to ``CAP_ROW_UP_TO`` columns, the loss
+    at most ``at_most`` (a dense row: on larger models it slowed the root LP fivefold, so there a
+    least loss above ``at_most`` is found and reported as "INFEASIBLE"). The loss is written over the
+    reduced costs, so its coefficients are small and sparse. Solved by HiGHS (``highspy``, one
+    thread) until ``deadline``; on a time limit the proven least loss is still HiGHS's dual bound.
+    ``on_bound`` hears every better dual bound (capped at ``at_most`` + 1) and stops the solve by
+    answering True.
+    """
     requests = instance.requests
-    solver = pywraplp.Solver.CreateSolver("HIGHS")
-    if solver is None:  # pragma: no cover - OR-Tools is built with HiGHS
-        raise RuntimeError("OR-Tools lacks HiGHS")
-    solver.SuppressOutput()
-    solver.SetNumThreads(1)
-    solver.SetTimeLimit(max(int(time_limit * 1000), 10))
-    x = {e: solver.BoolVar("") for e in part}
+    column = {e: k for k, e in enumerate(part)}
+    n_x = len(part)
+    cost = np.zeros(n_x, dtype=np.float64)
+    row_lower: list[float] = []
+    row_upper: list[float] = []
+    row_start: list[int] = []
+    index: list[int] = []
+    value: list[float] = []
+    inf = highspy.kHighsInf
+
+    def row(low: float, high: float, columns: Iterable[int], coefficients: Iterable[float] | None = None) -> None:
+        row_lower.append(low)
+        row_upper.append(high)
+        row_start.append(len(index))
+        columns = list(columns)
+        index.extend(columns)
+        value.extend([1.0] * len(columns) if coefficients is None else coefficients)
+
     by_student: dict[int, list[int]] = {}
     by_slot: dict[int, list[int]] = {}
     for e in part:
-        by_student.setdefault(instance.edge_student[e], []).append(e)
+        by_student.setdefault(instance.edge_student[e], []).append(column[e])
         by_slot.setdefault(instance.edge_slot[e], []).append(e)
-    objective = solver.Objective()
     constant = 0
-    cost: dict[int, int] = {}  # edge -> coefficient of x_e in the loss
-
-    def add(e: int, c: int) -> None:
-        cost[e] = cost.get(e, 0) + c
-
-    for e in part:
-        rc = abs(int(duals.edge[e]))
-        if rc:
-            if e in region.relaxed_set:
-                constant += rc
-                add(e, -rc)
-            else:
-                add(e, rc)
+    reduced = np.abs(duals.edge[part]).astype(np.float64)
+    in_flow = np.fromiter((e in region.relaxed_set for e in part), dtype=bool, count=n_x)
+    cost += np.where(in_flow, -reduced, reduced)  # (1 - x) on a flow pair, x elsewhere
+    constant += int(reduced[in_flow].sum())
     seated_in_flow = 0
-    for i, options in by_student.items():
-        row = solver.Constraint(1.0 if region.student_fixed[i] and i in region.relaxed_at else 0.0, 1.0)
-        for e in options:
-            row.SetCoefficient(x[e], 1.0)
+    for i, columns in by_student.items():
+        row(1.0 if region.student_fixed[i] and i in region.relaxed_at else 0.0, 1.0, columns)
         seated_in_flow += i in region.relaxed_at
         price = abs(int(duals.student[i]))
         if price and not region.student_fixed[i]:
             sign = -1 if i in region.relaxed_at else 1  # (1 - seated) or seated
             constant += price if sign < 0 else 0
-            for e in options:
-                add(e, sign * price)
+            cost[columns] += sign * price
+    hosts: list[int] = []  # slots with a y column, in column order
     for j, options in by_slot.items():
+        columns = [column[e] for e in options]
         room = instance.slots[j].capacity - fixed_count[j]
         low = int(region.count[j]) - fixed_count[j] if region.slot_fixed[j] else 0
         high = low if region.slot_fixed[j] else room
         if fixed_minor[j] and fixed_count[j] == 1:
             low = max(low, 1)
-        row = solver.Constraint(float(low), float(high))
-        for e in options:
-            row.SetCoefficient(x[e], 1.0)
-        minor_edges = [e for e in options if requests[instance.edge_student[e]].is_minor]
-        if minor_edges and not fixed_minor[j] and fixed_count[j] < 2:
-            hosts_minor = solver.BoolVar("")
-            company = solver.Constraint(float(-fixed_count[j]), solver.infinity())  # seats >= 2 y - fixed
-            for e in options:
-                company.SetCoefficient(x[e], 1.0)
-            company.SetCoefficient(hosts_minor, -2.0)
-            for e in minor_edges:
-                link = solver.Constraint(-solver.infinity(), 0.0)
-                link.SetCoefficient(x[e], 1.0)
-                link.SetCoefficient(hosts_minor, -1.0)
+        row(float(low), float(high), columns)
+        minor_columns = [column[e] for e in options if requests[instance.edge_student[e]].is_minor]
+        if minor_columns and not fixed_minor[j] and fixed_count[j] < 2:
+            y = n_x + len(hosts)
+            hosts.append(j)
+            row(float(-fixed_count[j]), inf, [*columns, y], [1.0] * len(columns) + [-2.0])  # seats >= 2 y
+            for c in minor_columns:
+                row(-inf, 0.0, (c, y), (1.0, -1.0))  # x <= y
         price = abs(int(duals.slot[j]))
         if price and not region.slot_fixed[j]:
             if duals.slot[j] < 0:  # count - seats
                 constant += price * (int(region.count[j]) - fixed_count[j])
-                for e in options:
-                    add(e, -price)
+                cost[columns] -= price
             else:
                 constant += price * fixed_count[j]
-                for e in options:
-                    add(e, price)
+                cost[columns] += price
     if duals.total and not region.coupled:  # linear in the seats: (flow seats - seats) or the reverse
         sign = -1 if duals.total > 0 else 1
         constant += abs(duals.total) * seated_in_flow * (1 if sign < 0 else -1)
-        for e in part:
-            add(e, sign * abs(duals.total))
+        cost += sign * abs(duals.total)
     if region.coupled:
-        same = solver.Constraint(float(seated_in_flow), float(seated_in_flow))
-        for e in part:
-            same.SetCoefficient(x[e], 1.0)
-    cap = solver.Constraint(-solver.infinity(), float(at_most - constant))
-    for e, c in cost.items():
-        if c:
-            objective.SetCoefficient(x[e], float(c))
-            cap.SetCoefficient(x[e], float(c))
-    objective.SetOffset(float(constant))
-    objective.SetMinimization()
-    parameters = pywraplp.MPSolverParameters()
-    parameters.SetDoubleParam(parameters.RELATIVE_MIP_GAP, 0.0)
-    status = solver.Solve(parameters)
-    if status == pywraplp.Solver.INFEASIBLE:
+        row(float(seated_in_flow), float(seated_in_flow), range(n_x))
+    if n_x <= CAP_ROW_UP_TO:
+        priced = np.flatnonzero(cost)
+        row(-inf, float(at_most - constant), priced.tolist(), cost[priced].tolist())  # the loss, capped
+
+    columns_total = n_x + len(hosts)
+    lp = highspy.HighsLp()
+    lp.num_col_ = columns_total
+    lp.num_row_ = len(row_lower)
+    lp.col_cost_ = np.concatenate([cost, np.zeros(len(hosts))])
+    lp.col_lower_ = np.zeros(columns_total)
+    lp.col_upper_ = np.ones(columns_total)
+    lp.row_lower_ = np.asarray(row_lower)
+    lp.row_upper_ = np.asarray(row_upper)
+    lp.offset_ = float(constant)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = np.asarray([*row_start, len(index)], dtype=np.int32)
+    lp.a_matrix_.index_ = np.asarray(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.asarray(value, dtype=np.float64)
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * columns_total
+    if n_x > CAP_ROW_UP_TO:
+        # A large model: its LP relaxation first (simplex, seconds, where the MIP's presolve alone
+        # took longer). Its optimum bounds every assignment's loss from below: a certificate at once.
+        lp.integrality_ = []
+        relaxation = _highs(lp, seed, deadline)
+        if relaxation.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+            return "INFEASIBLE", None, at_most + 1
+        if relaxation.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+            low = max(int(np.ceil(relaxation.getInfo().objective_function_value - 1e-4)), 0)
+            if low > at_most:
+                return "INFEASIBLE", None, at_most + 1
+            if on_bound is not None and on_bound(low):
+                return "UNKNOWN", None, low
+        lp.integrality_ = [highspy.HighsVarType.kInteger] * columns_total
+    solver = highspy.Highs()
+    for option, setting in (("output_flag", False), ("threads", 1), ("mip_rel_gap", 0.0),
+                            ("random_seed", seed % (2**31))):
+        solver.setOptionValue(option, setting)
+    solver.passModel(lp)
+    heard = [0]
+
+    def hear(event: highspy.cb.HighsCallbackEvent) -> None:  # type: ignore[name-defined]
+        dual = event.data_out.mip_dual_bound
+        if np.isfinite(dual) and (low := min(int(np.ceil(dual - 1e-6)), at_most + 1)) > heard[0]:
+            heard[0] = low
+            # Above ``at_most`` the stage is answered (nothing within it exists): stop there.
+            if low > at_most or (on_bound is not None and on_bound(low)):
+                event.interrupt()
+        if time.perf_counter() > deadline:  # HiGHS's own clock starts before its presolve
+            event.interrupt()
+
+    solver.cbMipInterrupt.subscribe(hear)
+    solver.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
+    solver.run()
+    status = solver.getModelStatus()
+    info = solver.getInfo()
+    if status == highspy.HighsModelStatus.kInfeasible:
         return "INFEASIBLE", None, at_most + 1
-    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
-        return "UNKNOWN", None, 0
-    value = round(objective.Value())
-    least = min(value, int(np.ceil(objective.BestBound() - 1e-6)))
-    got = [e for e in part if x[e].solution_value() > 0.5]
-    return ("OPTIMAL" if least >= value else "FEASIBLE"), got, max(least, 0)
+    bound = info.mip_dual_bound
+    least = max(int(np.ceil(bound - 1e-6)), 0) if np.isfinite(bound) else 0
+    if info.primal_solution_status == 0:  # stopped before any assignment: the bound still holds
+        return "UNKNOWN", None, least
+    chosen = np.asarray(solver.getSolution().col_value[:n_x]) > 0.5
+    got = [e for e, on in zip(part, chosen.tolist(), strict=True) if on]
+    found = round(info.objective_function_value)
+    least = min(least, found)
+    if least > at_most:  # only without the cap row: nothing within ``at_most`` exists
+        return "INFEASIBLE", None, at_most + 1
+    return ("OPTIMAL" if status == highspy.HighsModelStatus.kOptimal or least >= found else "FEASIBLE"), got, least
+
+
+def _highs(lp: highspy.HighsLp, seed: int, deadline: float) -> highspy.Highs:
+    """``lp`` solved by HiGHS, quietly, on one thread, until ``deadline``."""
+    solver = highspy.Highs()
+    for option, setting in (("output_flag", False), ("threads", 1), ("random_seed", seed % (2**31)),
+                            ("time_limit", max(deadline - time.perf_counter(), 0.01))):
+        solver.setOptionValue(option, setting)
+    solver.passModel(lp)
+    solver.run()
+    return solver
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1024,6 +1099,15 @@ def propose_matches(
     most = 0  # first the flow's optimal face: an assignment there is optimal at once
     sizes: dict[int, int] = {}
 
+    def heard(low: int) -> bool:
+        """A stage's solver proved every assignment loses at least ``low``: a better bound, at once."""
+        nonlocal bound
+        better = min(bound, max(found, _decode_bound(instance, flow_upper - max(least, low))))
+        if better < bound:
+            bound = better
+            progress.append((time.perf_counter() - started, _gap(found, bound)))
+        return target_gap > 0 and settled()
+
     def size(loss: int) -> int:  # free pairs a stage up to ``loss`` searches
         if loss not in sizes:
             sizes[loss] = len(_region(instance, relaxed, duals, loss).searched_edges)  # type: ignore[arg-type]
@@ -1034,19 +1118,29 @@ def propose_matches(
         if most < widest and size(widest) <= 1.5 * size(most):
             most = widest  # hardly a larger model: one stage instead of several
         if size(most) > CPSAT_ABOVE:
-            # Large: CP-SAT (it finds assignments in large models sooner), the neighbourhood first.
+            # Large: CP-SAT (it finds assignments in large models sooner), the neighbourhood first; then
+            # CP-SAT on the whole stage for a short while (its propagation proves tight caps at once),
+            # then HiGHS (its LP bound proves what propagation does not).
             _, got, _ = _near_flow(instance, relaxed, duals, least, most, chosen,
-                                   (deadline - time.perf_counter()) / 3, seed, reach=1)
+                                   min((deadline - time.perf_counter()) / 3, CPSAT_FIRST), seed, reach=1)
             if got is not None and _weighted(instance, got) > _weighted(instance, chosen):
                 chosen, found, method = got, _levels(instance, got), method if method.endswith("+near") else f"{method}+near"
-            if flow_upper - _weighted(instance, chosen) > least:
-                status, got, low = _near_flow(instance, relaxed, duals, least, most, chosen,
-                                              deadline - time.perf_counter(), seed)
+            if flow_upper - _weighted(instance, chosen) > least and size(most) <= CPSAT_FULL_UP_TO:
+                budget = min(deadline - time.perf_counter(), CPSAT_FIRST)
+                status, got, low = _near_flow(instance, relaxed, duals, least, most, chosen, budget, seed)
                 exact = status == "OPTIMAL"
+                if status not in ("OPTIMAL", "INFEASIBLE") and time.perf_counter() < deadline:
+                    if got is not None and _weighted(instance, got) > _weighted(instance, chosen):
+                        chosen, found = got, _levels(instance, got)
+                        method = method if method.endswith("+near") else f"{method}+near"
+                    got, low_mip, exact = _near_mip(instance, relaxed, duals, most, deadline, seed, heard)
+                    low = max(low, low_mip)
+            elif flow_upper - _weighted(instance, chosen) > least:
+                got, low, exact = _near_mip(instance, relaxed, duals, most, deadline, seed, heard)
             else:
                 got, low, exact = None, least, True
         else:
-            got, low, exact = _near_mip(instance, relaxed, duals, most, deadline, seed)
+            got, low, exact = _near_mip(instance, relaxed, duals, most, deadline, seed, heard)
         if got is not None and _weighted(instance, got) > _weighted(instance, chosen):
             chosen, found, method = got, _levels(instance, got), method if method.endswith("+near") else f"{method}+near"
         least = max(least, low)

@@ -7,6 +7,8 @@ returned early is never below the true optimum, and HiGHS on the benchmark's mod
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -77,3 +79,54 @@ def test_each_family_is_its_own_generator_with_a_named_seed() -> None:
     assert again[1] == first["ranked"][1]  # reproducible from (students, seed)
     assert any(r.ranked_households for r in first["ranked"][1])
     assert first["avoid"][2]  # declined pairs
+
+
+class _Inflated:
+    """A HiGHS whose LP optimum is read ``by`` too high: a bound that is no certificate (control)."""
+
+    def __init__(self, solver, by: float) -> None:  # noqa: ANN001
+        self.solver, self.by = solver, by
+
+    def getModelStatus(self):  # noqa: ANN201, N802 - HiGHS's spelling
+        return self.solver.getModelStatus()
+
+    def getInfo(self):  # noqa: ANN201, N802
+        info = self.solver.getInfo()
+        return type("Info", (), {"objective_function_value": info.objective_function_value + self.by})
+
+
+@settings(max_examples=12, deadline=None)
+@given(families, st.integers(40, 120), seeds)
+def test_the_large_model_path_is_exact_and_its_early_bounds_are_certificates(family: str, students: int,
+                                                                                seed: int) -> None:
+    # Every stage takes the path of a large model: LP relaxation first, no row capping the loss, the
+    # dual bound heard while HiGHS runs.
+    slots, requests, forbidden = FAMILIES[family].generate(students, seed)
+    with patch.object(matching, "CAP_ROW_UP_TO", 0):
+        exact = propose_matches(slots, requests, forbidden=forbidden, seed=seed)
+        early = propose_matches(slots, requests, forbidden=forbidden, seed=seed, target_gap=0.005)
+    assert check_assignment(slots, requests, exact.assignments, forbidden) == []
+    assert exact.optimal
+    assert (exact.matched_count, exact.preference_score) == reference_optimum(slots, requests, forbidden)
+    best = (0, exact.matched_count, exact.preference_score, exact.priority_score)
+    assert early.gap <= 0.005 and early.upper_bound >= best
+
+
+def test_a_bound_read_too_high_is_caught() -> None:
+    # Negative control for the test above: the same path with the LP optimum read a whole student
+    # too high claims a bound below the true optimum, and the assertion that guards it fails.
+    slots, requests, forbidden = FAMILIES["minors"].generate(300, FAMILIES["minors"].seed)
+    exact = propose_matches(slots, requests, forbidden=forbidden, seed=3)
+    best = (0, exact.matched_count, exact.preference_score, exact.priority_score)
+    instance = matching._build(slots, requests, forbidden, frozenset(), 3)
+    real = matching._highs
+
+    def inflated(lp, seed, deadline):  # noqa: ANN001, ANN202
+        return _Inflated(real(lp, seed, deadline), by=float(instance.weight_match))
+
+    with patch.object(matching, "CAP_ROW_UP_TO", 0):
+        honest = propose_matches(slots, requests, forbidden=forbidden, seed=3, target_gap=0.005)
+        with patch.object(matching, "_highs", inflated):
+            lying = propose_matches(slots, requests, forbidden=forbidden, seed=3, target_gap=0.005)
+    assert honest.upper_bound >= best
+    assert lying.upper_bound < best
