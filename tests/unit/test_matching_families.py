@@ -102,7 +102,7 @@ def test_the_large_model_path_is_exact_and_its_early_bounds_are_certificates(fam
     # Every stage takes the path of a large model: LP relaxation first, no row capping the loss, the
     # dual bound heard while HiGHS runs.
     slots, requests, forbidden = FAMILIES[family].generate(students, seed)
-    with patch.object(matching, "CAP_ROW_UP_TO", 0):
+    with patch.multiple(matching, CAP_ROW_UP_TO=0, LP_FIRST_ABOVE=0):
         exact = propose_matches(slots, requests, forbidden=forbidden, seed=seed)
         early = propose_matches(slots, requests, forbidden=forbidden, seed=seed, target_gap=0.005)
     assert check_assignment(slots, requests, exact.assignments, forbidden) == []
@@ -124,7 +124,7 @@ def test_a_bound_read_too_high_is_caught() -> None:
     def inflated(lp, seed, deadline):  # noqa: ANN001, ANN202
         return _Inflated(real(lp, seed, deadline), by=float(instance.weight_match))
 
-    with patch.object(matching, "CAP_ROW_UP_TO", 0):
+    with patch.multiple(matching, CAP_ROW_UP_TO=0, LP_FIRST_ABOVE=0):
         honest = propose_matches(slots, requests, forbidden=forbidden, seed=3, target_gap=0.005)
         with patch.object(matching, "_highs", inflated):
             lying = propose_matches(slots, requests, forbidden=forbidden, seed=3, target_gap=0.005)
