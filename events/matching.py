@@ -994,11 +994,6 @@ def _component_mip(
             if on_bound is not None and on_bound(low):
                 return "UNKNOWN", None, low
         lp.integrality_ = [highspy.HighsVarType.kInteger] * columns_total
-    solver = highspy.Highs()
-    for option, setting in (("output_flag", False), ("threads", 1), ("mip_rel_gap", 0.0),
-                            ("random_seed", seed % (2**31))):
-        solver.setOptionValue(option, setting)
-    solver.passModel(lp)
     heard = [0]
 
     def hear(event: highspy.cb.HighsCallbackEvent) -> None:  # type: ignore[name-defined]
@@ -1011,9 +1006,7 @@ def _component_mip(
         if time.perf_counter() > deadline:  # HiGHS's own clock starts before its presolve
             event.interrupt()
 
-    solver.cbMipInterrupt.subscribe(hear)
-    solver.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
-    solver.run()
+    solver = _highs(lp, seed, deadline, hear)
     status = solver.getModelStatus()
     info = solver.getInfo()
     if status == highspy.HighsModelStatus.kInfeasible:
@@ -1031,13 +1024,19 @@ def _component_mip(
     return ("OPTIMAL" if status == highspy.HighsModelStatus.kOptimal or least >= found else "FEASIBLE"), got, least
 
 
-def _highs(lp: highspy.HighsLp, seed: int, deadline: float) -> highspy.Highs:
-    """``lp`` solved by HiGHS, quietly, on one thread, until ``deadline``."""
+def _highs(
+    lp: highspy.HighsLp, seed: int, deadline: float, hear: Callable[..., None] | None = None
+) -> highspy.Highs:
+    """``lp`` solved by HiGHS, quietly, on one thread, until ``deadline``; a MIP proven to a zero gap,
+    ``hear`` called from its interrupt callback."""
     solver = highspy.Highs()
-    for option, setting in (("output_flag", False), ("threads", 1), ("random_seed", seed % (2**31)),
-                            ("time_limit", max(deadline - time.perf_counter(), 0.01))):
+    for option, setting in (("output_flag", False), ("threads", 1), ("mip_rel_gap", 0.0),
+                            ("random_seed", seed % (2**31))):
         solver.setOptionValue(option, setting)
     solver.passModel(lp)
+    if hear is not None:
+        solver.cbMipInterrupt.subscribe(hear)
+    solver.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
     solver.run()
     return solver
 
@@ -1110,6 +1109,13 @@ def propose_matches(
             progress.append((time.perf_counter() - started, _gap(found, bound)))
         return target_gap > 0 and settled()
 
+    def take(got: list[int] | None) -> None:
+        """Keep a stage's assignment if it is better."""
+        nonlocal chosen, found, method
+        if got is not None and _weighted(instance, got) > _weighted(instance, chosen):
+            chosen, found = got, _levels(instance, got)
+            method = method if method.endswith("+near") else f"{method}+near"
+
     def size(loss: int) -> int:  # free pairs a stage up to ``loss`` searches
         if loss not in sizes:
             sizes[loss] = len(_region(instance, relaxed, duals, loss).searched_edges)  # type: ignore[arg-type]
@@ -1125,26 +1131,21 @@ def propose_matches(
             # then HiGHS (its LP bound proves what propagation does not).
             _, got, _ = _near_flow(instance, relaxed, duals, least, most, chosen,
                                    min((deadline - time.perf_counter()) / 3, CPSAT_FIRST), seed, reach=1)
-            if got is not None and _weighted(instance, got) > _weighted(instance, chosen):
-                chosen, found, method = got, _levels(instance, got), method if method.endswith("+near") else f"{method}+near"
-            if flow_upper - _weighted(instance, chosen) > least and size(most) <= CPSAT_FULL_UP_TO:
-                budget = min(deadline - time.perf_counter(), CPSAT_FIRST)
-                status, got, low = _near_flow(instance, relaxed, duals, least, most, chosen, budget, seed)
-                exact = status == "OPTIMAL"
+            take(got)
+            got, low, exact = None, least, True
+            if flow_upper - _weighted(instance, chosen) > least:
+                status = "SKIPPED"
+                if size(most) <= CPSAT_FULL_UP_TO:
+                    budget = min(deadline - time.perf_counter(), CPSAT_FIRST)
+                    status, got, low = _near_flow(instance, relaxed, duals, least, most, chosen, budget, seed)
+                    exact = status == "OPTIMAL"
                 if status not in ("OPTIMAL", "INFEASIBLE") and time.perf_counter() < deadline:
-                    if got is not None and _weighted(instance, got) > _weighted(instance, chosen):
-                        chosen, found = got, _levels(instance, got)
-                        method = method if method.endswith("+near") else f"{method}+near"
+                    take(got)
                     got, low_mip, exact = _near_mip(instance, relaxed, duals, most, deadline, seed, heard)
                     low = max(low, low_mip)
-            elif flow_upper - _weighted(instance, chosen) > least:
-                got, low, exact = _near_mip(instance, relaxed, duals, most, deadline, seed, heard)
-            else:
-                got, low, exact = None, least, True
         else:
             got, low, exact = _near_mip(instance, relaxed, duals, most, deadline, seed, heard)
-        if got is not None and _weighted(instance, got) > _weighted(instance, chosen):
-            chosen, found, method = got, _levels(instance, got), method if method.endswith("+near") else f"{method}+near"
+        take(got)
         least = max(least, low)
         if least >= flow_upper - _weighted(instance, chosen) or (got is not None and exact):
             bound = found
