@@ -59,6 +59,7 @@ CPSAT_FULL_UP_TO = 150_000
 # the MIP has no row capping the loss (see ``_component_mip``).
 LP_FIRST_ABOVE = 150_000  # measured: on avoid's 96,000-pair stage the bare LP took 53 s, the MIP 3 s
 CAP_ROW_UP_TO = 150_000
+SPARSIFY = 1 << 14  # HiGHS presolve rule 14 ("Sparsify"), switched off: see ``_highs``
 
 # Preference points of one (student, slot) pair: reaching the district matters more than one tag.
 DISTRICT_POINTS = 2
@@ -1028,16 +1029,27 @@ def _highs(
     lp: highspy.HighsLp, seed: int, deadline: float, hear: Callable[..., None] | None = None
 ) -> highspy.Highs:
     """``lp`` solved by HiGHS, quietly, on one thread, until ``deadline``; a MIP proven to a zero gap,
-    ``hear`` called from its interrupt callback."""
-    solver = highspy.Highs()
-    for option, setting in (("output_flag", False), ("threads", 1), ("mip_rel_gap", 0.0),
-                            ("random_seed", seed % (2**31))):
-        solver.setOptionValue(option, setting)
-    solver.passModel(lp)
-    if hear is not None:
-        solver.cbMipInterrupt.subscribe(hear)
-    solver.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
-    solver.run()
+    ``hear`` called from its interrupt callback.
+
+    HiGHS's "sparsify" presolve rule stays off: on these models (a dense loss row beside equality
+    rows) it declared a feasible component infeasible (ranked family, 77 students, seed 1493: a
+    claimed optimum one preference point short) and returned an assignment breaking the loss row as
+    a "solve error" (ranked, 90, seed 2695546218). Should presolve still fail to answer, the model
+    is solved again without it: a wrong or missing answer would break the certificate.
+    """
+    for presolve in ("on", "off"):
+        solver = highspy.Highs()
+        for option, setting in (("output_flag", False), ("threads", 1), ("mip_rel_gap", 0.0),
+                                ("random_seed", seed % (2**31)), ("presolve", presolve),
+                                ("presolve_rule_off", SPARSIFY)):
+            solver.setOptionValue(option, setting)
+        solver.passModel(lp)
+        if hear is not None:
+            solver.cbMipInterrupt.subscribe(hear)
+        solver.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
+        solver.run()
+        if solver.getModelStatus() != highspy.HighsModelStatus.kSolveError:
+            break
     return solver
 
 

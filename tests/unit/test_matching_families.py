@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from unittest.mock import patch
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bench.matching_families import FAMILIES, highs_solve
@@ -24,6 +24,10 @@ seeds = st.integers(0, 2**32 - 1)
 
 @settings(max_examples=35, deadline=None)
 @given(families, sizes, seeds)
+# HiGHS's presolve ("sparsify") once called a feasible component infeasible here (a claimed optimum
+# one point short: failed in CI), and once answered a solve error (no proof though time was left).
+@example("ranked", 77, 1493)
+@example("ranked", 90, 2695546218)
 def test_every_family_meets_every_hard_rule_and_the_ilp_optimum(family: str, students: int, seed: int) -> None:
     slots, requests, forbidden = FAMILIES[family].generate(students, seed)
     proposal = propose_matches(slots, requests, forbidden=forbidden, seed=seed)
