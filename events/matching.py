@@ -998,9 +998,10 @@ def _component_mip(
         # took longer). Its optimum bounds every assignment's loss from below: a certificate at once.
         lp.integrality_ = []
         relaxation = _highs(lp, seed, time.perf_counter() + (deadline - time.perf_counter()) / 2)
-        if relaxation.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+        relaxed_status = relaxation.getModelStatus() if relaxation is not None else None
+        if relaxed_status == highspy.HighsModelStatus.kInfeasible:
             return "INFEASIBLE", None, at_most + 1
-        if relaxation.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+        if relaxed_status == highspy.HighsModelStatus.kOptimal:
             low = max(int(np.ceil(relaxation.getInfo().objective_function_value - 1e-4)), 0)
             if low > at_most:
                 return "INFEASIBLE", None, at_most + 1
@@ -1020,6 +1021,8 @@ def _component_mip(
             event.interrupt()
 
     solver = _highs(lp, seed, deadline, hear, presolve=minor_rows > PRESOLVE_ABOVE_MINOR_SHARE * n_x)
+    if solver is None:  # HiGHS gave no answer that holds: nothing is taken from it, not even a bound
+        return "UNKNOWN", None, 0
     status = solver.getModelStatus()
     info = solver.getInfo()
     if status == highspy.HighsModelStatus.kInfeasible:
@@ -1040,7 +1043,7 @@ def _component_mip(
 def _highs(
     lp: highspy.HighsLp, seed: int, deadline: float, hear: Callable[..., None] | None = None,
     presolve: bool = True,
-) -> highspy.Highs:
+) -> highspy.Highs | None:
     """``lp`` solved by HiGHS, quietly, on one thread, until ``deadline``; a MIP proven to a zero gap,
     ``hear`` called from its interrupt callback; ``presolve`` False starts without HiGHS's presolve;
     feasibility jump only on models of ``FEASIBILITY_JUMP_FROM`` columns or more.
@@ -1048,8 +1051,10 @@ def _highs(
     HiGHS's "sparsify" presolve rule stays off: on these models (a dense loss row beside equality
     rows) it declared a feasible component infeasible (ranked family, 77 students, seed 1493: a
     claimed optimum one preference point short) and returned an assignment breaking the loss row as
-    a "solve error" (ranked, 90, seed 2695546218). Should a solve still fail to answer, the model is
-    solved again with presolve the other way: a wrong or missing answer would break the certificate.
+    a "solve error" (ranked, 90, seed 2695546218). Every assignment HiGHS returns is checked against
+    the model's own rows, bounds and integrality (``_breaks``); a solve error or an assignment that
+    breaks the model is solved again with presolve the other way, and None means neither try gave an
+    answer that holds: a wrong answer must never become a proposal or a certificate.
     """
     for switch in ("on", "off") if presolve else ("off", "on"):
         solver = highspy.Highs()
@@ -1063,9 +1068,30 @@ def _highs(
             solver.cbMipInterrupt.subscribe(hear)
         solver.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
         solver.run()
-        if solver.getModelStatus() != highspy.HighsModelStatus.kSolveError:
-            break
-    return solver
+        answer = solver.getSolution()
+        if solver.getModelStatus() != highspy.HighsModelStatus.kSolveError and not (
+            len(lp.integrality_) and answer.value_valid and _breaks(lp, np.asarray(answer.col_value))
+        ):
+            return solver
+    return None
+
+
+def _breaks(lp: highspy.HighsLp, values: np.ndarray, tolerance: float = 1e-6) -> bool:
+    """Whether ``values`` leaves a column's bounds, is not integral, or leaves a row's bounds of the
+    row-wise ``lp`` (as ``_component_mip`` builds it)."""
+    if len(values) != lp.num_col_:
+        return True
+    low, high = np.asarray(lp.col_lower_), np.asarray(lp.col_upper_)
+    if ((values < low - tolerance) | (values > high + tolerance)).any():
+        return True
+    if (np.abs(values - np.round(values)) > tolerance).any():
+        return True
+    matrix = lp.a_matrix_
+    entries_row = np.repeat(np.arange(lp.num_row_), np.diff(np.asarray(matrix.start_)))
+    activity = np.bincount(entries_row, weights=np.asarray(matrix.value_) * values[np.asarray(matrix.index_)],
+                           minlength=lp.num_row_)
+    low, high = np.asarray(lp.row_lower_), np.asarray(lp.row_upper_)
+    return bool(((activity < low - tolerance) | (activity > high + tolerance)).any())
 
 
 # ----------------------------------------------------------------------------------------------

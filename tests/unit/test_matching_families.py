@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from unittest.mock import patch
 
+import highspy
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -135,3 +136,31 @@ def test_a_bound_read_too_high_is_caught() -> None:
             lying = propose_matches(slots, requests, forbidden=forbidden, seed=3, target_gap=0.005)
     assert honest.upper_bound >= best
     assert lying.upper_bound < best
+
+
+def _lying(real):
+    """HiGHS's answer replaced by every column at one: it breaks the component's rows (capacity, one
+    slot per student) though HiGHS still reports its own status and objective."""
+
+    def get_solution(solver):
+        answer = real(solver)
+        answer.col_value = [1.0] * len(answer.col_value)
+        return answer
+
+    return get_solution
+
+
+def test_an_answer_that_breaks_the_model_is_never_taken() -> None:
+    slots, requests, forbidden = FAMILIES["minors"].generate(300, 4)
+    honest = propose_matches(slots, requests, forbidden=forbidden, seed=4)
+    assert honest.optimal and "+near" in honest.method  # the stage MIPs decide this round
+    lying = patch.object(highspy.Highs, "getSolution", _lying(highspy.Highs.getSolution))
+    with lying:
+        guarded = propose_matches(slots, requests, forbidden=forbidden, seed=4)
+    assert check_assignment(slots, requests, guarded.assignments, forbidden) == []
+    assert not guarded.optimal and "+near" not in guarded.method  # nothing taken from HiGHS, no proof claimed
+    assert guarded.upper_bound >= (0, honest.matched_count, honest.preference_score, honest.priority_score)
+    # Negative control: without the check the lying answer is taken, and the independent checker sees it.
+    with lying, patch.object(matching, "_breaks", lambda lp, values: False):
+        unguarded = propose_matches(slots, requests, forbidden=forbidden, seed=4)
+    assert check_assignment(slots, requests, unguarded.assignments, forbidden) != []
