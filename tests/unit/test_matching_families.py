@@ -126,8 +126,8 @@ def test_a_bound_read_too_high_is_caught() -> None:
     instance = matching._build(slots, requests, forbidden, frozenset(), 3)
     real = matching._highs
 
-    def inflated(lp, seed, deadline, hear=None):  # noqa: ANN001, ANN202 - only the LP relaxation lies
-        solved = real(lp, seed, deadline, hear)
+    def inflated(lp, seed, deadline, hear=None, **options):  # noqa: ANN001, ANN202, ANN003 - only the LP lies
+        solved = real(lp, seed, deadline, hear, **options)
         return solved if lp.integrality_ else _Inflated(solved, by=float(instance.weight_match))
 
     with patch.multiple(matching, CAP_ROW_UP_TO=0, LP_FIRST_ABOVE=0):
