@@ -20,8 +20,9 @@ Method (chosen by measurement on seven instance families, see ``bench/matching.p
    losing at most L may fix every arc of reduced cost > L (reduced-cost fixing);
 4. a polish re-solves the flow with the incumbent's slot states fixed (which slots host minors);
 5. stages of growing loss L (0: the flow's optimal face; below one preference point; then twice as
-   far; each reaching on to just below the next |reduced cost|, where the model changes) search only the components of the free arcs that hold a lone minor of the flow, with the loss
-   written over reduced costs (sparse, small coefficients). Each component is an exact MIP solved by
+   far; each reaching on to just below the next |reduced cost|, where the model changes) search only
+   the components of the free arcs that hold a lone minor of the flow, with the loss written over
+   reduced costs (sparse, small coefficients). Each component is an exact MIP solved by
    HiGHS (``highspy``: its LP bound proves small models fast). A stage of more than ``CPSAT_ABOVE``
    free pairs first runs CP-SAT on the lone minors' neighbourhood (it finds assignments in large
    models far sooner), then CP-SAT on the whole stage for ``CPSAT_FIRST`` seconds (its propagation
@@ -834,7 +835,7 @@ def _near_mip(
     relaxation: bool | None = None,
 ) -> tuple[list[int] | None, int, bool]:
     """Least-loss assignment among those losing at most ``at_most`` against the flow, one exact MIP
-    (HiGHS, bundled with OR-Tools) per component of the free arcs that holds a lone minor.
+    (HiGHS, ``highspy``) per component of the free arcs that holds a lone minor.
 
     The components are independent: the loss is a sum over arcs, and outside them the flow keeps its
     values and loses nothing. Returns (the assignment, or None unless every component was solved;
@@ -1033,7 +1034,7 @@ def _component_mip(
             event.interrupt()
 
     solver = _highs(lp, seed, deadline, hear, presolve=minor_rows > PRESOLVE_ABOVE_MINOR_SHARE * n_x)
-    if solver is None:  # HiGHS gave no answer that holds: nothing is taken from it, not even a bound
+    if solver is None:  # HiGHS gave no answer that holds: neither its assignment nor its final bound
         return "UNKNOWN", None, 0
     status = solver.getModelStatus()
     info = solver.getInfo()
@@ -1066,7 +1067,8 @@ def _highs(
     a "solve error" (ranked, 90, seed 2695546218). Every assignment HiGHS returns is checked against
     the model's own rows, bounds and integrality (``_breaks``); a solve error or an assignment that
     breaks the model is solved again with presolve the other way, and None means neither try gave an
-    answer that holds: a wrong answer must never become a proposal or a certificate.
+    answer that holds: a wrong assignment must never become a proposal. (Dual bounds ``hear`` passed
+    on while a try ran are not taken back; like a wrong "infeasible", a wrong bound cannot be seen.)
     """
     for switch in ("on", "off") if presolve else ("off", "on"):
         solver = highspy.Highs()
