@@ -16,6 +16,12 @@ in arrival order (asyncpg's own queue lets newcomers overtake a woken waiter). S
 take a row lock late (`for_update()`: FOR NO KEY UPDATE, or the ledger's conditional UPDATE), then re-check; a
 deferred trigger may refuse the commit itself (`commit_refusal`: the ledger's seats and waiting list settled
 at commit), or tell what it decided (`commit_notice`: the place in line it handed out, without a query more).
+A write transaction's locks are not held while the disk syncs: it commits with `synchronous_commit` off for
+itself alone (its locks go as soon as its commit record is written), and its caller goes on only once that
+record is on disk (`DURABLE`: a transaction of one tiny WAL record whose synchronous commit flushes the log up
+to and past it; one sent after a commit returned covers it, so the commits of concurrent requests share one).
+Nothing is answered before it is durable, and as the log is flushed in order, a later commit that is durable
+implies this one is; but N writers of one event no longer queue behind one disk flush each.
 
 Either way a lock held too long answers Busy, and a database that cannot be reached answers Unavailable:
 both 503 with Retry-After, never 500 and never a hang.
@@ -241,7 +247,8 @@ def insert_query(table: Any, values: dict[str, Any], tail: str = "", *tail_args:
 async def write_behind(querystring: QueryString) -> None:
     """A write whose answer nobody reads, held behind (PostgreSQL, in a write transaction that has sent nothing
     yet) until the transaction's next statement or its commit, and then sent together with the others held:
-    a transaction of such writes alone is one statement and one round trip, with no BEGIN and no COMMIT.
+    a transaction of such writes alone is one statement, with no BEGIN and no COMMIT (then the wait for its
+    commit to be on disk, `DURABLE`).
     Anywhere else it runs now. An error it meets (a UNIQUE index, a trigger's refusal) comes at that later
     statement or at the commit, inside the same transaction."""
     transaction = engine().current_transaction.get()
@@ -611,14 +618,61 @@ def _fused(statements: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[A
         parts.append(f"w{index} AS ({_PLACEHOLDER.sub(lambda m, o=offset: f'${int(m.group(1)) + o}', sql)})")
         args.extend(values)
     args.append(f"{int(LOCK_TIMEOUT_MS)}ms")
-    return f"WITH {', '.join(parts)} SELECT set_config('lock_timeout', ${len(args)}, true)", args
+    return (f"WITH {', '.join(parts)} SELECT set_config('lock_timeout', ${len(args)}, true),"
+            " set_config('synchronous_commit', 'off', true)"), args
+
+
+# After an asynchronous commit, before the caller goes on: a WAL record in a transaction of its own, whose
+# synchronous commit waits until the log is on disk up to it, and so up to the commit before it. (An xid alone is
+# not enough: a transaction that wrote no WAL but its commit record does not wait for the flush.)
+DURABLE = "SELECT pg_logical_emit_message(true, 'lifedesign', '')"
+
+
+class _Flushes:
+    """This event loop's commits waiting to be on disk: one DURABLE, sent after a commit returned, covers it and
+    every commit that returned before it was sent, so the commits of concurrent requests share one."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.commits = 0  # commits of this loop that returned (asynchronous, not yet known to be on disk)
+        self.covered = 0  # the commits up to this count are on disk
+        self.flight: asyncio.Future[None] | None = None  # the DURABLE in flight (done once it landed or failed)
+
+
+_flushes: _Flushes | None = None  # one slot, as for the ping in flight
+
+
+async def _wait_durable(connection: Any) -> None:
+    """Return once the commit that just returned on `connection` is on disk. A DURABLE in flight may have been
+    sent before that commit returned: wait for it to land, then look again; the first to look sends the next
+    one, on its own connection, and it covers every commit counted so far (read and sent with no await between)."""
+    global _flushes
+    loop = asyncio.get_running_loop()
+    flushes = _flushes
+    if flushes is None or flushes.loop is not loop:
+        flushes = _flushes = _Flushes(loop)
+    flushes.commits += 1
+    mine = flushes.commits
+    while flushes.covered < mine:
+        if flushes.flight is not None and not flushes.flight.done():
+            await asyncio.shield(flushes.flight)
+            continue
+        flight = flushes.flight = loop.create_future()
+        covers = flushes.commits
+        try:
+            await connection.execute(DURABLE)
+            flushes.covered = max(flushes.covered, covers)
+        finally:
+            flight.set_result(None)  # those waiting look again: covered, or one of them sends the next
 
 
 class LeasedTransaction(PostgresTransaction):
     """A write transaction on the request's connection (when it has one) that sends BEGIN, with the lock
     timeout, in one round trip together — and only when its first statement runs: a transaction that runs
     nothing costs nothing, and one that only holds writes behind (`write_behind`) commits them as one statement
-    of its own, without BEGIN or COMMIT."""
+    of its own, without BEGIN or COMMIT. A write transaction commits asynchronously and then waits for its commit
+    to be on disk (`DURABLE`): its locks are gone before the flush (see the module's docstring); a read
+    transaction commits as ever."""
 
     async def __aenter__(self) -> PostgresTransaction:
         if self._parent is not None:
@@ -674,10 +728,13 @@ class LeasedTransaction(PostgresTransaction):
 
         self.connection.add_log_listener(listen)
         try:
+            writing = not self._begun or _writing.get()  # held writes are a write transaction's
             if self._begun:  # nothing is held once begun: writes are held only before the first statement
-                await self.connection.execute("COMMIT")
+                await self.connection.execute("SET LOCAL synchronous_commit = off; COMMIT" if writing else "COMMIT")
             else:  # only held writes: one statement, its own transaction (its triggers run at its end)
                 await self._send_held()
+            if writing:
+                await _wait_durable(self.connection)
         finally:
             self.connection.remove_log_listener(listen)
         self._committed = True

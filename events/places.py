@@ -19,8 +19,9 @@ columns (a test parses the code for other writers). The rules it keeps, each her
    caller runs again on the state then committed. Only this module writes those two positions, and no
    committed row keeps them. Such an entry, when its id was reserved with the caller's snapshot (RESERVE_ID),
    is written behind (`events.db.insert_behind`): with its notice it is the transaction's one statement. The
-   lock is held for microseconds inside the server, not for the request's remaining round trips, so N
-   processes scale; positions stay a strict order and every rank told is true.
+   lock is held for microseconds inside the server, not for the request's remaining round trips nor for the
+   disk's flush of the commit (events.db: the commit is asynchronous, and the caller waits for it to be on disk
+   after the lock is gone), so N processes scale; positions stay a strict order and every rank told is true.
 2. **Every status change is a conditional UPDATE on the old status**, so two racing changes cannot both
    apply; the loser sees None (or the refusal its caller maps).
 3. **Who may hold a place.** A home-visit event's places come only from an accepted match (the visits area

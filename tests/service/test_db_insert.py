@@ -120,7 +120,7 @@ async def test_held_writes_commit_together_or_not_at_all(db):
 
 
 @pytest.mark.skipif(not ON_POSTGRES, reason="SQLite runs a held write at once")
-async def test_a_transaction_of_held_writes_is_one_statement_without_begin_or_commit(db):
+async def test_a_transaction_of_held_writes_is_one_statement_then_a_durable_wait(db):
     from events.db import raw, write_behind
 
     async def sent(read_between: bool) -> list[str]:
@@ -134,11 +134,14 @@ async def test_a_transaction_of_held_writes_is_one_statement_without_begin_or_co
         await asyncio.sleep(0)  # asyncpg hands query records to its loggers on the next loop turn
         return seen
 
-    held = await sent(False)
-    assert len(held) == 1 and held[0].startswith("WITH w0 AS (INSERT INTO outbox_message"), held
-    assert "w1 AS (INSERT INTO outbox_message" in held[0]
+    from events.db import DURABLE
+
+    held = await sent(False)  # the writes, then the wait for their commit to be on disk (test_db_durability)
+    assert len(held) == 2 and held[0].startswith("WITH w0 AS (INSERT INTO outbox_message"), held
+    assert "w1 AS (INSERT INTO outbox_message" in held[0] and held[1] == DURABLE
     control = await sent(True)  # a statement that must run now begins the transaction: BEGIN … COMMIT as ever
-    assert control[0].startswith("BEGIN") and control[-1] == "COMMIT" and len(control) == 5, control
+    assert control[0].startswith("BEGIN") and len(control) == 6 and control[-1] == DURABLE, control
+    assert control[-2] == "SET LOCAL synchronous_commit = off; COMMIT", control
     keys = await raw("SELECT idempotency_key FROM outbox_message WHERE idempotency_key LIKE {} OR "
                      "idempotency_key LIKE {} ORDER BY idempotency_key", "one-%", "two-%")
     assert [k["idempotency_key"] for k in keys] == ["one-False", "one-True", "two-False", "two-True"]
