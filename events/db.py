@@ -217,22 +217,48 @@ def compiled(querystring: QueryString, engine_type: str) -> tuple[str, list[Any]
 
 
 @lru_cache(maxsize=64)
-def _insert_plan(table: Any, with_key: bool = False) -> tuple[str, tuple[Any, ...]]:
+def _insert_plan(table: Any, with_key: bool = False) -> tuple[str, frozenset[str], tuple[tuple[Any, ...], ...]]:
+    """The INSERT's text, its columns' names, and per column: the column, its name and database name, whether it
+    is JSON (dumped unless already text), its default and whether that is called (Column.get_default_value, read
+    once here: on a ForeignKey every attribute read goes through a costly __getattribute__)."""
+    from enum import Enum
+
+    from piccolo.columns.column_types import JSON, JSONB
+
     columns = tuple(c for c in table._meta.columns if with_key or c is not table._meta.primary_key)
     names = ", ".join(c._meta.db_column_name for c in columns)
-    return f"INSERT INTO {table._meta.tablename} ({names}) VALUES ({', '.join('{}' for _ in columns)})", columns
+    template = f"INSERT INTO {table._meta.tablename} ({names}) VALUES ({', '.join('{}' for _ in columns)})"
+    plan = []
+    for column in columns:
+        default = getattr(column, "default", None)
+        default = default.value if isinstance(default, Enum) else None if default is ... else default
+        plan.append((column, column._meta.name, column._meta.db_column_name, isinstance(column, JSON | JSONB),
+                     default, callable(default)))
+    return template, frozenset(c._meta.name for c in columns), tuple(plan)
 
 
-def _insert_args(table: Any, values: dict[str, Any]) -> tuple[str, tuple[Any, ...], list[Any]]:
+_PLAIN = (str, int, float, bool, bytes, datetime, type(None))  # written as they are (convert_to_sql_value's else)
+
+
+def _insert_args(table: Any, values: dict[str, Any]) -> tuple[str, tuple[tuple[Any, ...], ...], list[Any]]:
+    """Piccolo's convert_to_sql_value for each column (JSON dumped, Enums and rows to their values), with the
+    common cases — a plain value, a JSON column's dict — decided here without its imports and checks per call."""
+    from piccolo.utils.encoding import dump_json
     from piccolo.utils.sql_values import convert_to_sql_value
 
-    template, columns = _insert_plan(table, table._meta.primary_key._meta.name in values)
-    unknown = set(values) - {c._meta.name for c in columns}
-    if unknown:
-        raise KeyError(f"{table._meta.tablename} has no column {sorted(unknown)}")
-    args = [convert_to_sql_value(values[c._meta.name] if c._meta.name in values else c.get_default_value(), c)
-            for c in columns]
-    return template, columns, args
+    template, known, plan = _insert_plan(table, table._meta.primary_key._meta.name in values)
+    if not known.issuperset(values):
+        raise KeyError(f"{table._meta.tablename} has no column {sorted(set(values) - known)}")
+    args = []
+    for column, name, _, is_json, default, call in plan:
+        value = values[name] if name in values else default() if call else default
+        if is_json and isinstance(value, dict | list):
+            args.append(dump_json(value))
+        elif not is_json and type(value) in _PLAIN:
+            args.append(value)
+        else:
+            args.append(convert_to_sql_value(value, column))
+    return template, plan, args
 
 
 def insert_query(table: Any, values: dict[str, Any], tail: str = "", *tail_args: Any) -> QueryString:
@@ -261,9 +287,9 @@ async def write_behind(querystring: QueryString) -> None:
 async def insert_behind(table: Any, values: dict[str, Any]) -> dict[str, Any]:
     """One row whose primary key is in `values` (reserved beforehand), written behind (`write_behind`); the
     row as `RETURNING *` would give it, decoded — built here, not read back."""
-    template, columns, args = _insert_args(table, values)
+    template, plan, args = _insert_args(table, values)
     await write_behind(QueryString(template, *args))
-    return decoded({c._meta.db_column_name: arg for c, arg in zip(columns, args, strict=True)}, table)
+    return decoded({column[2]: arg for column, arg in zip(plan, args, strict=True)}, table)
 
 
 # ---------------------------------------------------------------- SQLite: persistent connections
