@@ -25,7 +25,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup, escape
 
 from events import outbox, timefmt
-from events.config import config
+from events.config import WardContact, config
 from events.db import utcnow
 from events.mime import CalendarPart, Draft, make_message_id
 
@@ -55,16 +55,23 @@ def _environment(templates_dir: str) -> Environment:
     return env
 
 
-def _linkify(text: str) -> Markup:
+def _paragraph(text: str) -> Markup:
+    """One paragraph of a mail's text as HTML: escaped, its links made links, its line breaks <br>."""
     pieces: list[str] = []
     last = 0
     for match in _URL.finditer(text):
         pieces.append(str(escape(text[last:match.start()])))
-        url = match.group(0)
-        pieces.append(f'<a href="{escape(url)}">{escape(url)}</a>')
+        url = str(escape(match.group(0)))
+        pieces.append(f'<a href="{url}">{url}</a>')
         last = match.end()
     pieces.append(str(escape(text[last:])))
-    return Markup("".join(pieces))
+    return Markup("".join(pieces).replace("\n", "<br>\n"))
+
+
+@lru_cache(maxsize=16)
+def _footer(templates_dir: str, locale: str, ward: WardContact) -> str:
+    """The contact block at the end of every mail (the same for every mail in one language: rendered once)."""
+    return _environment(templates_dir).get_template(f"mail/{locale}/_contact.txt").render(ward=ward)
 
 
 def render(name: str, locale: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -81,9 +88,9 @@ def render(name: str, locale: str, context: Mapping[str, Any]) -> tuple[str, str
     if not first.startswith("Subject:"):
         raise ValueError(f"mail template {name} must start with a Subject: line")
     subject = first.removeprefix("Subject:").strip()
-    footer = env.get_template(f"mail/{locale}/_contact.txt").render(ward=config().contact(locale))
+    footer = _footer(str(config().templates_dir), locale, config().contact(locale))
     text = body.strip("\n") + "\n\n" + footer.strip("\n") + "\n"
-    paragraphs = [_linkify(p).replace("\n", Markup("<br>\n")) for p in text.strip().split("\n\n")]
+    paragraphs = [_paragraph(p) for p in text.strip().split("\n\n")]
     html = env.get_template("mail/base.html").render(subject=subject, paragraphs=paragraphs, locale=locale)
     return subject, text, html
 
