@@ -637,15 +637,23 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 def _fused(statements: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
     """Writes held behind as one statement: each a data-modifying WITH (PostgreSQL runs every one of them,
     read or not), the lock timeout set for the statement's own transaction (its deferred triggers included)."""
-    parts: list[str] = []
     args: list[Any] = []
-    for index, (sql, values) in enumerate(statements):
-        offset = len(args)
-        parts.append(f"w{index} AS ({_PLACEHOLDER.sub(lambda m, o=offset: f'${int(m.group(1)) + o}', sql)})")
+    for _, values in statements:
         args.extend(values)
     args.append(f"{int(LOCK_TIMEOUT_MS)}ms")
-    return (f"WITH {', '.join(parts)} SELECT set_config('lock_timeout', ${len(args)}, true),"
-            " set_config('synchronous_commit', 'off', true)"), args
+    return _fused_text(tuple((sql, len(values)) for sql, values in statements)), args
+
+
+@lru_cache(maxsize=256)
+def _fused_text(shapes: tuple[tuple[str, int], ...]) -> str:
+    """The text of `_fused` for statements of these texts and argument counts (the same few on every request)."""
+    parts: list[str] = []
+    offset = 0
+    for index, (sql, count) in enumerate(shapes):
+        parts.append(f"w{index} AS ({_PLACEHOLDER.sub(lambda m, o=offset: f'${int(m.group(1)) + o}', sql)})")
+        offset += count
+    return (f"WITH {', '.join(parts)} SELECT set_config('lock_timeout', ${offset + 1}, true),"
+            " set_config('synchronous_commit', 'off', true)")
 
 
 # After an asynchronous commit, before the caller goes on: a WAL record in a transaction of its own, whose
