@@ -73,7 +73,8 @@ async def _person(person_id: int) -> dict[str, Any]:
     return person
 
 
-_EVENT_COLUMNS = ", ".join(f"event.{c._meta.db_column_name}" for c in Event._meta.columns)
+_EVENT_NAMES = tuple(c._meta.db_column_name for c in Event._meta.columns)
+_EVENT_COLUMNS = ", ".join(f"event.{name}" for name in _EVENT_NAMES)
 _PROFILE_COLUMNS = [c._meta.db_column_name for c in StudentProfile._meta.columns]
 
 
@@ -100,7 +101,7 @@ async def _snapshot(event_id: int, person_id: int) -> tuple[dict[str, Any], dict
             raise NotFound("そのイベントは見つかりません。", code="event_not_found")
         raise NotFound("その利用者は見つかりません。", code="person_not_found")
     row = rows[0]
-    event = decoded({key: row[key] for key in (c._meta.db_column_name for c in Event._meta.columns)}, Event)
+    event = decoded({key: row[key] for key in _EVENT_NAMES}, Event)
     profile_row = {name: row[f"profile_{name}"] for name in _PROFILE_COLUMNS}
     person = {"id": row["person_id"], "email": row["person_email"], "name": row["person_name"],
               "kana": row["person_kana"], "locale": row["person_locale"], "active": bool(row["person_active"]),
