@@ -63,6 +63,9 @@ CPSAT_FULL_UP_TO = 150_000
 # the MIP has no row capping the loss (see ``_component_mip``).
 LP_FIRST_ABOVE = 150_000  # measured: on avoid's 96,000-pair stage the bare LP took 53 s, the MIP 3 s
 CAP_ROW_UP_TO = 150_000
+# ... and below CAP_ROW_FROM neither (measured: on 100 students the ranked family's last MIP, 276 columns, took
+# 8 ms instead of 19 without it; the other families and sizes the same within noise).
+CAP_ROW_FROM = 300
 SPARSIFY = 1 << 14  # HiGHS presolve rule 14 ("Sparsify"), switched off: see ``_highs``
 # A component's MIP runs HiGHS's presolve only when more than this share of its pairs are minors'
 # (measured on the 1,000-student families: without presolve the final MIP ran 2-4x faster on ward,
@@ -906,9 +909,10 @@ def _component_mip(
 
     Columns: one binary per free pair, then one per slot that may host a minor (y: it does). Rows:
     each student at most (or exactly) one slot; each slot within its room (or its fixed count);
-    seats >= 2 y and x <= y for each minor's pair; on models up to ``CAP_ROW_UP_TO`` columns, the loss
-    at most ``at_most`` (a dense row: on larger models it slowed the root LP fivefold, so there a
-    least loss above ``at_most`` is found and reported as "INFEASIBLE"). The loss is written over the
+    seats >= 2 y and x <= y for each minor's pair; on models of ``CAP_ROW_FROM`` to ``CAP_ROW_UP_TO``
+    columns, the loss at most ``at_most`` (a dense row: on larger models it slowed the root LP fivefold,
+    and on the smallest it cost more than it cut; without it a least loss above ``at_most`` is found and
+    reported as "INFEASIBLE"). The loss is written over the
     reduced costs, so its coefficients are small and sparse. Solved by HiGHS (``highspy``, one
     thread; its presolve only on models mostly of minors' pairs, ``PRESOLVE_ABOVE_MINOR_SHARE``)
     until ``deadline``; on a time limit the proven least loss is still HiGHS's dual bound.
@@ -985,7 +989,7 @@ def _component_mip(
         cost += sign * abs(duals.total)
     if region.coupled:
         row(float(seated_in_flow), float(seated_in_flow), range(n_x))
-    if n_x <= CAP_ROW_UP_TO:
+    if CAP_ROW_FROM <= n_x <= CAP_ROW_UP_TO:
         priced = np.flatnonzero(cost)
         row(-inf, float(at_most - constant), priced.tolist(), cost[priced].tolist())  # the loss, capped
 

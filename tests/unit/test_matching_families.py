@@ -39,6 +39,19 @@ def test_every_family_meets_every_hard_rule_and_the_ilp_optimum(family: str, stu
     assert len(proposal.assignments) + len(proposal.unmatched) == len(requests)
 
 
+@settings(max_examples=12, deadline=None)
+@given(families, sizes, seeds)
+def test_the_capped_path_on_small_components_is_exact(family: str, students: int, seed: int) -> None:
+    # Components of these sizes mostly run without the row capping the loss (below CAP_ROW_FROM): here every
+    # one of them has it, so both ways of answering "nothing within the cap" stay checked on small models.
+    slots, requests, forbidden = FAMILIES[family].generate(students, seed)
+    with patch.object(matching, "CAP_ROW_FROM", 0):
+        proposal = propose_matches(slots, requests, forbidden=forbidden, seed=seed)
+    assert check_assignment(slots, requests, proposal.assignments, forbidden) == []
+    assert proposal.optimal
+    assert (proposal.matched_count, proposal.preference_score) == reference_optimum(slots, requests, forbidden)
+
+
 @settings(max_examples=15, deadline=None)
 @given(families, st.integers(60, 120), seeds)
 def test_an_early_bound_is_a_true_certificate(family: str, students: int, seed: int) -> None:
