@@ -21,7 +21,8 @@ itself alone (its locks go as soon as its commit record is written), and its cal
 record is on disk (`DURABLE`: a transaction of one tiny WAL record whose synchronous commit flushes the log up
 to and past it; one sent after a commit returned covers it, so the commits of concurrent requests share one).
 Nothing is answered before it is durable, and as the log is flushed in order, a later commit that is durable
-implies this one is; but N writers of one event no longer queue behind one disk flush each.
+implies this one is; but N writers of one event no longer queue behind one disk flush each. (A server that
+refuses DURABLE to this role keeps synchronous commits: the first write transaction finds out.)
 
 Either way a lock held too long answers Busy, and a database that cannot be reached answers Unavailable:
 both 503 with Retry-After, never 500 and never a hang.
@@ -538,6 +539,10 @@ class PooledPostgresEngine(PostgresEngine):
     def __init__(self, dsn: str, *, connect_timeout: float, statement_timeout: float) -> None:
         self.connect_timeout = connect_timeout
         self.statement_timeout = statement_timeout
+        # May write transactions commit asynchronously and then wait for DURABLE? None: not yet known (the first
+        # commits synchronously, then tries DURABLE once); False: DURABLE is refused here (a role without the
+        # right to run it), so every commit waits for the disk itself, as PostgreSQL does by default.
+        self.early_release: bool | None = None
         super().__init__(config={
             "dsn": dsn, "timeout": connect_timeout, "command_timeout": statement_timeout,
             "server_settings": {
@@ -634,26 +639,27 @@ class PooledPostgresEngine(PostgresEngine):
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
-def _fused(statements: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
+def _fused(statements: Sequence[tuple[str, Sequence[Any]]], early: bool) -> tuple[str, list[Any]]:
     """Writes held behind as one statement: each a data-modifying WITH (PostgreSQL runs every one of them,
-    read or not), the lock timeout set for the statement's own transaction (its deferred triggers included)."""
+    read or not), the lock timeout set for the statement's own transaction (its deferred triggers included);
+    with `early`, its commit asynchronous (the caller then waits for DURABLE)."""
     args: list[Any] = []
     for _, values in statements:
         args.extend(values)
     args.append(f"{int(LOCK_TIMEOUT_MS)}ms")
-    return _fused_text(tuple((sql, len(values)) for sql, values in statements)), args
+    return _fused_text(tuple((sql, len(values)) for sql, values in statements), early), args
 
 
 @lru_cache(maxsize=256)
-def _fused_text(shapes: tuple[tuple[str, int], ...]) -> str:
+def _fused_text(shapes: tuple[tuple[str, int], ...], early: bool) -> str:
     """The text of `_fused` for statements of these texts and argument counts (the same few on every request)."""
     parts: list[str] = []
     offset = 0
     for index, (sql, count) in enumerate(shapes):
         parts.append(f"w{index} AS ({_PLACEHOLDER.sub(lambda m, o=offset: f'${int(m.group(1)) + o}', sql)})")
         offset += count
-    return (f"WITH {', '.join(parts)} SELECT set_config('lock_timeout', ${offset + 1}, true),"
-            " set_config('synchronous_commit', 'off', true)")
+    return (f"WITH {', '.join(parts)} SELECT set_config('lock_timeout', ${offset + 1}, true)"
+            + (", set_config('synchronous_commit', 'off', true)" if early else ""))
 
 
 # After an asynchronous commit, before the caller goes on: a WAL record in a transaction of its own, whose
@@ -700,6 +706,22 @@ async def _wait_durable(connection: Any) -> None:
             flight.set_result(None)  # those waiting look again: covered, or one of them sends the next
 
 
+async def _try_durable(db: Any, connection: Any) -> None:
+    """Once per engine, after a synchronous commit: may DURABLE run here? If the server refuses it (not a lost
+    connection: that is raised), commits stay synchronous for good, and the log says so once."""
+    try:
+        await connection.execute(DURABLE)
+    except Exception as exc:
+        if is_connection_error(exc) or isinstance(exc, OSError):
+            raise
+        db.early_release = False
+        logging.getLogger("lifedesign").warning(
+            "PostgreSQL refused %s (%s): write transactions commit synchronously, holding their locks until the "
+            "disk has synced", DURABLE, exc)
+        return
+    db.early_release = True
+
+
 class LeasedTransaction(PostgresTransaction):
     """A write transaction on the request's connection (when it has one) that sends BEGIN, with the lock
     timeout, in one round trip together — and only when its first statement runs: a transaction that runs
@@ -740,9 +762,9 @@ class LeasedTransaction(PostgresTransaction):
             self._begun = True
         await self._send_held()
 
-    async def _send_held(self) -> None:
+    async def _send_held(self, early: bool = False) -> None:
         if self._behind:
-            sql, args = _fused(self._behind)
+            sql, args = _fused(self._behind, early)
             self._behind = []
             await self.connection.execute(sql, *args)
 
@@ -763,12 +785,16 @@ class LeasedTransaction(PostgresTransaction):
         self.connection.add_log_listener(listen)
         try:
             writing = not self._begun or _writing.get()  # held writes are a write transaction's
+            db = self.engine
+            early = writing and db.early_release is True  # type: ignore[attr-defined]
             if self._begun:  # nothing is held once begun: writes are held only before the first statement
-                await self.connection.execute("SET LOCAL synchronous_commit = off; COMMIT" if writing else "COMMIT")
+                await self.connection.execute("SET LOCAL synchronous_commit = off; COMMIT" if early else "COMMIT")
             else:  # only held writes: one statement, its own transaction (its triggers run at its end)
-                await self._send_held()
-            if writing:
+                await self._send_held(early)
+            if early:
                 await _wait_durable(self.connection)
+            elif writing and db.early_release is None:  # type: ignore[attr-defined]
+                await _try_durable(db, self.connection)
         finally:
             self.connection.remove_log_listener(listen)
         self._committed = True

@@ -97,3 +97,20 @@ async def test_a_read_transaction_commits_as_before(db, monkeypatch):
     with pytest.raises(Exception, match="division by zero"):  # control: a write transaction does run it
         async with write_transaction():
             await raw("SELECT 1 AS one")
+
+
+async def test_a_server_that_refuses_durable_keeps_synchronous_commits(db, monkeypatch):
+    """A role without the right to run DURABLE: the first write transaction commits synchronously and finds out,
+    the next ones commit synchronously too, and every one returns flushed. The control, with early release taken
+    for granted, shows what the probe prevents: a commit that went through, answered with an error."""
+    from events.db import engine
+
+    refused = "DO $$ BEGIN RAISE insufficient_privilege USING MESSAGE = 'permission denied'; END $$"
+    monkeypatch.setattr(events_db, "DURABLE", refused)
+    monkeypatch.setattr(engine(), "early_release", None)
+    assert await _begun("refused-first") and engine().early_release is False
+    assert await _begun("refused-next") and await _held("refused-held")
+    monkeypatch.setattr(engine(), "early_release", True)
+    with pytest.raises(Exception, match="permission denied"):
+        await _begun("refused-control")
+    assert len(await raw("SELECT id FROM outbox_message WHERE idempotency_key = 'refused-control'")) == 1
