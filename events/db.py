@@ -860,7 +860,20 @@ async def connection_scope() -> AsyncIterator[None]:
         await lease.close()
 
 
-_flight: tuple[asyncio.AbstractEventLoop, asyncio.Task[bool], float] | None = None  # the ping in flight, its loop
+class _PingFlight:
+    """The ping in flight: its loop, when its own timeout ends it, and the futures of those waiting for it (one
+    each: a waiter that gives up cancels its own, never the ping)."""
+
+    __slots__ = ("loop", "ends_by", "waiters", "landed", "task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, ends_by: float) -> None:
+        self.loop, self.ends_by = loop, ends_by
+        self.waiters: list[asyncio.Future[bool]] = []
+        self.landed = False
+        self.task: asyncio.Task[None] | None = None  # held here: the loop keeps only a weak reference
+
+
+_flight: _PingFlight | None = None  # one slot, not a per-loop mapping: a weak dictionary's lookup cost a /health
 
 
 async def ping(timeout: float) -> bool:
@@ -870,17 +883,33 @@ async def ping(timeout: float) -> bool:
     round trip of its own)."""
     global _flight
     loop = asyncio.get_running_loop()
-    flight = _flight  # one slot, not a per-loop mapping: a weak dictionary's lookup was a twentieth of a /health
-    if flight is None or flight[0] is not loop or flight[1].done():
-        flight = _flight = (loop, loop.create_task(_ping(timeout)), loop.time() + timeout)
-    _, running, ends_by = flight
-    if loop.time() + timeout >= ends_by:  # the flight's own timeout ends it within ours: no timer of our own
-        return await asyncio.shield(running)
+    flight = _flight
+    if flight is None or flight.loop is not loop or flight.landed:
+        flight = _flight = _PingFlight(loop, loop.time() + timeout)
+        flight.task = loop.create_task(_fly(flight, timeout))
+    waiter: asyncio.Future[bool] = loop.create_future()
+    flight.waiters.append(waiter)
+    if loop.time() + timeout >= flight.ends_by:  # the flight's own timeout ends it within ours: no timer of our own
+        return await waiter
     try:
         async with asyncio.timeout(timeout):
-            return await asyncio.shield(running)
+            return await waiter
     except TimeoutError:
         return False
+
+
+async def _fly(flight: _PingFlight, timeout: float) -> None:
+    try:
+        answer: bool | BaseException = await _ping(timeout)
+    except BaseException as exc:  # an error none of the usual ones: each waiter gets it
+        answer = exc
+    flight.landed = True
+    for waiter in flight.waiters:
+        if not waiter.done():
+            if isinstance(answer, BaseException):
+                waiter.set_exception(answer)
+            else:
+                waiter.set_result(answer)
 
 
 async def _ping(timeout: float) -> bool:

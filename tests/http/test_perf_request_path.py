@@ -108,6 +108,27 @@ async def test_health_checks_in_flight_together_share_one_round_trip(db, monkeyp
     assert all(one_by_one) and len(seen) == 3, seen
 
 
+async def test_a_health_check_that_gives_up_leaves_the_shared_ping_to_the_others(db):
+    """Each waiter waits on a future of its own: one cancelled (its client went away) ends only its own wait.
+    Control: waiters awaiting one shared future, as a plain `await` of the ping would be, all lose it."""
+    first = asyncio.ensure_future(ping(2.0))
+    others = [asyncio.ensure_future(ping(2.0)) for _ in range(5)]
+    await asyncio.sleep(0)  # every one of them waits on the one ping in flight
+    first.cancel()
+    assert all(await asyncio.gather(*others)) and first.cancelled()
+    shared = asyncio.get_running_loop().create_future()
+
+    async def wait_on_shared() -> bool:
+        return await shared
+
+    cancelled, kept = asyncio.ensure_future(wait_on_shared()), asyncio.ensure_future(wait_on_shared())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await kept
+    assert shared.cancelled() and kept.cancelled()
+
+
 async def test_a_waiting_registration_fits_the_statement_budget(client, monkeypatch):
     await client.get("/health")  # warm: the first request of a run opens connections
     event_id = await new_event(capacity=1)
