@@ -900,13 +900,18 @@ async def ping(timeout: float) -> bool:
 
 async def _fly(flight: _PingFlight, timeout: float) -> None:
     try:
-        answer: bool | BaseException = await _ping(timeout)
-    except BaseException as exc:  # an error none of the usual ones: each waiter gets it
+        answer: bool | Exception = await _ping(timeout)
+    except asyncio.CancelledError:  # the loop is closing: so are the waits
+        flight.landed = True
+        for waiter in flight.waiters:
+            waiter.cancel()
+        raise
+    except Exception as exc:  # an error none of the usual ones: each waiter gets it
         answer = exc
     flight.landed = True
     for waiter in flight.waiters:
         if not waiter.done():
-            if isinstance(answer, BaseException):
+            if isinstance(answer, Exception):
                 waiter.set_exception(answer)
             else:
                 waiter.set_result(answer)
