@@ -7,6 +7,11 @@ columns (a test parses the code for other writers). The rules it keeps, each her
 1. **Seats never oversell.** `Event.taken` counts the registrations in a seat-holding state (confirmed,
    pending_consent, attended, no_show). It moves only together with a status change, by one conditional
    `UPDATE … SET taken = taken + 1 WHERE taken < capacity` (a CHECK backs it), never by check-then-insert.
+   `Event.waiting` counts the waitlisted ones the same way (`_count_waiting`), so a newcomer's rank — the last
+   in line — is that counter, whatever the line's length, not a count of the line under the lock. Whoever
+   moves a registration into or out of the line changes the counter first: locks are taken event row first,
+   then its registrations, on every path (promotion's too), so no two transactions each hold what the other
+   waits for (a deadlock).
    The critical section is short: whatever does not decide the seat (who may hold it, the answers, the
    person) is read before; the conditional UPDATE — or, when it finds no seat, the event row's lock — comes
    late, and the row is inserted with its waiting-list position computed in the same statement.
@@ -14,9 +19,9 @@ columns (a test parses the code for other writers). The rules it keeps, each her
    event at all while the request runs: the row is written as a seat (position -1) or as waitlisted (position
    0) — whichever the caller's snapshot of the event offers — and a deferred trigger (`install_settle_at_commit`)
    decides *inside COMMIT*, under the event row's lock: a seat entry takes its seat by the same conditional
-   UPDATE, a waiting entry gets the next position and its exact rank is written into the notice. If the seat
-   went meanwhile, a seat came free, or the event closed, the commit is refused (nothing is kept) and the
-   caller runs again on the state then committed. Only this module writes those two positions, and no
+   UPDATE, a waiting entry is counted in and gets the next position, and its exact rank is written into the
+   notice. If the seat went meanwhile, a seat came free, or the event closed, the commit is refused (nothing is
+   kept) and the caller runs again on the state then committed. Only this module writes those two positions, and no
    committed row keeps them. Such an entry, when its id was reserved with the caller's snapshot (RESERVE_ID),
    is written behind (`events.db.insert_behind`): with its notice it is the transaction's one statement. The
    lock is held for microseconds inside the server, not for the request's remaining round trips nor for the
@@ -188,7 +193,6 @@ CREATE OR REPLACE FUNCTION registration_settle_at_commit() RETURNS trigger LANGU
 DECLARE
   seats RECORD;
   place integer;
-  ahead integer;
 BEGIN
   IF NEW.queue_position = {SEAT_AT_COMMIT} THEN
     UPDATE registration SET queue_position = NULL
@@ -206,7 +210,8 @@ BEGIN
     END IF;
     RETURN NULL;
   END IF;
-  SELECT status, taken, capacity INTO seats FROM event WHERE id = NEW.event FOR NO KEY UPDATE;
+  -- the event row's lock and the newcomer counted in, one statement (a refusal below undoes the count)
+  UPDATE event SET waiting = waiting + 1 WHERE id = NEW.event RETURNING status, taken, capacity, waiting INTO seats;
   IF seats.status IS DISTINCT FROM 'published' THEN
     RAISE EXCEPTION 'event % is not published', NEW.event USING ERRCODE = '{_NOT_PUBLISHED}';
   END IF;
@@ -214,13 +219,11 @@ BEGIN
     RAISE EXCEPTION 'a seat of event % is free', NEW.event USING ERRCODE = '{_SEAT_FREED}';
   END IF;
   SELECT COALESCE(MAX(queue_position), 0) + 1 INTO place FROM registration WHERE event = NEW.event;
-  SELECT COUNT(*) INTO ahead FROM registration
-   WHERE event = NEW.event AND status = 'waitlisted' AND queue_position > 0;
   UPDATE registration SET queue_position = place WHERE id = NEW.id AND queue_position = {SETTLED_AT_COMMIT};
   UPDATE outbox_message
-     SET message = convert_to(replace(convert_from(message, 'UTF8'), '{RANK_AT_COMMIT}', (ahead + 1)::text), 'UTF8')
+     SET message = convert_to(replace(convert_from(message, 'UTF8'), '{RANK_AT_COMMIT}', seats.waiting::text), 'UTF8')
    WHERE idempotency_key = 'seminar:' || NEW.id || ':waitlisted' AND status = 'queued';
-  RAISE NOTICE '% % %', NEW.id, place, ahead + 1 USING ERRCODE = '{_PLACE_TOLD}';
+  RAISE NOTICE '% % %', NEW.id, place, seats.waiting USING ERRCODE = '{_PLACE_TOLD}';
   RETURN NULL;
 END
 $fn$
@@ -311,12 +314,26 @@ async def _insert_row(values: dict[str, Any], *, queued: bool, reserved_id: int 
     transaction's one statement, and the commit's answer (the trigger's notice) tells the place."""
     if reserved_id is not None:  # place_group passes it only for a single entry settled at commit
         return await insert_behind(Registration, {**values, "id": reserved_id})
+    rank = None
     if queued:
+        rank = await _count_waiting(values["event"], 1)  # the newcomer is last: its rank is the count
         values["queue_position"] = QueryString(
             "(SELECT COALESCE(MAX(queue_position), 0) + 1 FROM registration WHERE event = {})", values["event"])
-    query = insert_query(Registration, values, _RETURNING + (", " + _WAITLIST_RANK + " AS waitlist_rank" if queued else ""))
+    query = insert_query(Registration, values, _RETURNING)
     found = [dict(r) for r in await engine().run_querystring(query)]
-    return decoded(found[0], Registration)
+    row = decoded(found[0], Registration)
+    if rank is not None:
+        row["waitlist_rank"] = rank
+    return row
+
+
+async def _count_waiting(event_id: int, change: int) -> int:
+    """`Event.waiting` moved by `change` (+1 joins the line, -1 leaves it), under the event row's lock; the new
+    count. Every change of a registration into or out of `waitlisted` comes here *before* the registration row
+    is written, so the locks are always taken event first, then its registrations (promote's order too): no
+    two transactions each hold a row the other waits for."""
+    rows = await raw("UPDATE event SET waiting = waiting + {} WHERE id = {} RETURNING waiting", change, event_id)
+    return int(rows[0]["waiting"])
 
 
 # ---------------------------------------------------------------- who may hold a place (rule 3)
@@ -386,15 +403,20 @@ async def _apply(row: Mapping[str, Any], event: Mapping[str, Any], new: str, *, 
                  **values: Any) -> dict[str, Any] | None:
     old = row["status"]
     held_before, held_after = old in SEAT_HOLDING_STATES, new in SEAT_HOLDING_STATES
+    in_line = (new == "waitlisted") - (old == "waitlisted")  # joins (+1) or leaves (-1) the waiting list
     took = False
     if held_after and not held_before:
         if not await _take_seat(event["id"]):
             raise Full("満席のため席を確保できませんでした。")
         took = True
+    if in_line:
+        await _count_waiting(event["id"], in_line)  # the event row first (lock order, see _count_waiting)
     updated = await _update_status(row, new, values)
     if updated is None:
         if took:
             await _release_seat(event["id"])
+        if in_line:
+            await _count_waiting(event["id"], -in_line)
         return None
     if held_before and not held_after:
         await _release_seat(event["id"])

@@ -7,6 +7,8 @@ Conditions name the row's columns as `{row}column` so one text serves both engin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from events.db import engine, is_sqlite
 
 
@@ -15,12 +17,15 @@ async def add_unique(table: str, name: str, columns: list[str], where: str = "")
     await engine().run_ddl(f"CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)}){partial}")
 
 
-async def add_check(table: str, name: str, condition: str) -> None:
+async def add_check(table: str, name: str, condition: str, *, columns: Sequence[str] = ()) -> None:
+    """`columns`: the columns the condition reads; on SQLite its UPDATE trigger then runs only for an UPDATE that
+    sets one of them (an UPDATE of another column cannot break the condition, and is spared the trigger)."""
     if is_sqlite():
         row_condition = condition.format(row="NEW.")
         for op in ("INSERT", "UPDATE"):
+            of = f" OF {', '.join(columns)}" if columns and op == "UPDATE" else ""
             await engine().run_ddl(
-                f"CREATE TRIGGER IF NOT EXISTS {name}_{op.lower()} BEFORE {op} ON {table} FOR EACH ROW "
+                f"CREATE TRIGGER IF NOT EXISTS {name}_{op.lower()} BEFORE {op}{of} ON {table} FOR EACH ROW "
                 f"WHEN NOT ({row_condition}) BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed: {name}'); END"
             )
     else:

@@ -1,8 +1,9 @@
 """Events (seminars, home-visit events, exchange sessions), registrations, invitations and guardian consent.
 
 These are the kernel's tables, kept in the `seminars` Piccolo app where they were first migrated. Their
-rules live in one module each: `Event.taken` and `Registration.status` are written only by the place
-ledger (events.places; a CHECK backs 0 <= taken <= capacity); `GuardianConsent` only by events.consent.
+rules live in one module each: `Event.taken`, `Event.waiting` and `Registration.status` are written only by
+the place ledger (events.places; CHECKs back 0 <= taken <= capacity and, on PostgreSQL, waiting >= 0);
+`GuardianConsent` only by events.consent.
 The state tuples below are the one definition every area uses.
 """
 
@@ -49,6 +50,7 @@ class Event(Table, tablename="event"):
     ends_at = Timestamptz()
     capacity = Integer(default=0)
     taken = Integer(default=0)
+    waiting = Integer(default=0)  # registrations waitlisted: the rank a newcomer to the line gets, in O(1)
     registration_opens_at = Timestamptz(null=True, default=None)
     registration_closes_at = Timestamptz(null=True, default=None)
     cancel_cutoff_hours = Integer(default=24)

@@ -102,9 +102,10 @@ def _altered_trigger(old: str, new: str) -> str:
     return function.replace(old, new)
 
 
-_UNLOCKED_SETTLE = _altered_trigger(
-    "SELECT status, taken, capacity INTO seats FROM event WHERE id = NEW.event FOR NO KEY UPDATE;",
-    "SELECT status, taken, capacity INTO seats FROM event WHERE id = NEW.event; PERFORM pg_sleep(0.005);")
+_UNLOCKED_SETTLE = _altered_trigger(  # reads the event row instead of counting the newcomer in (its lock)
+    "UPDATE event SET waiting = waiting + 1 WHERE id = NEW.event RETURNING status, taken, capacity, waiting INTO seats;",
+    "SELECT status, taken, capacity, waiting + 1 AS waiting INTO seats FROM event WHERE id = NEW.event;"
+    " PERFORM pg_sleep(0.005);")
 
 _COUNTED_SEAT = _altered_trigger(
     "UPDATE event SET taken = taken + 1 WHERE id = NEW.event AND taken < capacity AND status = 'published';",

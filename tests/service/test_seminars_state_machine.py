@@ -1,9 +1,9 @@
 """A hypothesis state machine over register / cancel / leave waiting list / answer or let expire a waiting-list
 offer / change capacity / draw lottery.
 
-After every step: seat holders never exceed capacity and match `Event.taken`; nobody holds two live
-registrations; whoever moved from the waiting list to a seat was first in line; and every registration
-whose status changed got exactly one mail while nobody else got any.
+After every step: seat holders never exceed capacity and match `Event.taken`, the waitlisted match
+`Event.waiting`; nobody holds two live registrations; whoever moved from the waiting list to a seat was
+first in line; and every registration whose status changed got exactly one mail while nobody else got any.
 
 Hypothesis drives synchronous rules, so the machine runs in a worker thread with its own event loop
 (the database engines open their connections per transaction, so they work from any loop).
@@ -113,10 +113,12 @@ class RegistrationMachine(DatabaseMachine):
             return
 
         async def go():
-            event = await Event.select(Event.capacity, Event.taken).where(Event.id == self.event_id).first()
+            event = await Event.select(Event.capacity, Event.taken, Event.waiting).where(
+                Event.id == self.event_id).first()
             rows = await self._rows()
             held = [r for r in rows if r["status"] in SEAT_HOLDING_STATES]
             assert len(held) == event["taken"] <= event["capacity"]
+            assert event["waiting"] == sum(r["status"] == "waitlisted" for r in rows)
             live = [r["person"] for r in rows if r["status"] != "cancelled"]
             assert len(live) == len(set(live))
             queue = [r["queue_position"] for r in rows if r["status"] == "waitlisted"]

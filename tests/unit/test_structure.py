@@ -165,12 +165,14 @@ def test_no_area_imports_another_areas_services():
 # ---------------------------------------------------------------- one writer of places
 
 
-_WRITE_SQL = re.compile(r"\bUPDATE\s+(event\s+SET\s+[^;]*\btaken\b|registration\s+SET\s+[^;]*\bstatus\b)", re.I | re.S)
+_WRITE_SQL = re.compile(r"\bUPDATE\s+(event\s+SET\s+[^;]*\b(taken|waiting)\b|registration\s+SET\s+[^;]*\bstatus\b)",
+                        re.I | re.S)
 _INSERT_SQL = re.compile(r"\bINSERT\s+INTO\s+registration\b", re.I)
+_LEDGER_COLUMNS = (("Event", "taken"), ("Event", "waiting"), ("Registration", "status"))
 
 
 def place_writers(root: Path) -> dict[str, list[str]]:
-    """Where Event.taken or Registration.status is written: Piccolo updates and inserts, or raw SQL."""
+    """Where Event.taken, Event.waiting or Registration.status is written: Piccolo updates and inserts, or raw SQL."""
     found: dict[str, list[str]] = {}
     for name, tree in sources(root).items():
         hits = []
@@ -178,11 +180,11 @@ def place_writers(root: Path) -> dict[str, list[str]]:
             if isinstance(node, ast.Dict):
                 for key in node.keys:
                     if isinstance(key, ast.Attribute) and isinstance(key.value, ast.Name) and (
-                            (key.value.id, key.attr) in (("Event", "taken"), ("Registration", "status"))):
+                            (key.value.id, key.attr) in _LEDGER_COLUMNS):
                         hits.append(f"line {key.lineno}: {key.value.id}.{key.attr} in an update")
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("Event", "Registration"):
                 for keyword in node.keywords:
-                    if (node.func.id, keyword.arg) in (("Event", "taken"), ("Registration", "status")):
+                    if (node.func.id, keyword.arg) in _LEDGER_COLUMNS:
                         hits.append(f"line {node.lineno}: {node.func.id}({keyword.arg}=…)")
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "insert_query" and (
                     node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in ("Event", "Registration")):
@@ -239,6 +241,7 @@ def test_negative_controls_each_check_reports_a_broken_tree(tmp_path):
             "    await Registration.insert(Registration(status='confirmed'))\n"
             "    await raw('UPDATE registration SET status = {} WHERE id = {}')\n"
             "    await raw(insert_query(Registration, {'status': 'confirmed'}))\n"
+            "    await raw('UPDATE event SET waiting = waiting - 1 WHERE id = {}')\n"
         ),
     })
     graph = all_imports(root)
@@ -246,4 +249,4 @@ def test_negative_controls_each_check_reports_a_broken_tree(tmp_path):
     assert "events.visits.confirmations -> events.seminars.registration" in cross_area_services(graph)
     assert "events.visits.confirmations -> events.seminars.tables" not in cross_area_services(graph)
     assert domain_imports_shell(raw_imports(root)) == ["events.visits.confirmations -> litestar"]
-    assert len(place_writers(root)["events.rogue"]) == 4
+    assert len(place_writers(root)["events.rogue"]) == 5
