@@ -87,9 +87,11 @@ class EventQuestion(Table, tablename="event_question"):
 
 
 class Registration(Table, tablename="registration"):
-    event = ForeignKey(Event, on_delete=OnDelete.cascade, index=True)
-    person = ForeignKey(Person, on_delete=OnDelete.cascade, index=True)
-    status = Varchar(length=16, index=True)
+    # No single-column indexes here: composite ones lead with each column ((event, status), (person, event),
+    # (status, offer_expires_at), migrations), so a registration's writes keep fewer indexes up to date.
+    event = ForeignKey(Event, on_delete=OnDelete.cascade)
+    person = ForeignKey(Person, on_delete=OnDelete.cascade)
+    status = Varchar(length=16)
     answers = JSON(default="{}")
     queue_position = Integer(null=True, default=None)  # waiting-list order (lottery: draw order)
     idempotency_key = Varchar(length=200, null=True, default=None)
