@@ -220,9 +220,11 @@ BEGIN
   END IF;
   SELECT COALESCE(MAX(queue_position), 0) + 1 INTO place FROM registration WHERE event = NEW.event;
   UPDATE registration SET queue_position = place WHERE id = NEW.id AND queue_position = {SETTLED_AT_COMMIT};
+  -- the unique key alone (the mail was written by this transaction: it cannot have gone): a plan cached while the
+  -- outbox was empty would otherwise walk its status index through every queued mail, under the lock
   UPDATE outbox_message
      SET message = convert_to(replace(convert_from(message, 'UTF8'), '{RANK_AT_COMMIT}', seats.waiting::text), 'UTF8')
-   WHERE idempotency_key = 'seminar:' || NEW.id || ':waitlisted' AND status = 'queued';
+   WHERE idempotency_key = 'seminar:' || NEW.id || ':waitlisted';
   RAISE NOTICE '% % %', NEW.id, place, seats.waiting USING ERRCODE = '{_PLACE_TOLD}';
   RETURN NULL;
 END
