@@ -62,7 +62,7 @@ async def test_negative_control_a_place_in_line_written_behind_the_ledger_is_see
     """The check above bites: a registration put on the waiting list by a raw UPDATE (not the ledger) leaves the
     counter one short, and the next newcomer would be told a rank one too good."""
     event_id = await new_event(capacity=1)
-    seat, waiting = await _registered(event_id, [await adult(), await adult()])
+    seat, _ = await _registered(event_id, [await adult(), await adult()])
     await raw("UPDATE registration SET status = 'waitlisted', queue_position = 2 WHERE id = {}", seat["id"])
     assert await _uncounted(event_id) == -1
     assert (await registration.register(event_id, await adult()))["waitlist_rank"] == 2  # told 2nd, truly 3rd
