@@ -272,14 +272,14 @@ def insert_query(table: Any, values: dict[str, Any], tail: str = "", *tail_args:
 
 
 async def write_behind(querystring: QueryString) -> None:
-    """A write whose answer nobody reads, held behind (PostgreSQL, in a write transaction that has sent nothing
-    yet) until the transaction's next statement or its commit, and then sent together with the others held:
+    """A write whose answer nobody reads, held behind (PostgreSQL, in a write transaction) until the
+    transaction's next statement or its commit, and then sent together with the others held, as one statement:
     a transaction of such writes alone is one statement, with no BEGIN and no COMMIT (then the wait for its
-    commit to be on disk, `DURABLE`).
+    commit to be on disk, `DURABLE`); after BEGIN, the writes held between two statements cost one round trip.
     Anywhere else it runs now. An error it meets (a UNIQUE index, a trigger's refusal) comes at that later
     statement or at the commit, inside the same transaction."""
     transaction = engine().current_transaction.get()
-    if isinstance(transaction, LeasedTransaction) and transaction.holds_writes():
+    if isinstance(transaction, LeasedTransaction):
         transaction.hold(compiled(querystring, "postgres"))
         return
     await engine().run_querystring(querystring)
@@ -726,7 +726,8 @@ class LeasedTransaction(PostgresTransaction):
     """A write transaction on the request's connection (when it has one) that sends BEGIN, with the lock
     timeout, in one round trip together — and only when its first statement runs: a transaction that runs
     nothing costs nothing, and one that only holds writes behind (`write_behind`) commits them as one statement
-    of its own, without BEGIN or COMMIT. A write transaction commits asynchronously and then waits for its commit
+    of its own, without BEGIN or COMMIT. Writes held after BEGIN go as one statement before the next one that
+    runs now, or before COMMIT. A write transaction commits asynchronously and then waits for its commit
     to be on disk (`DURABLE`): its locks are gone before the flush (see the module's docstring); a read
     transaction commits as ever."""
 
@@ -744,9 +745,6 @@ class LeasedTransaction(PostgresTransaction):
         self._broken = False
         self.context = self.engine.current_transaction.set(self)
         return self
-
-    def holds_writes(self) -> bool:
-        return not self._begun
 
     def hold(self, statement: tuple[str, Sequence[Any]]) -> None:
         self._behind.append(statement)
@@ -787,7 +785,8 @@ class LeasedTransaction(PostgresTransaction):
             writing = not self._begun or _writing.get()  # held writes are a write transaction's
             db = self.engine
             early = writing and db.early_release is True  # type: ignore[attr-defined]
-            if self._begun:  # nothing is held once begun: writes are held only before the first statement
+            if self._begun:  # what is held since the last statement, then COMMIT
+                await self._send_held()
                 await self.connection.execute("SET LOCAL synchronous_commit = off; COMMIT" if early else "COMMIT")
             else:  # only held writes: one statement, its own transaction (its triggers run at its end)
                 await self._send_held(early)
@@ -986,6 +985,16 @@ async def write_transaction() -> AsyncIterator[Any]:
         raise
     finally:
         _writing.reset(token)
+
+
+def transaction_memo(name: str) -> dict[Any, Any] | None:
+    """A dict that lives as long as the current transaction (nested ones share the outer one's), None outside any:
+    what one part of a transaction wrote, so that a later part need not read it back (the invite state written
+    with a confirmation, for the reminder queued after it). A transaction run again is a new one, with new memos."""
+    transaction = engine().current_transaction.get()
+    if transaction is None:
+        return None
+    return transaction.__dict__.setdefault("_lifedesign_memos", {}).setdefault(name, {})
 
 
 @asynccontextmanager

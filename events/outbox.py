@@ -56,6 +56,11 @@ class ClaimedMessage:
     claimed_by: str = ""  # the worker holding the claim
 
 
+def key_of(key: str) -> str:
+    """The idempotency key as the outbox stores it (its column holds 200 characters)."""
+    return key[:200]
+
+
 async def enqueue(
     *,
     key: str,
@@ -74,7 +79,7 @@ async def enqueue(
     and the answer is True whether or not the key was new (the row exists once either way)."""
     now = utcnow()
     values = {
-        "idempotency_key": key[:200], "kind": kind, "recipient": recipient, "subject": subject[:500],
+        "idempotency_key": key_of(key), "kind": kind, "recipient": recipient, "subject": subject[:500],
         "message": message, "message_id": message_id, "holds_secret": holds_secret, "status": "queued",
         "due_at": due_at or now, "created_at": now, "group_key": group_key,
     }

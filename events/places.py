@@ -355,11 +355,17 @@ async def _may_hold(event: Mapping[str, Any], person_id: int, source: Source) ->
         raise NotFound("そのイベントは見つかりません。", code="event_not_found")
 
 
-async def _seat_status(event: Mapping[str, Any], person_id: int) -> str:
-    """confirmed, or pending_consent for a minor (rule 4; a home visit's consent came with the request)."""
-    if event["kind"] != "home_visit" and await consent.needs_consent(person_id, event_day(event)):
-        return "pending_consent"
-    return "confirmed"
+async def _seat_status(event: Mapping[str, Any], person_id: int, person: Mapping[str, Any] | None = None) -> str:
+    """confirmed, or pending_consent for a minor (rule 4; a home visit's consent came with the request). The birth
+    date is the caller's when it read the person in this request (the same row a read here would find)."""
+    if event["kind"] == "home_visit":
+        return "confirmed"
+    day = event_day(event)
+    if person is not None and "birth_date" in person:
+        minor = consent.is_minor(person["birth_date"], day)
+    else:
+        minor = await consent.needs_consent(person_id, day)
+    return "pending_consent" if minor else "confirmed"
 
 
 # ---------------------------------------------------------------- the one state change
@@ -446,7 +452,9 @@ class Applicant:
     person_id: int
     answers: Mapping[str, Any] = field(default_factory=dict)
     values: Mapping[str, Any] = field(default_factory=dict)
-    person: Mapping[str, Any] | None = None  # email, name, locale, when the caller has read them (for the notice)
+    # The person's row as the caller read it, for the notice and the invite (email, name, locale, reminders) and,
+    # with a key "birth_date" (None: no student profile), for rule 4; without that key the ledger reads it.
+    person: Mapping[str, Any] | None = None
 
 
 _ROW_VALUES = ("lottery_ticket", "priority", "priority_reason", "group_key", "accommodation", "ward_tie")
@@ -483,7 +491,7 @@ async def place_group(event_id: int, applicants: list[Applicant], *, source: Sou
     outcome = await _decide(event, len(applicants), waitlist)
     late = {"seat_at_commit": SEAT_AT_COMMIT, "queued_at_commit": SETTLED_AT_COMMIT}.get(outcome)
     if outcome in ("seat", "seat_at_commit"):
-        statuses = [await _seat_status(event, a.person_id) for a in applicants]
+        statuses = [await _seat_status(event, a.person_id, a.person) for a in applicants]
     else:
         statuses = ["waitlisted" if late is not None else outcome] * len(applicants)
     now = utcnow()

@@ -170,7 +170,8 @@ EVENT_CANCELLED: Signal[EventCancelled] = Signal("event.cancelled", EventCancell
 
 # The one mail a person gets when their place changes, per event kind: async (PlaceChanged) -> None.
 PLACE_NOTICE: KeyedProvider[Callable[[PlaceChanged], Awaitable[None]]] = KeyedProvider("place.notice")
-# The calendar part of a confirmation mail: async (event_id=, person_id=, method=) -> CalendarPart | None.
+# The calendar part of a confirmation mail: async (event_id=, person_id=, method=, event=None, person=None) ->
+# CalendarPart | None; `event` and `person` are the rows when the caller read them in its transaction (a PlaceChanged's).
 INVITE_PART: Provider[Callable[..., Awaitable[Any]]] = Provider("invite.part")
 # The table plan an exchange invite describes: async (event_id, person_id, locale) -> str.
 TABLE_SUMMARY: Provider[Callable[..., Awaitable[str]]] = Provider("exchange.table_summary")

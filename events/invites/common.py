@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,17 +29,29 @@ class Recipient:
     reminders: bool
 
 
-async def recipient(person_id: int) -> Recipient | None:
-    row = await Person.select(Person.id, Person.email, Person.name, Person.locale, Person.reminders).where(
-        Person.id == person_id
-    ).first()
+_RECIPIENT_KEYS = frozenset({"id", "email", "name", "locale", "reminders"})
+_EVENT_KEYS = frozenset(c._meta.name for c in _EVENT_COLUMNS)
+
+
+async def recipient(person_id: int, known: Mapping[str, Any] | None = None) -> Recipient | None:
+    """The person as invites and reminders address them; `known` is the row when the caller read it in this
+    transaction (a place change carries it), else it is read."""
+    if known is not None and known.get("id") == person_id and _RECIPIENT_KEYS <= known.keys():
+        row: Mapping[str, Any] | None = known
+    else:
+        row = await Person.select(Person.id, Person.email, Person.name, Person.locale, Person.reminders).where(
+            Person.id == person_id
+        ).first()
     if row is None:
         return None
     locale = row["locale"] if row["locale"] in ("ja", "en") else "ja"
     return Recipient(row["id"], row["email"], row["name"], locale, bool(row["reminders"]))
 
 
-async def event_row(event_id: int) -> dict[str, Any] | None:
+async def event_row(event_id: int, known: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The event's columns that invites and reminders show; `known` as for `recipient` (a place change's event)."""
+    if known is not None and known.get("id") == event_id and _EVENT_KEYS <= known.keys():
+        return {key: known[key] for key in _EVENT_KEYS}
     return await Event.select(*_EVENT_COLUMNS).where(Event.id == event_id).first()
 
 

@@ -10,12 +10,13 @@ of time, venue or title sends a REQUEST of its own; the place or the event cance
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from events import audit, signals
 from events.access import Actor
 from events.config import config
-from events.db import raw, utcnow, write_transaction
+from events.db import decoded, raw, transaction_memo, utcnow, write_transaction
 from events.errors import Conflict, NotFound
 from events.ical import build_invite
 from events.invites import reminders
@@ -50,30 +51,43 @@ async def _invite_state(event_id: int, person_id: int) -> dict[str, Any] | None:
 
 
 async def _set_sequence_on_registration(event_id: int, person_id: int, sequence: int) -> None:
-    # Mirror for readers of Registration.calendar_sequence (raised only, like ours).
+    # Mirror for readers of Registration.calendar_sequence (raised only, like ours; it starts at 0).
+    if sequence <= 0:
+        return
     await Registration.update({Registration.calendar_sequence: sequence}).where(
         (Registration.event == event_id) & (Registration.person == person_id)
         & (Registration.status != "cancelled") & (Registration.calendar_sequence < sequence)
     )
 
 
-async def activate(event_id: int, person_id: int) -> dict[str, Any]:
-    """The person holds the event: create the invite state, or re-open a cancelled one with a higher SEQUENCE."""
-    now = utcnow()
-    state = await _invite_state(event_id, person_id)
-    if state is None:
-        await CalendarInvite.insert(
-            CalendarInvite(event=event_id, person=person_id, sequence=0, state="active", created_at=now, updated_at=now)
-        ).on_conflict(action="DO NOTHING")
-    elif state["state"] == "cancelled":
-        await CalendarInvite.update(
-            {CalendarInvite.state: "active", CalendarInvite.sequence: state["sequence"] + 1,
-             CalendarInvite.updated_at: now}
-        ).where(CalendarInvite.id == state["id"])
-    state = await _invite_state(event_id, person_id)
-    assert state is not None
-    await _set_sequence_on_registration(event_id, person_id, state["sequence"])
+_REOPENED = "CASE WHEN calendar_invite.state = 'cancelled' THEN 1 ELSE 0 END"  # a cancelled invite re-opens one higher
+_STATE_COLUMNS = ", ".join(c._meta.db_column_name for c in CalendarInvite._meta.columns)
+
+
+def _remember(state: dict[str, Any]) -> dict[str, Any]:
+    """The invite state as this transaction last wrote it (`db.transaction_memo`): read back by nobody."""
+    memo = transaction_memo("invites.state")
+    if memo is not None:
+        memo[(state["event"], state["person"])] = state
     return state
+
+
+async def activate(event_id: int, person_id: int, *, mailing: str = "") -> dict[str, Any]:
+    """The person holds the event: create the invite state, or re-open a cancelled one with a higher SEQUENCE —
+    one statement, which with `mailing` (the method of the invite about to be built) also records it as mailed."""
+    now = utcnow()
+    mark = f", mailed_sequence = calendar_invite.sequence + {_REOPENED}, mailed_method = excluded.mailed_method" \
+        if mailing else ""
+    rows = await raw(
+        "INSERT INTO calendar_invite (event, person, sequence, state, mailed_sequence, mailed_method, created_at, "
+        "updated_at) VALUES ({}, {}, 0, 'active', {}, {}, {}, {}) ON CONFLICT (event, person) DO UPDATE SET "
+        f"sequence = calendar_invite.sequence + {_REOPENED}, updated_at = CASE WHEN calendar_invite.state = "
+        f"'cancelled' THEN excluded.updated_at ELSE calendar_invite.updated_at END, state = 'active'{mark} "
+        f"RETURNING {_STATE_COLUMNS}",
+        event_id, person_id, 0 if mailing else -1, mailing, now, now)
+    state = decoded(rows[0], CalendarInvite)
+    await _set_sequence_on_registration(event_id, person_id, state["sequence"])
+    return _remember(state)
 
 
 async def _raise_sequence(state: dict[str, Any], *, new_state: str) -> dict[str, Any]:
@@ -82,13 +96,14 @@ async def _raise_sequence(state: dict[str, Any], *, new_state: str) -> dict[str,
         {CalendarInvite.sequence: sequence, CalendarInvite.state: new_state, CalendarInvite.updated_at: utcnow()}
     ).where(CalendarInvite.id == state["id"])
     await _set_sequence_on_registration(state["event"], state["person"], sequence)
-    return {**state, "sequence": sequence, "state": new_state}
+    return _remember({**state, "sequence": sequence, "state": new_state})
 
 
 async def _mark_mailed(state: dict[str, Any], method: str) -> None:
     await CalendarInvite.update(
         {CalendarInvite.mailed_sequence: state["sequence"], CalendarInvite.mailed_method: method}
     ).where(CalendarInvite.id == state["id"])
+    _remember({**state, "mailed_sequence": state["sequence"], "mailed_method": method})
 
 
 async def build_part(event: dict[str, Any], person: Recipient, *, sequence: int, method: str) -> CalendarPart | None:
@@ -129,15 +144,18 @@ async def _mail_invite(
 # ---------------------------------------------------------------- the provider for confirmation mails
 
 
-async def invite_part(*, event_id: int, person_id: int, method: str = "REQUEST") -> CalendarPart | None:
-    """signals.INVITE_PART: the CalendarPart another area's mail carries (in its transaction).
+async def invite_part(*, event_id: int, person_id: int, method: str = "REQUEST", event: Mapping[str, Any] | None = None,
+                      person: Mapping[str, Any] | None = None) -> CalendarPart | None:
+    """signals.INVITE_PART: the CalendarPart another area's mail carries (in its transaction). `event` and
+    `person` are the rows when the caller read them in this transaction (a place change carries them).
 
-    REQUEST: the current invite (the state becomes active). CANCEL: cancels the invite and returns the
-    CANCEL, or None when a CANCEL was already sent (exactly one per person).
+    REQUEST: the current invite (the state becomes active, and is marked as mailed in the same statement).
+    CANCEL: cancels the invite and returns the CANCEL, or None when a CANCEL was already sent (exactly one per
+    person).
     """
-    event = await event_row(event_id)
-    person = await recipient(person_id)
-    if event is None or person is None:
+    row = await event_row(event_id, event)
+    who = await recipient(person_id, person)
+    if row is None or who is None:
         return None
     if method == "CANCEL":
         state = await _invite_state(event_id, person_id)
@@ -145,13 +163,13 @@ async def invite_part(*, event_id: int, person_id: int, method: str = "REQUEST")
             return None
         state = await _raise_sequence(state, new_state="cancelled")
         await _withdraw_reminder(event_id, person_id)
-    else:
-        if event["status"] == "cancelled":
-            return None
-        state = await activate(event_id, person_id)
-    part = await build_part(event, person, sequence=state["sequence"], method=method)
-    await _mark_mailed(state, method)
-    return part
+        part = await build_part(row, who, sequence=state["sequence"], method=method)
+        await _mark_mailed(state, method)
+        return part
+    if row["status"] == "cancelled":
+        return None
+    state = await activate(event_id, person_id, mailing=method)
+    return await build_part(row, who, sequence=state["sequence"], method=method)
 
 
 async def _withdraw_reminder(event_id: int, person_id: int) -> None:
@@ -165,8 +183,13 @@ async def on_place_changed(change: signals.PlaceChanged) -> None:
     """A place entered the calendar (confirmed): the invite state is active and the reminder queued; a place
     ended: exactly one CANCEL (none when the notice mail already carried it)."""
     if change.new in CALENDAR_STATES and change.old not in CALENDAR_STATES:
-        await activate(change.event_id, change.person_id)
-        await reminders.queue_reminder(change.event_id, change.person_id)
+        memo = transaction_memo("invites.state") or {}
+        state = memo.get((change.event_id, change.person_id))  # the notice's invite, activated a moment ago
+        if state is None or state["state"] != "active":
+            state = await activate(change.event_id, change.person_id)
+        await reminders.queue_reminder(change.event_id, change.person_id, event=change.event,
+                                       person=await recipient(change.person_id, change.person),
+                                       sequence=state["sequence"], held=True)
     elif change.new == "cancelled":
         event = await event_row(change.event_id)
         if event is not None:
@@ -226,7 +249,8 @@ async def on_event_changed(change: signals.EventChanged) -> None:
         state = await _raise_sequence(await activate(event_id, person_id), new_state="active")
         await _mail_invite("invite_update", event, person, state, "REQUEST", context={"changed": what})
         await reminders.withdraw_reminder(event_id, person_id)
-        await reminders.queue_reminder(event_id, person_id)
+        await reminders.queue_reminder(event_id, person_id, event=event, person=person, sequence=state["sequence"],
+                                       held=True)
 
 
 # ---------------------------------------------------------------- coordinator action, safety net

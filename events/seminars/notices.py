@@ -112,7 +112,8 @@ async def place_notice(change: signals.PlaceChanged) -> None:
                      by_coordinator=bool(change.detail.get("by_coordinator")))
     part = None
     if calendar:
-        part = await signals.INVITE_PART.call(event_id=event["id"], person_id=change.person_id, method=calendar)
+        part = await signals.INVITE_PART.call(event_id=event["id"], person_id=change.person_id, method=calendar,
+                                              event=change.event, person=change.person)
     await queue_mail(
         template, to_email=person["email"], to_name=person["name"], locale=person["locale"],
         context={**event_context(event, person["locale"]), "registration_id": change.registration_id,

@@ -63,9 +63,8 @@ AUDIENCE_NAMES = {"high_school": "高校生", "university": "大学生", "studen
 
 
 async def _person(person_id: int) -> dict[str, Any]:
-    person = await Person.select(Person.id, Person.email, Person.name, Person.kana, Person.locale, Person.active).where(
-        Person.id == person_id
-    ).first()
+    person = await Person.select(Person.id, Person.email, Person.name, Person.kana, Person.locale, Person.active,
+                                 Person.reminders).where(Person.id == person_id).first()
     if person is None:
         raise NotFound("その利用者は見つかりません。", code="person_not_found")
     person["roles"] = {r["role"] for r in await PersonRole.select(PersonRole.role).where(PersonRole.person == person_id)}
@@ -86,7 +85,8 @@ async def _snapshot(event_id: int, person_id: int) -> tuple[dict[str, Any], dict
     profile = ", ".join(f"student_profile.{name} AS profile_{name}" for name in _PROFILE_COLUMNS)
     rows = await raw(
         f"SELECT {_EVENT_COLUMNS}, person.id AS person_id, person.email AS person_email, person.name AS person_name, "
-        f"person.kana AS person_kana, person.locale AS person_locale, person.active AS person_active, {profile}, "
+        f"person.kana AS person_kana, person.locale AS person_locale, person.active AS person_active, "
+        f"person.reminders AS person_reminders, {profile}, "
         f"(SELECT {roles} FROM person_role WHERE person_role.person = person.id) AS person_roles, "
         "EXISTS(SELECT 1 FROM registration WHERE registration.event = event.id AND registration.person = person.id"
         " AND registration.status != 'cancelled') AS already, "
@@ -105,6 +105,7 @@ async def _snapshot(event_id: int, person_id: int) -> tuple[dict[str, Any], dict
     profile_row = {name: row[f"profile_{name}"] for name in _PROFILE_COLUMNS}
     person = {"id": row["person_id"], "email": row["person_email"], "name": row["person_name"],
               "kana": row["person_kana"], "locale": row["person_locale"], "active": bool(row["person_active"]),
+              "reminders": bool(row["person_reminders"]),
               "roles": set(filter(None, (row["person_roles"] or "").split(","))),
               "profile": decoded(profile_row, StudentProfile) if profile_row["id"] is not None else None}
     facts: dict[str, Any] = {key: bool(row[key]) for key in ("already", "invited", "has_questions")}
@@ -276,7 +277,8 @@ async def register(
                 applicants.append(places.Applicant(member["id"], clean if index == 0 else {}, {
                     "lottery_ticket": ticket, "priority": priority, "priority_reason": reason,
                     "group_key": group_key, "accommodation": needs if index == 0 else "", "ward_tie": tie},
-                    person={k: member[k] for k in ("email", "name", "locale")}))
+                    person={**{k: member[k] for k in ("id", "email", "name", "locale", "reminders")},
+                            "birth_date": (member.get("profile") or {}).get("birth_date")}))
             # The ledger re-reads what decides (status, seats, the draw) under the lock; the rest stands.
             rows = await places.place_group(event_id, applicants, source=source, idempotency_key=key,
                                             registered_by=actor.person_id if by_coordinator else None, event=event,

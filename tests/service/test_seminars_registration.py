@@ -277,8 +277,9 @@ async def test_confirmed_signal_and_invite_provider(db):
     person = await adult()
     calls = []
 
-    async def provider(*, event_id, person_id, method):
+    async def provider(*, event_id, person_id, method, event=None, person=None):
         calls.append((event_id, person_id, method))
+        assert (event or {}).get("id") == event_id and (person or {}).get("id") == person_id  # the rows come along
         return None
 
     previous = signals.INVITE_PART._impl
