@@ -17,6 +17,8 @@ the cores to the servers), interleaved round by round so that drift hits all ali
 - the race: `--registrations` POST /api/v1/events/{id}/registrations for `--seats` seats from `--concurrency`
   connections at once: registrations/s, p50/p95, oversold and the seats/waiting split (checked in the database), 5xx,
   non-201;
+- "all seated" (unless `--no-seated`): the same racers on an event with a seat for each, a seminar's usual case, where
+  every registration also writes its calendar invite, its reminder and the reminder's opt-out secret;
 - SQL statements per request, counted by the drivers in the server processes (bench/statement_counter, no
   change to the service): every statement SQLite ran or asyncpg sent, BEGIN/COMMIT/PRAGMA/pool resets included;
 - server CPU per request (user + system of the server processes, from /proc; steady when the machine is busy);
@@ -24,7 +26,8 @@ the cores to the servers), interleaved round by round so that drift hits all ali
   /proc/stat: near 100 % the box, not the service, is the limit, and more processes cannot scale further.
 
 Ratios: /health : hello (the bare app is measured right before every /health burst, so each pair meets the same
-machine; medians over the pairs), registration : /health, 2 processes : 1 (PostgreSQL), this tree : baseline.
+machine; medians over the pairs), registration : /health (both races), 2 processes : 1 (PostgreSQL), this tree :
+baseline.
 The exit code is 1 on any oversell, wrong split or 5xx. The last line is `RESULT {json}`.
 """
 
@@ -199,7 +202,7 @@ async def burst(ports: list[int], heads: list[bytes], concurrency: int) -> Burst
 # ---------------------------------------------------------------- a tree under test
 
 
-async def _setup_in_tree(registrations: int, seats: int, events: int) -> dict:
+async def _setup_in_tree(registrations: int, seats: int, events: int, seated: int = 0) -> dict:
     """Runs in a subprocess whose sys.path starts with the tree: the tree's own code loads its data."""
     from events.access import Actor
     from events.core.tables import ApiToken, Person, PersonRole
@@ -229,14 +232,15 @@ async def _setup_in_tree(registrations: int, seats: int, events: int) -> dict:
         ])
     coordinator = Actor(ids[0], frozenset({"coordinator"}), "bench")
     start = datetime.now(UTC) + timedelta(days=10)
-    made = []
-    for _ in range(events):
-        event_id = await schedule.create_event({
-            "title": "ベンチマーク・ライフデザインセミナー", "venue": "金沢公会堂", "starts_at": start.isoformat(),
-            "ends_at": (start + timedelta(hours=2)).isoformat(), "capacity": seats}, actor=coordinator)
-        await schedule.publish_event(event_id, actor=coordinator)
-        made.append(event_id)
-    return {"tokens": tokens, "events": made}
+    made: dict[str, list[int]] = {"events": [], "seated": []}
+    for kind, count, capacity in (("events", events, seats), ("seated", seated, registrations)):
+        for _ in range(count):
+            event_id = await schedule.create_event({
+                "title": "ベンチマーク・ライフデザインセミナー", "venue": "金沢公会堂", "starts_at": start.isoformat(),
+                "ends_at": (start + timedelta(hours=2)).isoformat(), "capacity": capacity}, actor=coordinator)
+            await schedule.publish_event(event_id, actor=coordinator)
+            made[kind].append(event_id)
+    return {"tokens": tokens, **made}
 
 
 @dataclass
@@ -308,6 +312,7 @@ class Tree:
     data_dir: Path
     tokens: list[str] = field(default_factory=list)
     events: list[int] = field(default_factory=list)
+    seated: list[int] = field(default_factory=list)  # events with a seat for every racer
     has_workers: bool = False
 
     def env(self, count_dir: Path | None = None) -> dict[str, str]:
@@ -324,14 +329,14 @@ class Tree:
                 env["LIFEDESIGN_BENCH_TRACE"] = os.environ["LIFEDESIGN_BENCH_TRACE"]
         return env
 
-    def setup(self, registrations: int, seats: int, events: int) -> None:
+    def setup(self, registrations: int, seats: int, events: int, seated: int = 0) -> None:
         out = subprocess.run(
-            [sys.executable, __file__, "--setup-in-tree", json.dumps([registrations, seats, events])],
+            [sys.executable, __file__, "--setup-in-tree", json.dumps([registrations, seats, events, seated])],
             cwd=self.path, env=self.env(), capture_output=True, text=True, timeout=600)
         if out.returncode != 0:
             raise SystemExit(f"setup in {self.path} failed:\n{out.stderr[-3000:]}")
         loaded = json.loads(out.stdout.strip().splitlines()[-1])
-        self.tokens, self.events = loaded["tokens"], loaded["events"]
+        self.tokens, self.events, self.seated = loaded["tokens"], loaded["events"], loaded.get("seated", [])
         help_text = subprocess.run([sys.executable, "-m", "lifedesign", "serve", "--help"], cwd=self.path,
                                    env=self.env(), capture_output=True, text=True, timeout=120).stdout
         self.has_workers = "--workers" in help_text
@@ -454,6 +459,15 @@ class Tally:
         return out
 
 
+def _print_trace(label: str, before: dict[str, int], after: dict[str, int], registrations: int) -> None:
+    """LIFEDESIGN_BENCH_TRACE=1: how often each statement ran per registration of one race."""
+    diff = {t: n - before.get(t, 0) for t, n in after.items()}
+    print(f"\n{label}: statements of one race ({registrations} registrations)")
+    for text, n in sorted(diff.items(), key=lambda item: -item[1]):
+        if n:
+            print(f"  {n / registrations:6.2f}  {text}")
+
+
 async def run(args: argparse.Namespace) -> dict:
     work = Path(tempfile.mkdtemp(prefix="lifedesign-bench-"))
     postgres = args.database_url.startswith("postgres")
@@ -473,7 +487,8 @@ async def run(args: argparse.Namespace) -> dict:
         trees.append(Tree(label, path, url, data_dir))
     configs = [1, 2] if postgres else [1]
     for tree in trees:
-        tree.setup(args.registrations, args.seats, args.rounds * len(configs))
+        tree.setup(args.registrations, args.seats, args.rounds * len(configs),
+                   args.rounds * len(configs) if args.seated else 0)
     hello_port = _free_port()
     hello = _started([sys.executable, "-c", HELLO_APP, str(hello_port)], work / "hello.log", cwd=work)
     servers: dict[tuple[str, int], Server] = {}
@@ -513,13 +528,25 @@ async def run(args: argparse.Namespace) -> dict:
                     race.oversold += max(0, held - args.seats)
                     race.wrong_split += int((held, counts.get("waitlisted", 0)) != (
                         min(args.seats, len(heads)), max(0, len(heads) - args.seats)))
-                    if round_no == args.rounds - 1 and os.environ.get("LIFEDESIGN_BENCH_TRACE"):
-                        after = server.texts()
-                        diff = {t: n - texts_before[key].get(t, 0) for t, n in after.items()}
-                        print(f"\n{key}: statements of one race ({len(heads)} registrations)")
-                        for text, n in sorted(diff.items(), key=lambda item: -item[1]):
-                            if n:
-                                print(f"  {n / len(heads):6.2f}  {text}")
+                    traced = round_no == args.rounds - 1 and os.environ.get("LIFEDESIGN_BENCH_TRACE")
+                    if traced:
+                        _print_trace(key, texts_before[key], server.texts(), len(heads))
+                    if args.seated:  # the same racers on an event with a seat for each: a seminar's usual case
+                        seated = tallies.setdefault(f"{key}_seated", Tally())
+                        event_id = tree.seated[round_no * len(configs) + index]
+                        heads = [_head("POST", f"/api/v1/events/{event_id}/registrations", t) for t in tree.tokens]
+                        before, cpu, ticks = await server.settled_statements(), server.cpu_seconds(), _machine_ticks()
+                        texts = server.texts() if traced else {}
+                        result = await burst(server.ports, heads, args.concurrency)
+                        seated.add(result, await server.settled_statements() - before, server.cpu_seconds() - cpu,
+                                   _machine_busy(ticks))
+                        seated.non_201 += sum(1 for s in result.statuses if s != 201 and s < 500)
+                        counts = await _seat_counts(tree, event_id)
+                        held = sum(n for s, n in counts.items() if s in ("confirmed", "pending_consent"))
+                        seated.oversold += max(0, held - len(heads))
+                        seated.wrong_split += int((held, counts.get("waitlisted", 0)) != (len(heads), 0))
+                        if traced:
+                            _print_trace(f"{key}_seated", texts, server.texts(), len(heads))
     finally:
         for server in servers.values():
             server.stop()
@@ -537,7 +564,7 @@ async def run(args: argparse.Namespace) -> dict:
         if key != "hello":
             result[key] = {**tally.summary(), **({"oversold": tally.oversold, "non_201": tally.non_201,
                                                   "wrong_split": tally.wrong_split}
-                                                 if key.endswith("registration") else {})}
+                                                 if key.endswith(("registration", "seated")) else {})}
     ratios: dict[str, float] = {}
     hello_rate = result["hello"]["per_s"] or 1.0
     for tree in trees:
@@ -547,12 +574,18 @@ async def run(args: argparse.Namespace) -> dict:
             key = f"{tree.label}_{processes}p"
             ratios[f"{key}_registration_vs_health"] = round(
                 result[f"{key}_registration"]["per_s"] / max(result[f"{one}_health"]["per_s"], 0.001), 3)
+            if f"{key}_seated" in result:
+                ratios[f"{key}_seated_vs_health"] = round(
+                    result[f"{key}_seated"]["per_s"] / max(result[f"{one}_health"]["per_s"], 0.001), 3)
         if postgres:
             ratios[f"{tree.label}_2p_vs_1p"] = round(
                 result[f"{tree.label}_2p_registration"]["per_s"] / max(result[f"{one}_registration"]["per_s"], 0.001), 3)
     if args.baseline_tree:
         ratios["registration_current_vs_baseline"] = round(
             result["current_1p_registration"]["per_s"] / max(result["baseline_1p_registration"]["per_s"], 0.001), 2)
+        if "current_1p_seated" in result and "baseline_1p_seated" in result:
+            ratios["seated_current_vs_baseline"] = round(
+                result["current_1p_seated"]["per_s"] / max(result["baseline_1p_seated"]["per_s"], 0.001), 2)
         ratios["health_current_vs_baseline"] = round(
             result["current_1p_health"]["per_s"] / max(result["baseline_1p_health"]["per_s"], 0.001), 2)
     result["ratios"] = ratios
@@ -569,7 +602,8 @@ def report(result: dict) -> None:
     for key, item in result.items():
         if not isinstance(item, dict) or key in ("hello", "ratios"):
             continue
-        label = key.replace("_", " ").replace("1p", "1 process").replace("2p", "2 processes")
+        label = key.replace("_", " ").replace("1p", "1 process").replace("2p", "2 processes").replace(
+            " seated", " all seated")
         line = (f"  {label:<34} {item['per_s']:>8.1f}/s  p50 {item['p50_ms']:>7.2f} ms  p95 {item['p95_ms']:>7.2f} ms"
                 f"  statements {item.get('statements', 0):>6.2f}  cpu {item.get('server_cpu_ms', 0):>6.2f} ms"
                 f"  5xx {item['errors_5xx']}")
@@ -589,6 +623,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--health-requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-seated", dest="seated", action="store_false",
+                        help="skip the second race, where every registration takes a seat")
     parser.add_argument("--baseline-tree", default="", help="an older checkout to measure in the same run")
     parser.add_argument("--quick", action="store_true", help="a short smoke run (50 registrations, 5 seats, 1 round)")
     parser.add_argument("--setup-in-tree", default="", help=argparse.SUPPRESS)
