@@ -468,6 +468,24 @@ def _print_trace(label: str, before: dict[str, int], after: dict[str, int], regi
             print(f"  {n / registrations:6.2f}  {text}")
 
 
+async def _race(server: Server, tree: Tree, event_id: int, tally: Tally, seats: int, concurrency: int,
+                trace: str) -> None:
+    """Every racer registers for `event_id` (`seats` seats) at once; the split is checked in the database."""
+    heads = [_head("POST", f"/api/v1/events/{event_id}/registrations", t) for t in tree.tokens]
+    before, cpu, ticks = await server.settled_statements(), server.cpu_seconds(), _machine_ticks()
+    texts = server.texts() if trace else {}
+    result = await burst(server.ports, heads, concurrency)
+    tally.add(result, await server.settled_statements() - before, server.cpu_seconds() - cpu, _machine_busy(ticks))
+    tally.non_201 += sum(1 for s in result.statuses if s != 201 and s < 500)
+    counts = await _seat_counts(tree, event_id)
+    held = sum(n for s, n in counts.items() if s in ("confirmed", "pending_consent"))
+    tally.oversold += max(0, held - seats)
+    tally.wrong_split += int((held, counts.get("waitlisted", 0)) != (
+        min(seats, len(heads)), max(0, len(heads) - seats)))
+    if trace:
+        _print_trace(trace, texts, server.texts(), len(heads))
+
+
 async def run(args: argparse.Namespace) -> dict:
     work = Path(tempfile.mkdtemp(prefix="lifedesign-bench-"))
     postgres = args.database_url.startswith("postgres")
@@ -498,7 +516,6 @@ async def run(args: argparse.Namespace) -> dict:
             for processes in configs:
                 servers[(tree.label, processes)] = tree.start(f"{tree.label}×{processes}", processes)
         tallies: dict[str, Tally] = {"hello": Tally()}
-        texts_before: dict[str, dict[str, int]] = {}
         health_heads = [_head("GET", "/health")] * args.health_requests
         for round_no in range(args.rounds):
             for tree in trees:
@@ -514,39 +531,13 @@ async def run(args: argparse.Namespace) -> dict:
                     before, cpu = await server.settled_statements(), server.cpu_seconds()
                     result = await burst(server.ports, health_heads, args.concurrency)
                     health.add(result, await server.settled_statements() - before, server.cpu_seconds() - cpu)
-                    event_id = tree.events[round_no * len(configs) + index]
-                    heads = [_head("POST", f"/api/v1/events/{event_id}/registrations", t) for t in tree.tokens]
-                    before, cpu = await server.settled_statements(), server.cpu_seconds()
-                    texts_before[key] = server.texts()
-                    ticks = _machine_ticks()
-                    result = await burst(server.ports, heads, args.concurrency)
-                    race.add(result, await server.settled_statements() - before, server.cpu_seconds() - cpu,
-                             _machine_busy(ticks))
-                    race.non_201 += sum(1 for s in result.statuses if s != 201 and s < 500)
-                    counts = await _seat_counts(tree, event_id)
-                    held = sum(n for s, n in counts.items() if s in ("confirmed", "pending_consent"))
-                    race.oversold += max(0, held - args.seats)
-                    race.wrong_split += int((held, counts.get("waitlisted", 0)) != (
-                        min(args.seats, len(heads)), max(0, len(heads) - args.seats)))
-                    traced = round_no == args.rounds - 1 and os.environ.get("LIFEDESIGN_BENCH_TRACE")
-                    if traced:
-                        _print_trace(key, texts_before[key], server.texts(), len(heads))
+                    traced = bool(round_no == args.rounds - 1 and os.environ.get("LIFEDESIGN_BENCH_TRACE"))
+                    slot = round_no * len(configs) + index
+                    await _race(server, tree, tree.events[slot], race, args.seats, args.concurrency,
+                                key if traced else "")
                     if args.seated:  # the same racers on an event with a seat for each: a seminar's usual case
-                        seated = tallies.setdefault(f"{key}_seated", Tally())
-                        event_id = tree.seated[round_no * len(configs) + index]
-                        heads = [_head("POST", f"/api/v1/events/{event_id}/registrations", t) for t in tree.tokens]
-                        before, cpu, ticks = await server.settled_statements(), server.cpu_seconds(), _machine_ticks()
-                        texts = server.texts() if traced else {}
-                        result = await burst(server.ports, heads, args.concurrency)
-                        seated.add(result, await server.settled_statements() - before, server.cpu_seconds() - cpu,
-                                   _machine_busy(ticks))
-                        seated.non_201 += sum(1 for s in result.statuses if s != 201 and s < 500)
-                        counts = await _seat_counts(tree, event_id)
-                        held = sum(n for s, n in counts.items() if s in ("confirmed", "pending_consent"))
-                        seated.oversold += max(0, held - len(heads))
-                        seated.wrong_split += int((held, counts.get("waitlisted", 0)) != (len(heads), 0))
-                        if traced:
-                            _print_trace(f"{key}_seated", texts, server.texts(), len(heads))
+                        await _race(server, tree, tree.seated[slot], tallies.setdefault(f"{key}_seated", Tally()),
+                                    len(tree.tokens), args.concurrency, f"{key}_seated" if traced else "")
     finally:
         for server in servers.values():
             server.stop()
