@@ -31,6 +31,7 @@ both 503 with Retry-After, never 500 and never a hang.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -786,7 +787,13 @@ class LeasedTransaction(PostgresTransaction):
             db = self.engine
             early = writing and db.early_release is True  # type: ignore[attr-defined]
             if self._begun:  # what is held since the last statement, then COMMIT
-                await self._send_held()
+                try:
+                    await self._send_held()
+                except BaseException:  # a held write failed: the transaction is spoilt, and must not stay open
+                    with contextlib.suppress(Exception):
+                        await self.connection.execute("ROLLBACK")
+                    self._rolled_back = True
+                    raise
                 await self.connection.execute("SET LOCAL synchronous_commit = off; COMMIT" if early else "COMMIT")
             else:  # only held writes: one statement, its own transaction (its triggers run at its end)
                 await self._send_held(early)

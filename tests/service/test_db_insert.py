@@ -120,6 +120,38 @@ async def test_held_writes_commit_together_or_not_at_all(db):
 
 
 @pytest.mark.skipif(not ON_POSTGRES, reason="SQLite runs a held write at once")
+async def test_a_held_write_that_fails_at_commit_leaves_no_transaction_open(db):
+    """After BEGIN, writes held since the last statement go just before COMMIT; if one fails, the transaction is
+    rolled back there, so its pooled connection goes back clean (the pool sends no reset). Control: the same
+    failing statement after a bare BEGIN leaves asyncpg's connection inside the spoilt transaction."""
+    from events.db import is_unique_violation, raw, write_behind
+
+    await raw("INSERT INTO outbox_message (idempotency_key, kind, recipient, subject, message, due_at, created_at) "
+              "VALUES ({}, 'x', 'c@example.jp', 's', {}, {}, {})", "taken-key", b"m", WHEN, WHEN)
+    with pytest.raises(Exception) as refused:
+        async with write_transaction() as transaction:
+            connection = transaction.connection
+            await raw("SELECT 1 AS begun")  # BEGIN went with it
+            await write_behind(insert_query(OutboxMessage, _outbox("taken-key")))  # no ON CONFLICT: it clashes
+    assert is_unique_violation(refused.value), refused.value
+    assert not connection.is_in_transaction()
+    async with write_transaction():  # and the next transaction runs as ever
+        assert (await raw("SELECT COUNT(*) AS n FROM outbox_message WHERE idempotency_key = {}", "taken-key"))[0]["n"] == 1
+    control = await engine().acquire()
+    try:
+        import asyncpg
+
+        await control.execute("BEGIN")
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await control.execute("INSERT INTO outbox_message (idempotency_key, kind, recipient, subject, message, "
+                                  "due_at, created_at) VALUES ('taken-key', 'x', 'c', 's', '', now(), now())")
+        assert control.is_in_transaction()
+        await control.execute("ROLLBACK")
+    finally:
+        await engine().release(control)
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="SQLite runs a held write at once")
 async def test_a_transaction_of_held_writes_is_one_statement_then_a_durable_wait(db):
     from events.db import raw, write_behind
 
