@@ -41,6 +41,7 @@ Method (chosen by measurement on seven instance families, see ``bench/matching.p
 from __future__ import annotations
 
 import hashlib
+import heapq
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -80,6 +81,13 @@ PRESOLVE_ABOVE_MINOR_SHARE = 0.5
 # about 3 of a small component's 4 ms (measured on 100-600 students: 1.3-5x faster without it on 21
 # of 23 models under 3,000 columns); above, it found the first assignment several times sooner.
 FEASIBILITY_JUMP_FROM = 3000
+# A component's MIP of at most FLOW_BRANCH_UP_TO free pairs is first solved by ``_flow_branch``
+# (branch-and-bound over min-cost flows), which gives it up to HiGHS once its flows reach FLOW_BRANCH_WORK
+# (each flow counts its arcs + FLOW_ARC_OVERHEAD: about its microseconds, measured on 100 students: a
+# flow of 4 arcs took ~40 us, one of 426 arcs ~0.5 ms; HiGHS took 0.25 ms on a one-column MIP).
+FLOW_BRANCH_UP_TO = 400
+FLOW_BRANCH_WORK = 4000
+FLOW_ARC_OVERHEAD = 40
 
 # Preference points of one (student, slot) pair: reaching the district matters more than one tag.
 DISTRICT_POINTS = 2
@@ -626,20 +634,23 @@ def _duals(instance: _Instance, relaxed: list[int]) -> _Duals | None:
 
 
 def _components(nodes: int, tails: np.ndarray, heads: np.ndarray) -> np.ndarray:
-    """Connected-component label of every node (union-find with path halving; numpy-only runtime)."""
-    parent = list(range(nodes))
+    """A connected-component label of every node (the same label exactly within a component).
 
-    def root(v: int) -> int:
-        while parent[v] != v:
-            parent[v] = parent[parent[v]]
-            v = parent[v]
-        return v
-
-    for u, v in zip(tails.tolist(), heads.tolist(), strict=True):
-        ru, rv = root(u), root(v)
-        if ru != rv:
-            parent[ru] = rv
-    return np.fromiter((root(v) for v in range(nodes)), dtype=np.int64, count=nodes)
+    Vectorised label propagation: each edge hooks both its ends and their labels to the smaller label,
+    then labels jump to their label's label; a label is always a node of the same component, and at
+    the fixpoint both ends of every edge carry one label."""
+    label = np.arange(nodes, dtype=np.int64)
+    if len(tails) == 0:
+        return label
+    while True:
+        low = np.minimum(label[tails], label[heads])
+        new = label.copy()
+        for ends in (tails, heads, label[tails], label[heads]):
+            np.minimum.at(new, ends, low)
+        new = new[new]
+        if np.array_equal(new, label):
+            return label
+        label = new
 
 
 def _polish(instance: _Instance, chosen: list[int], duals: _Duals, loss: int) -> list[int]:
@@ -840,6 +851,7 @@ def _near_mip(
     on_bound: Callable[[int], bool] | None = None,
     reach: int | None = None,
     relaxation: bool | None = None,
+    region: _Region | None = None,
 ) -> tuple[list[int] | None, int, bool]:
     """Least-loss assignment among those losing at most ``at_most`` against the flow, one exact MIP
     (HiGHS, ``highspy``) per component of the free arcs that holds a lone minor.
@@ -851,11 +863,12 @@ def _near_mip(
     from inside a component's solve, and stops the search by answering True.
     With ``reach`` only a neighbourhood of the lone minors is searched: an assignment, never a proof.
     ``relaxation`` as in ``_component_mip``; True sums the components' LP bounds (never an assignment).
+    ``region``: ``_region(instance, relaxed, duals, at_most, reach)`` if already built.
     """
     m = len(instance.slots)
     requests = instance.requests
     edge_student, edge_slot, _ = _edge_arrays(instance)
-    region = _region(instance, relaxed, duals, at_most, reach)
+    region = region or _region(instance, relaxed, duals, at_most, reach)
     searched = region.searched_edges
     free_students = set(edge_student[searched].tolist())
     fixed_count = [0] * m
@@ -927,6 +940,63 @@ def _component_mip(
     column = {e: k for k, e in enumerate(part)}
     n_x = len(part)
     cost = np.zeros(n_x, dtype=np.float64)
+    by_student: dict[int, list[int]] = {}
+    by_slot: dict[int, list[int]] = {}
+    for e in part:
+        by_student.setdefault(instance.edge_student[e], []).append(column[e])
+        by_slot.setdefault(instance.edge_slot[e], []).append(e)
+    constant = 0
+    reduced = np.abs(duals.edge[part]).astype(np.float64)
+    in_flow = np.fromiter((e in region.relaxed_set for e in part), dtype=bool, count=n_x)
+    cost += np.where(in_flow, -reduced, reduced)  # (1 - x) on a flow pair, x elsewhere
+    constant += int(reduced[in_flow].sum())
+    seated_in_flow = 0
+    student_lower: list[int] = []
+    for i, columns in by_student.items():
+        student_lower.append(1 if region.student_fixed[i] and i in region.relaxed_at else 0)
+        seated_in_flow += i in region.relaxed_at
+        price = abs(int(duals.student[i]))
+        if price and not region.student_fixed[i]:
+            sign = -1 if i in region.relaxed_at else 1  # (1 - seated) or seated
+            constant += price if sign < 0 else 0
+            cost[columns] += sign * price
+    hosts: list[int] = []  # slots with a y column, in column order
+    slot_rows: list[tuple[list[int], int, int]] = []  # (columns, least seats, most seats) of each slot
+    host_rules: list[tuple[int, list[int], int]] = []  # (slot row, minors' columns, seats needed if used)
+    for j, options in by_slot.items():
+        columns = [column[e] for e in options]
+        room = instance.slots[j].capacity - fixed_count[j]
+        low = int(region.count[j]) - fixed_count[j] if region.slot_fixed[j] else 0
+        high = low if region.slot_fixed[j] else room
+        if fixed_minor[j] and fixed_count[j] == 1:
+            low = max(low, 1)
+        slot_rows.append((columns, low, high))
+        if not fixed_minor[j] and fixed_count[j] < 2:
+            minor_columns = [column[e] for e in options if requests[instance.edge_student[e]].is_minor]
+            if minor_columns:
+                hosts.append(j)
+                host_rules.append((len(slot_rows) - 1, minor_columns, 2 - fixed_count[j]))
+        price = abs(int(duals.slot[j]))
+        if price and not region.slot_fixed[j]:
+            if duals.slot[j] < 0:  # count - seats
+                constant += price * (int(region.count[j]) - fixed_count[j])
+                cost[columns] -= price
+            else:
+                constant += price * fixed_count[j]
+                cost[columns] += price
+    if duals.total and not region.coupled:  # linear in the seats: (flow seats - seats) or the reverse
+        sign = -1 if duals.total > 0 else 1
+        constant += abs(duals.total) * seated_in_flow * (1 if sign < 0 else -1)
+        cost += sign * abs(duals.total)
+    if n_x <= FLOW_BRANCH_UP_TO and not relaxation:
+        answer = _flow_branch(
+            np.rint(cost).astype(np.int64), constant, list(by_student.values()), student_lower, slot_rows,
+            host_rules, seated_in_flow if region.coupled else None, at_most, deadline, np.flatnonzero(in_flow),
+        )
+        if answer is not None:
+            status, chosen_columns, least = answer
+            return status, None if chosen_columns is None else [part[c] for c in chosen_columns], least
+
     row_lower: list[float] = []
     row_upper: list[float] = []
     row_start: list[int] = []
@@ -942,55 +1012,20 @@ def _component_mip(
         index.extend(columns)
         value.extend([1.0] * len(columns) if coefficients is None else coefficients)
 
-    by_student: dict[int, list[int]] = {}
-    by_slot: dict[int, list[int]] = {}
-    for e in part:
-        by_student.setdefault(instance.edge_student[e], []).append(column[e])
-        by_slot.setdefault(instance.edge_slot[e], []).append(e)
-    constant = 0
-    reduced = np.abs(duals.edge[part]).astype(np.float64)
-    in_flow = np.fromiter((e in region.relaxed_set for e in part), dtype=bool, count=n_x)
-    cost += np.where(in_flow, -reduced, reduced)  # (1 - x) on a flow pair, x elsewhere
-    constant += int(reduced[in_flow].sum())
-    seated_in_flow = 0
-    for i, columns in by_student.items():
-        row(1.0 if region.student_fixed[i] and i in region.relaxed_at else 0.0, 1.0, columns)
-        seated_in_flow += i in region.relaxed_at
-        price = abs(int(duals.student[i]))
-        if price and not region.student_fixed[i]:
-            sign = -1 if i in region.relaxed_at else 1  # (1 - seated) or seated
-            constant += price if sign < 0 else 0
-            cost[columns] += sign * price
-    hosts: list[int] = []  # slots with a y column, in column order
+    for columns, lower in zip(by_student.values(), student_lower, strict=True):
+        row(float(lower), 1.0, columns)
     minor_rows = 0
-    for j, options in by_slot.items():
-        columns = [column[e] for e in options]
-        room = instance.slots[j].capacity - fixed_count[j]
-        low = int(region.count[j]) - fixed_count[j] if region.slot_fixed[j] else 0
-        high = low if region.slot_fixed[j] else room
-        if fixed_minor[j] and fixed_count[j] == 1:
-            low = max(low, 1)
+    next_rule = 0
+    for k, (columns, low, high) in enumerate(slot_rows):
         row(float(low), float(high), columns)
-        minor_columns = [column[e] for e in options if requests[instance.edge_student[e]].is_minor]
-        if minor_columns and not fixed_minor[j] and fixed_count[j] < 2:
-            y = n_x + len(hosts)
-            hosts.append(j)
-            row(float(-fixed_count[j]), inf, [*columns, y], [1.0] * len(columns) + [-2.0])  # seats >= 2 y
+        if next_rule < len(host_rules) and host_rules[next_rule][0] == k:
+            _, minor_columns, need = host_rules[next_rule]
+            y = n_x + next_rule
+            next_rule += 1
+            row(float(need - 2), inf, [*columns, y], [1.0] * len(columns) + [-2.0])  # seats + fixed >= 2 y
             for c in minor_columns:
                 row(-inf, 0.0, (c, y), (1.0, -1.0))  # x <= y
             minor_rows += len(minor_columns)
-        price = abs(int(duals.slot[j]))
-        if price and not region.slot_fixed[j]:
-            if duals.slot[j] < 0:  # count - seats
-                constant += price * (int(region.count[j]) - fixed_count[j])
-                cost[columns] -= price
-            else:
-                constant += price * fixed_count[j]
-                cost[columns] += price
-    if duals.total and not region.coupled:  # linear in the seats: (flow seats - seats) or the reverse
-        sign = -1 if duals.total > 0 else 1
-        constant += abs(duals.total) * seated_in_flow * (1 if sign < 0 else -1)
-        cost += sign * abs(duals.total)
     if region.coupled:
         row(float(seated_in_flow), float(seated_in_flow), range(n_x))
     if CAP_ROW_FROM <= n_x <= CAP_ROW_UP_TO:
@@ -1059,6 +1094,135 @@ def _component_mip(
     if least > at_most:  # only without the cap row: nothing within ``at_most`` exists
         return "INFEASIBLE", None, at_most + 1
     return ("OPTIMAL" if status == highspy.HighsModelStatus.kOptimal or least >= found else "FEASIBLE"), got, least
+
+
+def _flow_branch(
+    cost: np.ndarray,
+    constant: int,
+    students: list[list[int]],
+    student_lower: list[int],
+    slots: list[tuple[list[int], int, int]],
+    rules: list[tuple[int, list[int], int]],
+    coupled: int | None,
+    at_most: int,
+    deadline: float,
+    start: np.ndarray,
+) -> tuple[str, list[int] | None, int] | None:
+    """A component's MIP (as ``_component_mip`` states it) solved exactly by branch-and-bound over
+    min-cost flows; None once its flows reach ``FLOW_BRANCH_WORK`` or past ``deadline`` (HiGHS then
+    solves it: the budget is deterministic, so the same round always takes the same path).
+
+    Without the lone-minor rule the model is a network flow (source -> student -> slot -> sink, the
+    students' and slots' least and most seats as arc bounds, a source -> sink bypass for those left
+    out, fixed in size when the number matched is ``coupled``), so its optimum is integral and is the
+    exact least loss of the relaxation. A flow that seats a minor in a slot of ``rules`` (slot row,
+    minors' columns, seats needed once a minor is there) with too few seats breaks that rule; the node
+    branches on it: the slot closed to minors (their columns off), or opened (at least that many seats).
+    Every assignment of the model lies in one of the two children, so the least value over the open
+    nodes stays a proven bound; best first, the search ends when none is below the best assignment
+    found (or ``at_most`` + 1). The root is ``start``, the columns the flow holds: loss 0, the least
+    possible (checked: otherwise the root is solved as any node). Returns (status, columns chosen, least loss) as ``_component_mip``.
+    """
+    n_x, n_students, n_slots = len(cost), len(students), len(slots)
+    col_student = np.empty(n_x, dtype=np.int64)
+    col_slot = np.empty(n_x, dtype=np.int64)
+    for k, columns in enumerate(students):
+        col_student[columns] = k
+    for s, (columns, _, _) in enumerate(slots):
+        col_slot[columns] = s
+    low = np.asarray([lo for _, lo, _ in slots], dtype=np.int64)
+    high = np.asarray([hi for _, _, hi in slots], dtype=np.int64)
+    lower = np.asarray(student_lower, dtype=np.int64)
+    first_slot = 2 + n_students
+    tails = np.concatenate([np.zeros(n_students, dtype=np.int64), 2 + col_student,
+                            first_slot + np.arange(n_slots), [0]])
+    heads = np.concatenate([2 + np.arange(n_students), first_slot + col_slot,
+                            np.ones(n_slots, dtype=np.int64), [1]])
+    costs = np.concatenate([np.zeros(n_students, dtype=np.int64), cost, np.zeros(n_slots + 1, dtype=np.int64)])
+    bypass = n_students - int(lower.sum()) if coupled is None else 0  # its room beyond its fixed flow
+    left_out = 0 if coupled is None else n_students - coupled  # the bypass's fixed flow
+    if left_out < 0:
+        return "INFEASIBLE", None, at_most + 1
+    column_arcs = n_students + np.arange(n_x)
+    slot_arcs = n_students + n_x + np.arange(n_slots)
+    changed_arcs = np.concatenate([column_arcs, slot_arcs])
+    network = min_cost_flow.SimpleMinCostFlow()
+    network.add_arcs_with_capacity_and_unit_cost(
+        tails, heads, np.concatenate([1 - lower, np.ones(n_x, dtype=np.int64), high - low, [bypass]]), costs)
+    nodes = np.arange(first_slot + n_slots)
+    fixed_supply = [n_students - int(lower.sum()) - left_out, -n_students + left_out]
+    solved = 0
+
+    def solve(closed: frozenset[int], opened: frozenset[int]) -> tuple[int, np.ndarray] | None:
+        """(least loss, columns chosen) of the flow with those rules closed or opened; None if none."""
+        nonlocal solved
+        solved += 1
+        room = np.ones(n_x, dtype=np.int64)
+        least_seats = low.copy()
+        for r in closed:
+            room[rules[r][1]] = 0
+        for r in opened:
+            s = rules[r][0]
+            least_seats[s] = max(least_seats[s], rules[r][2])
+        if (least_seats > high).any():
+            return None
+        network.set_arc_capacities(changed_arcs, np.concatenate([room, high - least_seats]))
+        # A lower bound l on an arc u -> v: l units leave u and reach v before the flow starts.
+        seats = int(least_seats.sum())
+        network.set_nodes_supplies(nodes, np.concatenate([[fixed_supply[0], fixed_supply[1] + seats], lower,
+                                                          -least_seats]))
+        if network.solve() != network.OPTIMAL:
+            return None
+        return constant + network.optimal_cost(), np.flatnonzero(network.flows(column_arcs) > 0)
+
+    def broken(chosen: np.ndarray, settled: frozenset[int]) -> list[int]:
+        """The rules the flow breaks (a minor seated, too few seats), among those not settled."""
+        seats = np.bincount(col_slot[chosen], minlength=n_slots)
+        on = np.zeros(n_x, dtype=bool)
+        on[chosen] = True
+        return [r for r, (s, minors, need) in enumerate(rules)
+                if r not in settled and seats[s] < need and on[minors].any()]
+
+    best, best_columns = at_most + 1, None
+    queue: list[tuple[int, int, frozenset[int], frozenset[int], list[int]]] = []
+    order = 0
+
+    def push(closed: frozenset[int], opened: frozenset[int], answer: tuple[int, np.ndarray] | None) -> None:
+        nonlocal best, best_columns, order
+        if answer is None or answer[0] >= best:
+            return
+        value, chosen = answer
+        rules_broken = broken(chosen, closed | opened)
+        if not rules_broken:
+            best, best_columns = value, chosen
+        else:
+            order += 1
+            heapq.heappush(queue, (value, order, closed, opened, rules_broken))
+
+    root = constant + int(cost[start].sum())
+    push(frozenset(), frozenset(), (root, start) if root == 0 else solve(frozenset(), frozenset()))
+    work = len(tails) + FLOW_ARC_OVERHEAD
+    while queue and queue[0][0] < best:
+        _, _, closed, opened, rules_broken = heapq.heappop(queue)
+        # Strong branching: each broken rule's two children; the rule whose better child is worst
+        # is branched (its children are the node's tightest split).
+        chosen_rule, children, split = None, None, -1
+        for rule in rules_broken:
+            if (solved + 2) * work > FLOW_BRANCH_WORK or time.perf_counter() > deadline:
+                return None
+            shut, open_ = solve(closed | {rule}, opened), solve(closed, opened | {rule})
+            worse = min(best if shut is None else shut[0], best if open_ is None else open_[0])
+            if worse > split:
+                chosen_rule, children, split = rule, (shut, open_), worse
+            if split >= best:
+                break
+        if split >= best:
+            continue
+        push(closed | {chosen_rule}, opened, children[0])
+        push(closed, opened | {chosen_rule}, children[1])
+    if best_columns is None:
+        return "INFEASIBLE", None, at_most + 1
+    return "OPTIMAL", best_columns.tolist(), best
 
 
 def _highs(
@@ -1173,7 +1337,7 @@ def propose_matches(
     # the best assignment within its loss (optimal then: anything better lies inside) or proves none is.
     least = 0  # proven: every assignment loses at least this against the flow bound
     most = 0  # first the flow's optimal face: an assignment there is optimal at once
-    sizes: dict[int, int] = {}
+    regions: dict[int, _Region] = {}
 
     def heard(low: int) -> bool:
         """A stage's solver proved every assignment loses at least ``low``: a better bound, at once."""
@@ -1191,10 +1355,13 @@ def propose_matches(
             chosen, found = got, _levels(instance, got)
             method = method if method.endswith("+near") else f"{method}+near"
 
+    def region(loss: int) -> _Region:  # what a stage up to ``loss`` searches (built once)
+        if loss not in regions:
+            regions[loss] = _region(instance, relaxed, duals, loss)  # type: ignore[arg-type]
+        return regions[loss]
+
     def size(loss: int) -> int:  # free pairs a stage up to ``loss`` searches
-        if loss not in sizes:
-            sizes[loss] = len(_region(instance, relaxed, duals, loss).searched_edges)  # type: ignore[arg-type]
-        return sizes[loss]
+        return len(region(loss).searched_edges)
 
     # The region changes only where a loss reaches some arc's |reduced cost|: a stage reaches up to the
     # last loss before the next such value (the same model, so no harder; a lone minor whose only way
@@ -1209,7 +1376,8 @@ def propose_matches(
         # certificate; measured on 10,000 students of the minors family: 0.1 % at 13 s, where the stages
         # below its bound took 30 s to prove what it says), and the stages start at that bound.
         halfway = time.perf_counter() + (deadline - time.perf_counter()) / 2
-        _, low, _ = _near_mip(instance, relaxed, duals, widest, halfway, seed, heard, relaxation=True)
+        _, low, _ = _near_mip(instance, relaxed, duals, widest, halfway, seed, heard, relaxation=True,
+                              region=region(widest))
         least = max(least, low)
         if least > widest:
             bound = found  # nothing loses less than the incumbent
@@ -1220,7 +1388,7 @@ def propose_matches(
         widest = flow_upper - _weighted(instance, chosen) - 1
         following = steps[np.searchsorted(steps, most, side="right"):]
         most = min(max(most, int(following[0]) - 1 if len(following) else widest), widest)
-        if most < widest and (size(widest) <= 1.5 * size(most) or size(widest) <= ONE_STAGE_UP_TO):
+        if most < widest and (size(widest) <= ONE_STAGE_UP_TO or size(widest) <= 1.5 * size(most)):
             most = widest  # hardly a larger model, or a small one: one stage instead of several
         if size(most) > CPSAT_ABOVE:
             # Large: CP-SAT (it finds assignments in large models sooner), the neighbourhood first; then
@@ -1240,10 +1408,10 @@ def propose_matches(
                     take(got)
                     again = None if relaxed_stage is None or most > relaxed_stage else False  # bound held
                     got, low_mip, exact = _near_mip(instance, relaxed, duals, most, deadline, seed, heard,
-                                                    relaxation=again)
+                                                    relaxation=again, region=region(most))
                     low = max(low, low_mip)
         else:
-            got, low, exact = _near_mip(instance, relaxed, duals, most, deadline, seed, heard)
+            got, low, exact = _near_mip(instance, relaxed, duals, most, deadline, seed, heard, region=region(most))
         take(got)
         least = max(least, low)
         if least >= flow_upper - _weighted(instance, chosen) or (got is not None and exact):

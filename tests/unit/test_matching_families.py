@@ -177,3 +177,73 @@ def test_an_answer_that_breaks_the_model_is_never_taken() -> None:
     with lying, patch.object(matching, "_breaks", lambda lp, values: False):
         unguarded = propose_matches(slots, requests, forbidden=forbidden, seed=4)
     assert check_assignment(slots, requests, unguarded.assignments, forbidden) != []
+
+
+def _both_ways(answers: list[tuple[str, int, str, int]]):
+    """``_component_mip`` answering each component twice, by ``_flow_branch`` (no budget) and by HiGHS
+    alone, recording (flow-branch status, least loss, HiGHS status, least loss); the first is kept."""
+    real = matching._component_mip
+
+    def component_mip(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        with patch.object(matching, "FLOW_BRANCH_UP_TO", -1):
+            highs = real(*args, **kwargs)
+        with patch.multiple(matching, FLOW_BRANCH_UP_TO=10**9, FLOW_BRANCH_WORK=10**12):
+            branched = real(*args, **kwargs)
+        answers.append((branched[0], branched[2], highs[0], highs[2]))
+        return branched
+
+    return component_mip
+
+
+@settings(max_examples=30, deadline=None)
+@given(families, sizes, seeds)
+@example("minors", 100, 404)
+@example("ranked", 100, 101)
+def test_the_flow_branch_agrees_with_highs_on_every_component(family: str, students: int, seed: int) -> None:
+    # Every component's MIP solved both ways: the same answer (an assignment within the stage's loss, or
+    # none) and the same least loss; the proposal built from the branch-and-bound's answers is optimal.
+    slots, requests, forbidden = FAMILIES[family].generate(students, seed)
+    answers: list[tuple[str, int, str, int]] = []
+    with patch.object(matching, "_component_mip", _both_ways(answers)):
+        proposal = propose_matches(slots, requests, forbidden=forbidden, seed=seed)
+    for branched_status, branched_least, highs_status, highs_least in answers:
+        assert branched_status in ("OPTIMAL", "INFEASIBLE")
+        assert (branched_status, branched_least) == (highs_status, highs_least)
+    assert check_assignment(slots, requests, proposal.assignments, forbidden) == []
+    assert proposal.optimal
+    assert (proposal.matched_count, proposal.preference_score) == reference_optimum(slots, requests, forbidden)
+
+
+def test_the_flow_branch_decides_the_small_components_of_the_benchmark_rounds() -> None:
+    # Otherwise the test above would compare nothing: on the benchmark's 100-student rounds the
+    # branch-and-bound answers components, among them some that needed a branch (a minor's rule).
+    answered, branched = 0, 0
+    real = matching._flow_branch
+
+    def counting(cost, constant, students, lower, slots, rules, *rest):  # noqa: ANN001, ANN002, ANN202
+        nonlocal answered, branched
+        answer = real(cost, constant, students, lower, slots, rules, *rest)
+        answered += answer is not None
+        branched += answer is not None and answer[2] > 0
+        return answer
+
+    with patch.object(matching, "_flow_branch", counting):
+        for name in ("minors", "tight", "avoid"):
+            spec = FAMILIES[name]
+            slots, requests, forbidden = spec.generate(100, spec.seed)
+            propose_matches(slots, requests, forbidden=forbidden, seed=spec.seed)
+    assert answered >= 5 and branched >= 3
+
+
+def test_a_flow_branch_without_the_minors_rule_is_caught() -> None:
+    # Negative control: the branch-and-bound told no rule (every flow taken as it is) seats minors
+    # alone, and the independent checker sees it.
+    slots, requests, forbidden = FAMILIES["minors"].generate(100, FAMILIES["minors"].seed)
+    real = matching._flow_branch
+
+    def ruleless(cost, constant, students, lower, slots_, rules, *rest):  # noqa: ANN001, ANN002, ANN202
+        return real(cost, constant, students, lower, slots_, [], *rest)
+
+    with patch.object(matching, "_flow_branch", ruleless):
+        proposal = propose_matches(slots, requests, forbidden=forbidden, seed=FAMILIES["minors"].seed)
+    assert any("would visit alone" in v for v in check_assignment(slots, requests, proposal.assignments, forbidden))
