@@ -211,10 +211,9 @@ class _Instance:
 
 
 def _seeded_order(requests: Sequence[Request], seed: int) -> list[Request]:
-    def ticket(request: Request) -> str:
-        return hashlib.sha256(f"{seed}:{request.student_id}".encode()).hexdigest()
-
-    return sorted(requests, key=lambda r: (ticket(r), r.student_id))
+    # The digest's bytes sort as its hex spelling does: the order of sha256(f"{seed}:{student_id}").
+    tickets = {r.student_id: hashlib.sha256(f"{seed}:{r.student_id}".encode()).digest() for r in requests}
+    return sorted(requests, key=lambda r: (tickets[r.student_id], r.student_id))
 
 
 def _build(
@@ -225,6 +224,9 @@ def _build(
     seed: int,
     minors_need_company: bool = True,
 ) -> _Instance:
+    """The indexed instance: the time windows are scanned per student (bisect over slot starts), every
+    other rule filters the flat (student, slot) candidate pairs at once (numpy), rule by rule, counting
+    each student's candidates left after each rule (the funnel of ``Unmatched.details``)."""
     ids = [r.student_id for r in requests]
     if len(set(ids)) != len(ids):
         raise ValueError("student ids must be unique within a round")
@@ -232,22 +234,14 @@ def _build(
         raise ValueError("slot ids must be unique within a round")
     ordered_requests = _seeded_order(requests, seed)
     ordered_slots = sorted(slots, key=lambda s: (s.starts_at, s.id))
+    if any(r.priority < 0 for r in ordered_requests):
+        raise ValueError("priority must be >= 0")
+    n, m = len(ordered_requests), len(ordered_slots)
     starts = [s.starts_at for s in ordered_slots]
-    tag_bit: dict[str, int] = {}
-    for slot in ordered_slots:
-        for tag in slot.household_tags:
-            tag_bit.setdefault(tag, 1 << len(tag_bit))
-    slot_mask = [sum(tag_bit[t] for t in s.household_tags) for s in ordered_slots]
-    slot_vetted = [s.vetted_on_slot_date() for s in ordered_slots]
-    slot_district = [s.district for s in ordered_slots]
-    forbidden_set = frozenset(forbidden)
+    ends = [s.ends_at for s in ordered_slots]
     pinned_by_student: dict[int, set[int]] = {}
     for student_id, household_id in pinned:
         pinned_by_student.setdefault(student_id, set()).add(household_id)
-
-    if any(r.priority < 0 for r in ordered_requests):
-        raise ValueError("priority must be >= 0")
-    n = len(ordered_requests)
     total_priority = sum(r.priority for r in ordered_requests)
     total_pref = sum(DISTRICT_POINTS + WANTED_TAG_POINTS * len(r.wanted_tags)
                      + (RANKED_POINTS if r.ranked_households else 0) for r in ordered_requests)
@@ -257,63 +251,134 @@ def _build(
     weight_match = total_pref * weight_pref + total_priority + 1
     weight_pin = (n + 1) * weight_match if pinned_by_student else 0
 
-    instance = _Instance(
-        requests=ordered_requests, slots=ordered_slots, edge_student=[], edge_slot=[], edge_weight=[],
-        edge_pref=[], student_edges=[], funnels=[], pinned_households={}, pin_pairs=frozenset(pinned),
-        weight_pin=weight_pin, weight_match=weight_match, weight_pref=weight_pref,
-    )
+    # The time windows (and pins): candidate pairs, each student's slots in ascending order.
+    pair_student: list[int] = []
+    pair_slot: list[int] = []
+    pinned_households: dict[int, frozenset[int]] = {}
+    no_consent = np.zeros(n, dtype=bool)
     for index, request in enumerate(ordered_requests):
-        edges: list[int] = []
-        instance.student_edges.append(edges)
         pins = pinned_by_student.get(request.student_id)
         if pins:
-            instance.pinned_households[index] = frozenset(pins)
-        funnel: dict[str, int | str] = {}
-        instance.funnels.append(funnel)
+            pinned_households[index] = frozenset(pins)
         if request.is_minor and not request.has_consent:
-            funnel["stopped_at"] = NO_CONSENT
+            no_consent[index] = True
             continue
         in_time: set[int] = set()
         for start, end in request.windows:
             position = bisect_left(starts, start)
-            while position < len(ordered_slots) and starts[position] < end:
-                if ordered_slots[position].ends_at <= end:
+            while position < m and starts[position] < end:
+                if ends[position] <= end:
                     in_time.add(position)
                 position += 1
         if pins:
             in_time = {j for j in in_time if ordered_slots[j].household_id in pins}
-        funnel["slots_at_their_times"] = len(in_time)
-        vetted = [j for j in sorted(in_time) if slot_vetted[j]]
-        funnel["vetted"] = len(vetted)
-        avoided = sum(tag_bit.get(t, 0) for t in request.avoided_tags)
-        without_avoided = [j for j in vetted if not slot_mask[j] & avoided]
-        funnel["without_avoided_tags"] = len(without_avoided)
-        allowed = [
-            j for j in without_avoided
-            if (request.student_id, ordered_slots[j].household_id) not in forbidden_set
-        ]
-        funnel["not_forbidden"] = len(allowed)
-        if request.is_minor and minors_need_company:
-            # A minor in a one-place slot would always be alone there.
-            allowed = [j for j in allowed if ordered_slots[j].capacity >= 2]
-        funnel["candidates"] = len(allowed)
-        # preference_points, inlined over tag bit masks: this loop runs once per candidate pair.
-        wanted = sum(tag_bit.get(t, 0) for t in request.wanted_tags)
-        ranks = _rank_points(request) if request.ranked_households else {}
-        prefs = [
-            WANTED_TAG_POINTS * (slot_mask[j] & wanted).bit_count()
-            + (DISTRICT_POINTS if slot_district[j] in request.districts else 0)
-            + (ranks.get(ordered_slots[j].household_id, 0) if ranks else 0)
-            for j in allowed
-        ]
-        base = weight_match + request.priority + (weight_pin if pins else 0)
-        first = len(instance.edge_student)
-        edges.extend(range(first, first + len(allowed)))
-        instance.edge_student.extend([index] * len(allowed))
-        instance.edge_slot.extend(allowed)
-        instance.edge_weight.extend([base + pref * weight_pref for pref in prefs])
-        instance.edge_pref.extend(prefs)
-    return instance
+        pair_slot.extend(sorted(in_time))
+        pair_student.extend([index] * len(in_time))
+    student = np.asarray(pair_student, dtype=np.int64)
+    slot = np.asarray(pair_slot, dtype=np.int64)
+    funnel_counts = [np.bincount(student, minlength=n)]
+
+    def keep(rule: np.ndarray) -> None:
+        nonlocal student, slot
+        student, slot = student[rule], slot[rule]
+        funnel_counts.append(np.bincount(student, minlength=n))
+
+    keep(np.fromiter((s.vetted_on_slot_date() for s in ordered_slots), dtype=bool, count=m)[slot])
+    tag_index: dict[str, int] = {}
+    for s in ordered_slots:
+        for tag in s.household_tags:
+            tag_index.setdefault(tag, len(tag_index))
+    slot_tags = _marks(m, len(tag_index), ([tag_index[t] for t in s.household_tags] for s in ordered_slots))
+
+    def student_tags(tags_of: Callable[[Request], frozenset[str]]) -> np.ndarray:
+        return _marks(n, len(tag_index), ([tag_index[t] for t in tags_of(r) if t in tag_index]
+                                          for r in ordered_requests))
+
+    avoided = student_tags(lambda r: r.avoided_tags)
+    keep(~(avoided[student] & slot_tags[slot]).any(axis=1))
+    households = np.fromiter((s.household_id for s in ordered_slots), dtype=np.int64, count=m)
+    if forbidden:
+        forbidden_set = frozenset(forbidden)
+        student_ids = np.fromiter((r.student_id for r in ordered_requests), dtype=np.int64, count=n)
+        decliners = {i for i, _ in forbidden_set}
+        declining = np.fromiter((r.student_id in decliners for r in ordered_requests), dtype=bool, count=n)
+        allowed = np.ones(len(student), dtype=bool)
+        for k in np.flatnonzero(declining[student]).tolist():
+            allowed[k] = (int(student_ids[student[k]]), int(households[slot[k]])) not in forbidden_set
+        keep(allowed)
+    else:
+        funnel_counts.append(funnel_counts[-1])
+    capacity = np.fromiter((s.capacity for s in ordered_slots), dtype=np.int64, count=m)
+    if minors_need_company:
+        # A minor in a one-place slot would always be alone there.
+        minor = np.fromiter((r.is_minor for r in ordered_requests), dtype=bool, count=n)
+        keep(~minor[student] | (capacity[slot] >= 2))
+    else:
+        funnel_counts.append(funnel_counts[-1])
+
+    # preference_points over the pairs: wanted household tags, reachable district, ranked household.
+    wanted = student_tags(lambda r: r.wanted_tags)
+    prefs = WANTED_TAG_POINTS * (wanted[student] & slot_tags[slot]).sum(axis=1, dtype=np.int64)
+    district_index: dict[str, int] = {}
+    slot_district = np.fromiter((district_index.setdefault(s.district, len(district_index)) for s in ordered_slots),
+                                dtype=np.int64, count=m)
+    reaches = _marks(n, len(district_index), ([district_index[d] for d in r.districts if d in district_index]
+                                              for r in ordered_requests))
+    prefs += DISTRICT_POINTS * reaches[student, slot_district[slot]]
+    rank_keys: list[int] = []
+    rank_points: list[int] = []
+    household_index = {h: k for k, h in enumerate(dict.fromkeys(households.tolist()))}
+    for i, request in enumerate(ordered_requests):
+        if request.ranked_households:
+            for household, points in _rank_points(request).items():
+                if points and household in household_index:
+                    rank_keys.append(i * len(household_index) + household_index[household])
+                    rank_points.append(points)
+    if rank_keys:
+        order = np.argsort(rank_keys)
+        keys, points = np.asarray(rank_keys, dtype=np.int64)[order], np.asarray(rank_points, dtype=np.int64)[order]
+        slot_household = np.fromiter((household_index[h] for h in households.tolist()), dtype=np.int64, count=m)
+        pair_keys = student * len(household_index) + slot_household[slot]
+        at = np.minimum(np.searchsorted(keys, pair_keys), len(keys) - 1)
+        prefs += np.where(keys[at] == pair_keys, points[at], 0)
+
+    pinned_student = np.zeros(n, dtype=bool)
+    pinned_student[list(pinned_households)] = True
+    edge_pref = prefs.tolist()
+    edge_student = student.tolist()
+    base = [weight_match + r.priority for r in ordered_requests]
+    if weight_pin:
+        base = [b + weight_pin if pin else b for b, pin in zip(base, pinned_student.tolist(), strict=True)]
+    edge_weight = [base[i] + pref * weight_pref for i, pref in zip(edge_student, edge_pref, strict=True)]
+    counts = np.stack(funnel_counts).T.tolist()
+    funnels: list[dict[str, int | str]] = [
+        {"stopped_at": NO_CONSENT} if stopped else dict(zip(_FUNNEL, row, strict=True))
+        for stopped, row in zip(no_consent.tolist(), counts, strict=True)
+    ]
+    bounds = np.concatenate([[0], np.cumsum(funnel_counts[-1])]).tolist()
+    return _Instance(
+        requests=ordered_requests, slots=ordered_slots, edge_student=edge_student, edge_slot=slot.tolist(),
+        edge_weight=edge_weight, edge_pref=edge_pref,
+        student_edges=[list(range(bounds[i], bounds[i + 1])) for i in range(n)], funnels=funnels,
+        pinned_households=pinned_households, pin_pairs=frozenset(pinned), weight_pin=weight_pin,
+        weight_match=weight_match, weight_pref=weight_pref,
+    )
+
+
+def _marks(rows: int, columns: int, marked: Iterable[list[int]]) -> np.ndarray:
+    """A rows x columns boolean matrix, True at the columns listed for each row."""
+    at_rows: list[int] = []
+    at_columns: list[int] = []
+    for row, listed in enumerate(marked):
+        at_rows.extend([row] * len(listed))
+        at_columns.extend(listed)
+    matrix = np.zeros((rows, columns), dtype=bool)
+    matrix[at_rows, at_columns] = True
+    return matrix
+
+
+# The funnel's counts, in the order its rules apply (``_build``).
+_FUNNEL = ("slots_at_their_times", "vetted", "without_avoided_tags", "not_forbidden", "candidates")
 
 
 # ----------------------------------------------------------------------------------------------

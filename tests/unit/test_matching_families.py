@@ -7,6 +7,7 @@ returned early is never below the true optimum, and HiGHS on the benchmark's mod
 
 from __future__ import annotations
 
+import random
 from unittest.mock import patch
 
 import highspy
@@ -247,3 +248,57 @@ def test_a_flow_branch_without_the_minors_rule_is_caught() -> None:
     with patch.object(matching, "_flow_branch", ruleless):
         proposal = propose_matches(slots, requests, forbidden=forbidden, seed=FAMILIES["minors"].seed)
     assert any("would visit alone" in v for v in check_assignment(slots, requests, proposal.assignments, forbidden))
+
+
+def _spec_pairs(slots, requests, forbidden, pinned):  # noqa: ANN001, ANN202
+    """Every (student_id, slot_id) pair the hard rules allow, rule by rule from their statement, with
+    each student's candidate counts after each rule (the funnel)."""
+    pins: dict[int, set[int]] = {}
+    for student_id, household_id in pinned:
+        pins.setdefault(student_id, set()).add(household_id)
+    pairs, funnels = set(), {}
+    for r in requests:
+        if r.is_minor and not r.has_consent:
+            funnels[r.student_id] = {"stopped_at": matching.NO_CONSENT}
+            continue
+        left = [s for s in slots if matching.fits_windows(r, s)
+                and (r.student_id not in pins or s.household_id in pins[r.student_id])]
+        counts = [len(left)]
+        for rule in (lambda s, r=r: s.vetted_on_slot_date(), lambda s, r=r: not r.avoided_tags & s.household_tags,
+                     lambda s, r=r: (r.student_id, s.household_id) not in forbidden,
+                     lambda s, r=r: not r.is_minor or s.capacity >= 2):
+            left = [s for s in left if rule(s)]
+            counts.append(len(left))
+        funnels[r.student_id] = dict(zip(matching._FUNNEL, counts, strict=True))
+        pairs |= {(r.student_id, s.id) for s in left}
+    return pairs, funnels
+
+
+@settings(max_examples=40, deadline=None)
+@given(families, sizes, seeds, st.integers(0, 40), st.integers(0, 6))
+def test_the_built_instance_is_the_rules_pair_by_pair(family: str, students: int, seed: int, declined: int,
+                                                       pins: int) -> None:
+    # _build filters all pairs at once (numpy): the same pairs, preference points, weights and funnels
+    # as the rules stated one pair at a time (declined pairs and pins drawn on top of the family's).
+    slots, requests, forbidden = FAMILIES[family].generate(students, seed)
+    rng = random.Random(seed)
+    households = sorted({s.household_id for s in slots})
+    forbidden = frozenset(forbidden | {(rng.choice(requests).student_id, rng.choice(households))
+                                       for _ in range(declined)})
+    pinned = frozenset((rng.choice(requests).student_id, rng.choice(households)) for _ in range(pins))
+    instance = matching._build(slots, requests, forbidden, pinned, seed)
+    pairs, funnels = _spec_pairs(slots, requests, forbidden, pinned)
+    built = [(instance.requests[i].student_id, instance.slots[j].id)
+             for i, j in zip(instance.edge_student, instance.edge_slot, strict=True)]
+    assert len(built) == len(set(built)) and set(built) == pairs
+    for e, (i, j) in enumerate(zip(instance.edge_student, instance.edge_slot, strict=True)):
+        request, slot = instance.requests[i], instance.slots[j]
+        assert instance.edge_pref[e] == matching.preference_points(request, slot)
+        pinned_weight = instance.weight_pin if i in instance.pinned_households else 0
+        assert instance.edge_weight[e] == (instance.weight_match + request.priority + pinned_weight
+                                           + instance.edge_pref[e] * instance.weight_pref)
+    for i, edges in enumerate(instance.student_edges):
+        assert all(instance.edge_student[e] == i for e in edges)
+        assert [instance.edge_slot[e] for e in edges] == sorted(instance.edge_slot[e] for e in edges)
+    assert sum(map(len, instance.student_edges)) == len(built)
+    assert {r.student_id: f for r, f in zip(instance.requests, instance.funnels, strict=True)} == funnels
