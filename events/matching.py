@@ -1270,11 +1270,12 @@ def _flow_branch(
     while queue and queue[0][0] < best:
         _, _, closed, opened, rules_broken = heapq.heappop(queue)
         # Strong branching: each broken rule's two children; the rule whose better child is worst
-        # is branched (its children are the node's tightest split).
+        # is branched (its children are the node's tightest split). A node whose children would
+        # overrun the budget gives up at once (nothing spent in vain).
+        if (solved + 2 * len(rules_broken)) * work > FLOW_BRANCH_WORK or time.perf_counter() > deadline:
+            return None
         chosen_rule, children, split = None, None, -1
         for rule in rules_broken:
-            if (solved + 2) * work > FLOW_BRANCH_WORK or time.perf_counter() > deadline:
-                return None
             shut, open_ = solve(closed | {rule}, opened), solve(closed, opened | {rule})
             worse = min(best if shut is None else shut[0], best if open_ is None else open_[0])
             if worse > split:
