@@ -11,6 +11,7 @@ import random
 from unittest.mock import patch
 
 import highspy
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -180,18 +181,21 @@ def test_an_answer_that_breaks_the_model_is_never_taken() -> None:
     assert check_assignment(slots, requests, unguarded.assignments, forbidden) != []
 
 
-def _both_ways(answers: list[tuple[str, int, str, int]]):
-    """``_component_mip`` answering each component twice, by ``_flow_branch`` (no budget) and by HiGHS
-    alone, recording (flow-branch status, least loss, HiGHS status, least loss); the first is kept."""
+def _every_way(answers: list[tuple[tuple[str, int], ...]]):
+    """``_component_mip`` answering each component three ways, recording each (status, least loss):
+    as it is (tiny ones by ``_enumerate``, the others by ``_flow_branch`` without a budget), by
+    ``_flow_branch`` alone, and by HiGHS alone; the first answer is kept."""
     real = matching._component_mip
 
     def component_mip(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        with patch.object(matching, "FLOW_BRANCH_UP_TO", -1):
+        with patch.multiple(matching, FLOW_BRANCH_UP_TO=-1, ENUMERATE_UP_TO=0):
             highs = real(*args, **kwargs)
-        with patch.multiple(matching, FLOW_BRANCH_UP_TO=10**9, FLOW_BRANCH_WORK=10**12):
+        with patch.multiple(matching, FLOW_BRANCH_UP_TO=10**9, FLOW_BRANCH_WORK=10**12, ENUMERATE_UP_TO=0):
             branched = real(*args, **kwargs)
-        answers.append((branched[0], branched[2], highs[0], highs[2]))
-        return branched
+        with patch.multiple(matching, FLOW_BRANCH_UP_TO=10**9, FLOW_BRANCH_WORK=10**12):
+            first = real(*args, **kwargs)
+        answers.append(((first[0], first[2]), (branched[0], branched[2]), (highs[0], highs[2])))
+        return first
 
     return component_mip
 
@@ -200,52 +204,57 @@ def _both_ways(answers: list[tuple[str, int, str, int]]):
 @given(families, sizes, seeds)
 @example("minors", 100, 404)
 @example("ranked", 100, 101)
-def test_the_flow_branch_agrees_with_highs_on_every_component(family: str, students: int, seed: int) -> None:
-    # Every component's MIP solved both ways: the same answer (an assignment within the stage's loss, or
-    # none) and the same least loss; the proposal built from the branch-and-bound's answers is optimal.
+def test_the_small_searches_agree_with_highs_on_every_component(family: str, students: int, seed: int) -> None:
+    # Every component's MIP solved every way: the same answer (an assignment within the stage's loss, or
+    # none) and the same least loss; the proposal built from the first answers is optimal.
     slots, requests, forbidden = FAMILIES[family].generate(students, seed)
-    answers: list[tuple[str, int, str, int]] = []
-    with patch.object(matching, "_component_mip", _both_ways(answers)):
+    answers: list[tuple[tuple[str, int], ...]] = []
+    with patch.object(matching, "_component_mip", _every_way(answers)):
         proposal = propose_matches(slots, requests, forbidden=forbidden, seed=seed)
-    for branched_status, branched_least, highs_status, highs_least in answers:
-        assert branched_status in ("OPTIMAL", "INFEASIBLE")
-        assert (branched_status, branched_least) == (highs_status, highs_least)
+    for first, branched, highs in answers:
+        assert first[0] in ("OPTIMAL", "INFEASIBLE")
+        assert first == branched == highs
     assert check_assignment(slots, requests, proposal.assignments, forbidden) == []
     assert proposal.optimal
     assert (proposal.matched_count, proposal.preference_score) == reference_optimum(slots, requests, forbidden)
 
 
-def test_the_flow_branch_decides_the_small_components_of_the_benchmark_rounds() -> None:
-    # Otherwise the test above would compare nothing: on the benchmark's 100-student rounds the
-    # branch-and-bound answers components, among them some that needed a branch (a minor's rule).
-    answered, branched = 0, 0
-    real = matching._flow_branch
+def test_the_small_searches_decide_the_small_components_of_the_benchmark_rounds() -> None:
+    # Otherwise the test above would compare little: on the benchmark's 100-student rounds both small
+    # searches answer components, among them some that needed more than the flow (a minor's rule).
+    answered = {"_flow_branch": [0, 0], "_enumerate": [0, 0]}
 
-    def counting(cost, constant, students, lower, slots, rules, *rest):  # noqa: ANN001, ANN002, ANN202
-        nonlocal answered, branched
-        answer = real(cost, constant, students, lower, slots, rules, *rest)
-        answered += answer is not None
-        branched += answer is not None and answer[2] > 0
-        return answer
+    def counting(name):  # noqa: ANN001, ANN202
+        real = getattr(matching, name)
 
-    with patch.object(matching, "_flow_branch", counting):
-        for name in ("minors", "tight", "avoid"):
+        def search(*args):  # noqa: ANN002, ANN202
+            answer = real(*args)
+            answered[name][0] += answer is not None
+            answered[name][1] += answer is not None and answer[2] > 0
+            return answer
+
+        return search
+
+    with patch.multiple(matching, _flow_branch=counting("_flow_branch"), _enumerate=counting("_enumerate")):
+        for name in ("minors", "tight", "avoid", "sparse"):
             spec = FAMILIES[name]
             slots, requests, forbidden = spec.generate(100, spec.seed)
             propose_matches(slots, requests, forbidden=forbidden, seed=spec.seed)
-    assert answered >= 5 and branched >= 3
+    assert answered["_flow_branch"][0] >= 4 and answered["_flow_branch"][1] >= 3
+    assert answered["_enumerate"][0] >= 4 and answered["_enumerate"][1] >= 2
 
 
-def test_a_flow_branch_without_the_minors_rule_is_caught() -> None:
-    # Negative control: the branch-and-bound told no rule (every flow taken as it is) seats minors
+@pytest.mark.parametrize("search", ["_flow_branch", "_enumerate"])
+def test_a_small_search_without_the_minors_rule_is_caught(search: str) -> None:
+    # Negative control: a small search told no rule (every flow, every way taken as it is) seats minors
     # alone, and the independent checker sees it.
     slots, requests, forbidden = FAMILIES["minors"].generate(100, FAMILIES["minors"].seed)
-    real = matching._flow_branch
+    real = getattr(matching, search)
 
     def ruleless(cost, constant, students, lower, slots_, rules, *rest):  # noqa: ANN001, ANN002, ANN202
         return real(cost, constant, students, lower, slots_, [], *rest)
 
-    with patch.object(matching, "_flow_branch", ruleless):
+    with patch.object(matching, search, ruleless):
         proposal = propose_matches(slots, requests, forbidden=forbidden, seed=FAMILIES["minors"].seed)
     assert any("would visit alone" in v for v in check_assignment(slots, requests, proposal.assignments, forbidden))
 
