@@ -102,12 +102,15 @@ FEASIBILITY_JUMP_FROM = 3000
 # A component's MIP of at most FLOW_BRANCH_UP_TO free pairs is first solved by ``_flow_branch``
 # (branch-and-bound over min-cost flows), which gives it up to HiGHS once its flows reach FLOW_BRANCH_WORK
 # (each flow counts its arcs + FLOW_ARC_OVERHEAD: about its microseconds, measured on 100 students: a
-# flow of 4 arcs took ~40 us, one of 426 arcs ~0.5 ms; HiGHS took 0.25 ms on a one-column MIP).
+# flow of 4 arcs took ~40 us, one of 426 arcs ~0.5 ms; HiGHS took 0.25 ms on a one-column MIP, 2-9 ms on
+# those of 100-500 arcs). Measured on 100-student rounds of the seven families, seeds 1-16: 81 of 95
+# components solved faster than by HiGHS; a budget of 2,500 was 7 % faster in total than 4,000 (less
+# spent on components given up), the same as 1,500.
 FLOW_BRANCH_UP_TO = 400
+FLOW_BRANCH_WORK = 2500
 # ... and one with at most ENUMERATE_UP_TO ways to seat its students by trying them all (``_enumerate``;
 # measured on 100 students: 20-50 us where two or more flows took 0.2-0.7 ms).
 ENUMERATE_UP_TO = 64
-FLOW_BRANCH_WORK = 4000
 FLOW_ARC_OVERHEAD = 40
 
 # Preference points of one (student, slot) pair: reaching the district matters more than one tag.
