@@ -22,8 +22,15 @@ Method (chosen by measurement on seven instance families, see ``bench/matching.p
 5. stages of growing loss L (0: the flow's optimal face; below one preference point; then twice as
    far; each reaching on to just below the next |reduced cost|, where the model changes) search only
    the components of the free arcs that hold a lone minor of the flow, with the loss written over
-   reduced costs (sparse, small coefficients). Each component is an exact MIP solved by
-   HiGHS (``highspy``: its LP bound proves small models fast). A stage of more than ``CPSAT_ABOVE``
+   reduced costs (sparse, small coefficients). Each component is an exact MIP (``_component_mip``),
+   solved by the cheapest exact search that answers it: with at most ``ENUMERATE_UP_TO`` ways to
+   seat its students, by trying them all; with at most ``FLOW_BRANCH_UP_TO`` pairs, by branch-and-bound
+   over min-cost flows (``_flow_branch``: without the lone-minor rule the model is a network flow, so
+   each node's bound is exact; a slot holding a minor alone is branched closed to minors or opened
+   with two seats, strong branching, the root being the flow itself), which gives up past a
+   deterministic work budget; otherwise, or then, by HiGHS (``highspy``: its LP bound proves larger
+   models fast; it costs ~0.25 ms even on one column, where the two small searches took 20-200 us on
+   the 100-student rounds). A stage of more than ``CPSAT_ABOVE``
    free pairs first runs CP-SAT on the lone minors' neighbourhood (it finds assignments in large
    models far sooner), then CP-SAT on the whole stage for ``CPSAT_FIRST`` seconds (its propagation
    proves tight caps at once; skipped above ``CPSAT_FULL_UP_TO`` pairs), then the MIP. On a model of
@@ -36,11 +43,23 @@ Method (chosen by measurement on seven instance families, see ``bench/matching.p
    assignment within L or a proof that every assignment loses more — both proven bounds; every dual
    bound heard while HiGHS runs tightens the reported bound at once, and ``target_gap`` stops there
    as soon as the gap allows. The reported gap is always such a certificate, never an estimate.
+
+The candidate pairs are built rule by rule over flat numpy arrays (``_build``; only the time windows
+are scanned per student). Fixed costs measured on the 100-student rounds (one core of a shared
+2-core machine): ``_build`` 0.8-1.1 ms, each min-cost flow 0.2-0.5 ms (OR-Tools' solve itself, two per
+round with the polish), potentials 0.15-0.2 ms, a region 0.25 ms: ~2 ms before any stage, where HiGHS
+proves these rounds in 6-7 ms (25 ms ranked) without counting its model's build. The 1,000-student
+rounds of minors, sparse and avoid are ~85 % one HiGHS MIP of 5,000-10,000 pairs solved at its root
+(0.12-1.0 s; its options — presolve, symmetry, heuristics, simplex strategy — and a formulation
+without the y columns did not make it faster).
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
+import math
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -52,7 +71,7 @@ import numpy as np
 from ortools.graph.python import min_cost_flow
 from ortools.sat.python import cp_model
 
-ALGORITHM = "flow-repair-near-v3"
+ALGORITHM = "flow-repair-near-v4"  # v4: small components by exhaustive search / flow branch-and-bound (ties may differ)
 # Above this many free pairs a stage runs CP-SAT (neighbourhood first), below it exact MIPs (HiGHS).
 CPSAT_ABOVE = 30_000
 # Seconds CP-SAT gets on a large stage before HiGHS takes it over; above CPSAT_FULL_UP_TO free pairs
@@ -80,6 +99,19 @@ PRESOLVE_ABOVE_MINOR_SHARE = 0.5
 # about 3 of a small component's 4 ms (measured on 100-600 students: 1.3-5x faster without it on 21
 # of 23 models under 3,000 columns); above, it found the first assignment several times sooner.
 FEASIBILITY_JUMP_FROM = 3000
+# A component's MIP of at most FLOW_BRANCH_UP_TO free pairs is first solved by ``_flow_branch``
+# (branch-and-bound over min-cost flows), which gives it up to HiGHS once its flows reach FLOW_BRANCH_WORK
+# (each flow counts its arcs + FLOW_ARC_OVERHEAD: about its microseconds, measured on 100 students: a
+# flow of 4 arcs took ~40 us, one of 426 arcs ~0.5 ms; HiGHS took 0.25 ms on a one-column MIP, 2-9 ms on
+# those of 100-500 arcs). Measured on 100-student rounds of the seven families, seeds 1-16: 81 of 95
+# components solved faster than by HiGHS; a budget of 2,500 was 7 % faster in total than 4,000 (less
+# spent on components given up), the same as 1,500.
+FLOW_BRANCH_UP_TO = 400
+FLOW_BRANCH_WORK = 2500
+# ... and one with at most ENUMERATE_UP_TO ways to seat its students by trying them all (``_enumerate``;
+# measured on 100 students: 20-50 us where two or more flows took 0.2-0.7 ms).
+ENUMERATE_UP_TO = 64
+FLOW_ARC_OVERHEAD = 40
 
 # Preference points of one (student, slot) pair: reaching the district matters more than one tag.
 DISTRICT_POINTS = 2
@@ -203,10 +235,9 @@ class _Instance:
 
 
 def _seeded_order(requests: Sequence[Request], seed: int) -> list[Request]:
-    def ticket(request: Request) -> str:
-        return hashlib.sha256(f"{seed}:{request.student_id}".encode()).hexdigest()
-
-    return sorted(requests, key=lambda r: (ticket(r), r.student_id))
+    # The digest's bytes sort as its hex spelling does: the order of sha256(f"{seed}:{student_id}").
+    tickets = {r.student_id: hashlib.sha256(f"{seed}:{r.student_id}".encode()).digest() for r in requests}
+    return sorted(requests, key=lambda r: (tickets[r.student_id], r.student_id))
 
 
 def _build(
@@ -217,6 +248,9 @@ def _build(
     seed: int,
     minors_need_company: bool = True,
 ) -> _Instance:
+    """The indexed instance: the time windows are scanned per student (bisect over slot starts), every
+    other rule filters the flat (student, slot) candidate pairs at once (numpy), rule by rule, counting
+    each student's candidates left after each rule (the funnel of ``Unmatched.details``)."""
     ids = [r.student_id for r in requests]
     if len(set(ids)) != len(ids):
         raise ValueError("student ids must be unique within a round")
@@ -224,22 +258,14 @@ def _build(
         raise ValueError("slot ids must be unique within a round")
     ordered_requests = _seeded_order(requests, seed)
     ordered_slots = sorted(slots, key=lambda s: (s.starts_at, s.id))
+    if any(r.priority < 0 for r in ordered_requests):
+        raise ValueError("priority must be >= 0")
+    n, m = len(ordered_requests), len(ordered_slots)
     starts = [s.starts_at for s in ordered_slots]
-    tag_bit: dict[str, int] = {}
-    for slot in ordered_slots:
-        for tag in slot.household_tags:
-            tag_bit.setdefault(tag, 1 << len(tag_bit))
-    slot_mask = [sum(tag_bit[t] for t in s.household_tags) for s in ordered_slots]
-    slot_vetted = [s.vetted_on_slot_date() for s in ordered_slots]
-    slot_district = [s.district for s in ordered_slots]
-    forbidden_set = frozenset(forbidden)
+    ends = [s.ends_at for s in ordered_slots]
     pinned_by_student: dict[int, set[int]] = {}
     for student_id, household_id in pinned:
         pinned_by_student.setdefault(student_id, set()).add(household_id)
-
-    if any(r.priority < 0 for r in ordered_requests):
-        raise ValueError("priority must be >= 0")
-    n = len(ordered_requests)
     total_priority = sum(r.priority for r in ordered_requests)
     total_pref = sum(DISTRICT_POINTS + WANTED_TAG_POINTS * len(r.wanted_tags)
                      + (RANKED_POINTS if r.ranked_households else 0) for r in ordered_requests)
@@ -249,63 +275,134 @@ def _build(
     weight_match = total_pref * weight_pref + total_priority + 1
     weight_pin = (n + 1) * weight_match if pinned_by_student else 0
 
-    instance = _Instance(
-        requests=ordered_requests, slots=ordered_slots, edge_student=[], edge_slot=[], edge_weight=[],
-        edge_pref=[], student_edges=[], funnels=[], pinned_households={}, pin_pairs=frozenset(pinned),
-        weight_pin=weight_pin, weight_match=weight_match, weight_pref=weight_pref,
-    )
+    # The time windows (and pins): candidate pairs, each student's slots in ascending order.
+    pair_student: list[int] = []
+    pair_slot: list[int] = []
+    pinned_households: dict[int, frozenset[int]] = {}
+    no_consent = np.zeros(n, dtype=bool)
     for index, request in enumerate(ordered_requests):
-        edges: list[int] = []
-        instance.student_edges.append(edges)
         pins = pinned_by_student.get(request.student_id)
         if pins:
-            instance.pinned_households[index] = frozenset(pins)
-        funnel: dict[str, int | str] = {}
-        instance.funnels.append(funnel)
+            pinned_households[index] = frozenset(pins)
         if request.is_minor and not request.has_consent:
-            funnel["stopped_at"] = NO_CONSENT
+            no_consent[index] = True
             continue
         in_time: set[int] = set()
         for start, end in request.windows:
             position = bisect_left(starts, start)
-            while position < len(ordered_slots) and starts[position] < end:
-                if ordered_slots[position].ends_at <= end:
+            while position < m and starts[position] < end:
+                if ends[position] <= end:
                     in_time.add(position)
                 position += 1
         if pins:
             in_time = {j for j in in_time if ordered_slots[j].household_id in pins}
-        funnel["slots_at_their_times"] = len(in_time)
-        vetted = [j for j in sorted(in_time) if slot_vetted[j]]
-        funnel["vetted"] = len(vetted)
-        avoided = sum(tag_bit.get(t, 0) for t in request.avoided_tags)
-        without_avoided = [j for j in vetted if not slot_mask[j] & avoided]
-        funnel["without_avoided_tags"] = len(without_avoided)
-        allowed = [
-            j for j in without_avoided
-            if (request.student_id, ordered_slots[j].household_id) not in forbidden_set
-        ]
-        funnel["not_forbidden"] = len(allowed)
-        if request.is_minor and minors_need_company:
-            # A minor in a one-place slot would always be alone there.
-            allowed = [j for j in allowed if ordered_slots[j].capacity >= 2]
-        funnel["candidates"] = len(allowed)
-        # preference_points, inlined over tag bit masks: this loop runs once per candidate pair.
-        wanted = sum(tag_bit.get(t, 0) for t in request.wanted_tags)
-        ranks = _rank_points(request) if request.ranked_households else {}
-        prefs = [
-            WANTED_TAG_POINTS * (slot_mask[j] & wanted).bit_count()
-            + (DISTRICT_POINTS if slot_district[j] in request.districts else 0)
-            + (ranks.get(ordered_slots[j].household_id, 0) if ranks else 0)
-            for j in allowed
-        ]
-        base = weight_match + request.priority + (weight_pin if pins else 0)
-        first = len(instance.edge_student)
-        edges.extend(range(first, first + len(allowed)))
-        instance.edge_student.extend([index] * len(allowed))
-        instance.edge_slot.extend(allowed)
-        instance.edge_weight.extend([base + pref * weight_pref for pref in prefs])
-        instance.edge_pref.extend(prefs)
-    return instance
+        pair_slot.extend(sorted(in_time))
+        pair_student.extend([index] * len(in_time))
+    student = np.asarray(pair_student, dtype=np.int64)
+    slot = np.asarray(pair_slot, dtype=np.int64)
+    funnel_counts = [np.bincount(student, minlength=n)]
+
+    def keep(rule: np.ndarray) -> None:
+        nonlocal student, slot
+        student, slot = student[rule], slot[rule]
+        funnel_counts.append(np.bincount(student, minlength=n))
+
+    keep(np.fromiter((s.vetted_on_slot_date() for s in ordered_slots), dtype=bool, count=m)[slot])
+    tag_index: dict[str, int] = {}
+    for s in ordered_slots:
+        for tag in s.household_tags:
+            tag_index.setdefault(tag, len(tag_index))
+    slot_tags = _marks(m, len(tag_index), ([tag_index[t] for t in s.household_tags] for s in ordered_slots))
+
+    def student_tags(tags_of: Callable[[Request], frozenset[str]]) -> np.ndarray:
+        return _marks(n, len(tag_index), ([tag_index[t] for t in tags_of(r) if t in tag_index]
+                                          for r in ordered_requests))
+
+    avoided = student_tags(lambda r: r.avoided_tags)
+    keep(~(avoided[student] & slot_tags[slot]).any(axis=1))
+    households = np.fromiter((s.household_id for s in ordered_slots), dtype=np.int64, count=m)
+    if forbidden:
+        forbidden_set = frozenset(forbidden)
+        student_ids = np.fromiter((r.student_id for r in ordered_requests), dtype=np.int64, count=n)
+        decliners = {i for i, _ in forbidden_set}
+        declining = np.fromiter((r.student_id in decliners for r in ordered_requests), dtype=bool, count=n)
+        allowed = np.ones(len(student), dtype=bool)
+        for k in np.flatnonzero(declining[student]).tolist():
+            allowed[k] = (int(student_ids[student[k]]), int(households[slot[k]])) not in forbidden_set
+        keep(allowed)
+    else:
+        funnel_counts.append(funnel_counts[-1])
+    capacity = np.fromiter((s.capacity for s in ordered_slots), dtype=np.int64, count=m)
+    if minors_need_company:
+        # A minor in a one-place slot would always be alone there.
+        minor = np.fromiter((r.is_minor for r in ordered_requests), dtype=bool, count=n)
+        keep(~minor[student] | (capacity[slot] >= 2))
+    else:
+        funnel_counts.append(funnel_counts[-1])
+
+    # preference_points over the pairs: wanted household tags, reachable district, ranked household.
+    wanted = student_tags(lambda r: r.wanted_tags)
+    prefs = WANTED_TAG_POINTS * (wanted[student] & slot_tags[slot]).sum(axis=1, dtype=np.int64)
+    district_index: dict[str, int] = {}
+    slot_district = np.fromiter((district_index.setdefault(s.district, len(district_index)) for s in ordered_slots),
+                                dtype=np.int64, count=m)
+    reaches = _marks(n, len(district_index), ([district_index[d] for d in r.districts if d in district_index]
+                                              for r in ordered_requests))
+    prefs += DISTRICT_POINTS * reaches[student, slot_district[slot]]
+    rank_keys: list[int] = []
+    rank_points: list[int] = []
+    household_index = {h: k for k, h in enumerate(dict.fromkeys(households.tolist()))}
+    for i, request in enumerate(ordered_requests):
+        if request.ranked_households:
+            for household, points in _rank_points(request).items():
+                if points and household in household_index:
+                    rank_keys.append(i * len(household_index) + household_index[household])
+                    rank_points.append(points)
+    if rank_keys:
+        order = np.argsort(rank_keys)
+        keys, points = np.asarray(rank_keys, dtype=np.int64)[order], np.asarray(rank_points, dtype=np.int64)[order]
+        slot_household = np.fromiter((household_index[h] for h in households.tolist()), dtype=np.int64, count=m)
+        pair_keys = student * len(household_index) + slot_household[slot]
+        at = np.minimum(np.searchsorted(keys, pair_keys), len(keys) - 1)
+        prefs += np.where(keys[at] == pair_keys, points[at], 0)
+
+    pinned_student = np.zeros(n, dtype=bool)
+    pinned_student[list(pinned_households)] = True
+    edge_pref = prefs.tolist()
+    edge_student = student.tolist()
+    base = [weight_match + r.priority for r in ordered_requests]
+    if weight_pin:
+        base = [b + weight_pin if pin else b for b, pin in zip(base, pinned_student.tolist(), strict=True)]
+    edge_weight = [base[i] + pref * weight_pref for i, pref in zip(edge_student, edge_pref, strict=True)]
+    counts = np.stack(funnel_counts).T.tolist()
+    funnels: list[dict[str, int | str]] = [
+        {"stopped_at": NO_CONSENT} if stopped else dict(zip(_FUNNEL, row, strict=True))
+        for stopped, row in zip(no_consent.tolist(), counts, strict=True)
+    ]
+    bounds = np.concatenate([[0], np.cumsum(funnel_counts[-1])]).tolist()
+    return _Instance(
+        requests=ordered_requests, slots=ordered_slots, edge_student=edge_student, edge_slot=slot.tolist(),
+        edge_weight=edge_weight, edge_pref=edge_pref,
+        student_edges=[list(range(bounds[i], bounds[i + 1])) for i in range(n)], funnels=funnels,
+        pinned_households=pinned_households, pin_pairs=frozenset(pinned), weight_pin=weight_pin,
+        weight_match=weight_match, weight_pref=weight_pref,
+    )
+
+
+def _marks(rows: int, columns: int, marked: Iterable[list[int]]) -> np.ndarray:
+    """A rows x columns boolean matrix, True at the columns listed for each row."""
+    at_rows: list[int] = []
+    at_columns: list[int] = []
+    for row, listed in enumerate(marked):
+        at_rows.extend([row] * len(listed))
+        at_columns.extend(listed)
+    matrix = np.zeros((rows, columns), dtype=bool)
+    matrix[at_rows, at_columns] = True
+    return matrix
+
+
+# The funnel's counts, in the order its rules apply (``_build``).
+_FUNNEL = ("slots_at_their_times", "vetted", "without_avoided_tags", "not_forbidden", "candidates")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -626,20 +723,23 @@ def _duals(instance: _Instance, relaxed: list[int]) -> _Duals | None:
 
 
 def _components(nodes: int, tails: np.ndarray, heads: np.ndarray) -> np.ndarray:
-    """Connected-component label of every node (union-find with path halving; numpy-only runtime)."""
-    parent = list(range(nodes))
+    """A connected-component label of every node (the same label exactly within a component).
 
-    def root(v: int) -> int:
-        while parent[v] != v:
-            parent[v] = parent[parent[v]]
-            v = parent[v]
-        return v
-
-    for u, v in zip(tails.tolist(), heads.tolist(), strict=True):
-        ru, rv = root(u), root(v)
-        if ru != rv:
-            parent[ru] = rv
-    return np.fromiter((root(v) for v in range(nodes)), dtype=np.int64, count=nodes)
+    Vectorised label propagation: each edge hooks both its ends and their labels to the smaller label,
+    then labels jump to their label's label; a label is always a node of the same component, and at
+    the fixpoint both ends of every edge carry one label."""
+    label = np.arange(nodes, dtype=np.int64)
+    if len(tails) == 0:
+        return label
+    while True:
+        low = np.minimum(label[tails], label[heads])
+        new = label.copy()
+        for ends in (tails, heads, label[tails], label[heads]):
+            np.minimum.at(new, ends, low)
+        new = new[new]
+        if np.array_equal(new, label):
+            return label
+        label = new
 
 
 def _polish(instance: _Instance, chosen: list[int], duals: _Duals, loss: int) -> list[int]:
@@ -840,6 +940,7 @@ def _near_mip(
     on_bound: Callable[[int], bool] | None = None,
     reach: int | None = None,
     relaxation: bool | None = None,
+    region: _Region | None = None,
 ) -> tuple[list[int] | None, int, bool]:
     """Least-loss assignment among those losing at most ``at_most`` against the flow, one exact MIP
     (HiGHS, ``highspy``) per component of the free arcs that holds a lone minor.
@@ -851,11 +952,12 @@ def _near_mip(
     from inside a component's solve, and stops the search by answering True.
     With ``reach`` only a neighbourhood of the lone minors is searched: an assignment, never a proof.
     ``relaxation`` as in ``_component_mip``; True sums the components' LP bounds (never an assignment).
+    ``region``: ``_region(instance, relaxed, duals, at_most, reach)`` if already built.
     """
     m = len(instance.slots)
     requests = instance.requests
     edge_student, edge_slot, _ = _edge_arrays(instance)
-    region = _region(instance, relaxed, duals, at_most, reach)
+    region = region or _region(instance, relaxed, duals, at_most, reach)
     searched = region.searched_edges
     free_students = set(edge_student[searched].tolist())
     fixed_count = [0] * m
@@ -927,6 +1029,69 @@ def _component_mip(
     column = {e: k for k, e in enumerate(part)}
     n_x = len(part)
     cost = np.zeros(n_x, dtype=np.float64)
+    by_student: dict[int, list[int]] = {}
+    by_slot: dict[int, list[int]] = {}
+    for e in part:
+        by_student.setdefault(instance.edge_student[e], []).append(column[e])
+        by_slot.setdefault(instance.edge_slot[e], []).append(e)
+    constant = 0
+    reduced = np.abs(duals.edge[part]).astype(np.float64)
+    in_flow = np.fromiter((e in region.relaxed_set for e in part), dtype=bool, count=n_x)
+    cost += np.where(in_flow, -reduced, reduced)  # (1 - x) on a flow pair, x elsewhere
+    constant += int(reduced[in_flow].sum())
+    seated_in_flow = 0
+    student_lower: list[int] = []
+    for i, columns in by_student.items():
+        student_lower.append(1 if region.student_fixed[i] and i in region.relaxed_at else 0)
+        seated_in_flow += i in region.relaxed_at
+        price = abs(int(duals.student[i]))
+        if price and not region.student_fixed[i]:
+            sign = -1 if i in region.relaxed_at else 1  # (1 - seated) or seated
+            constant += price if sign < 0 else 0
+            cost[columns] += sign * price
+    hosts: list[int] = []  # slots with a y column, in column order
+    slot_rows: list[tuple[list[int], int, int]] = []  # (columns, least seats, most seats) of each slot
+    host_rules: list[tuple[int, list[int], int]] = []  # (slot row, minors' columns, seats needed if used)
+    for j, options in by_slot.items():
+        columns = [column[e] for e in options]
+        room = instance.slots[j].capacity - fixed_count[j]
+        low = int(region.count[j]) - fixed_count[j] if region.slot_fixed[j] else 0
+        high = low if region.slot_fixed[j] else room
+        if fixed_minor[j] and fixed_count[j] == 1:
+            low = max(low, 1)
+        slot_rows.append((columns, low, high))
+        if not fixed_minor[j] and fixed_count[j] < 2:
+            minor_columns = [column[e] for e in options if requests[instance.edge_student[e]].is_minor]
+            if minor_columns:
+                hosts.append(j)
+                host_rules.append((len(slot_rows) - 1, minor_columns, 2 - fixed_count[j]))
+        price = abs(int(duals.slot[j]))
+        if price and not region.slot_fixed[j]:
+            if duals.slot[j] < 0:  # count - seats
+                constant += price * (int(region.count[j]) - fixed_count[j])
+                cost[columns] -= price
+            else:
+                constant += price * fixed_count[j]
+                cost[columns] += price
+    if duals.total and not region.coupled:  # linear in the seats: (flow seats - seats) or the reverse
+        sign = -1 if duals.total > 0 else 1
+        constant += abs(duals.total) * seated_in_flow * (1 if sign < 0 else -1)
+        cost += sign * abs(duals.total)
+    if not relaxation and math.prod(len(columns) + 1 for columns in by_student.values()) <= ENUMERATE_UP_TO:
+        status, chosen_columns, least = _enumerate(
+            np.rint(cost).astype(np.int64).tolist(), constant, list(by_student.values()), student_lower, slot_rows,
+            host_rules, seated_in_flow if region.coupled else None, at_most,
+        )
+        return status, None if chosen_columns is None else [part[c] for c in chosen_columns], least
+    if n_x <= FLOW_BRANCH_UP_TO and not relaxation:
+        answer = _flow_branch(
+            np.rint(cost).astype(np.int64), constant, list(by_student.values()), student_lower, slot_rows,
+            host_rules, seated_in_flow if region.coupled else None, at_most, deadline, np.flatnonzero(in_flow),
+        )
+        if answer is not None:
+            status, chosen_columns, least = answer
+            return status, None if chosen_columns is None else [part[c] for c in chosen_columns], least
+
     row_lower: list[float] = []
     row_upper: list[float] = []
     row_start: list[int] = []
@@ -942,55 +1107,20 @@ def _component_mip(
         index.extend(columns)
         value.extend([1.0] * len(columns) if coefficients is None else coefficients)
 
-    by_student: dict[int, list[int]] = {}
-    by_slot: dict[int, list[int]] = {}
-    for e in part:
-        by_student.setdefault(instance.edge_student[e], []).append(column[e])
-        by_slot.setdefault(instance.edge_slot[e], []).append(e)
-    constant = 0
-    reduced = np.abs(duals.edge[part]).astype(np.float64)
-    in_flow = np.fromiter((e in region.relaxed_set for e in part), dtype=bool, count=n_x)
-    cost += np.where(in_flow, -reduced, reduced)  # (1 - x) on a flow pair, x elsewhere
-    constant += int(reduced[in_flow].sum())
-    seated_in_flow = 0
-    for i, columns in by_student.items():
-        row(1.0 if region.student_fixed[i] and i in region.relaxed_at else 0.0, 1.0, columns)
-        seated_in_flow += i in region.relaxed_at
-        price = abs(int(duals.student[i]))
-        if price and not region.student_fixed[i]:
-            sign = -1 if i in region.relaxed_at else 1  # (1 - seated) or seated
-            constant += price if sign < 0 else 0
-            cost[columns] += sign * price
-    hosts: list[int] = []  # slots with a y column, in column order
+    for columns, lower in zip(by_student.values(), student_lower, strict=True):
+        row(float(lower), 1.0, columns)
     minor_rows = 0
-    for j, options in by_slot.items():
-        columns = [column[e] for e in options]
-        room = instance.slots[j].capacity - fixed_count[j]
-        low = int(region.count[j]) - fixed_count[j] if region.slot_fixed[j] else 0
-        high = low if region.slot_fixed[j] else room
-        if fixed_minor[j] and fixed_count[j] == 1:
-            low = max(low, 1)
+    next_rule = 0
+    for k, (columns, low, high) in enumerate(slot_rows):
         row(float(low), float(high), columns)
-        minor_columns = [column[e] for e in options if requests[instance.edge_student[e]].is_minor]
-        if minor_columns and not fixed_minor[j] and fixed_count[j] < 2:
-            y = n_x + len(hosts)
-            hosts.append(j)
-            row(float(-fixed_count[j]), inf, [*columns, y], [1.0] * len(columns) + [-2.0])  # seats >= 2 y
+        if next_rule < len(host_rules) and host_rules[next_rule][0] == k:
+            _, minor_columns, need = host_rules[next_rule]
+            y = n_x + next_rule
+            next_rule += 1
+            row(float(need - 2), inf, [*columns, y], [1.0] * len(columns) + [-2.0])  # seats + fixed >= 2 y
             for c in minor_columns:
                 row(-inf, 0.0, (c, y), (1.0, -1.0))  # x <= y
             minor_rows += len(minor_columns)
-        price = abs(int(duals.slot[j]))
-        if price and not region.slot_fixed[j]:
-            if duals.slot[j] < 0:  # count - seats
-                constant += price * (int(region.count[j]) - fixed_count[j])
-                cost[columns] -= price
-            else:
-                constant += price * fixed_count[j]
-                cost[columns] += price
-    if duals.total and not region.coupled:  # linear in the seats: (flow seats - seats) or the reverse
-        sign = -1 if duals.total > 0 else 1
-        constant += abs(duals.total) * seated_in_flow * (1 if sign < 0 else -1)
-        cost += sign * abs(duals.total)
     if region.coupled:
         row(float(seated_in_flow), float(seated_in_flow), range(n_x))
     if CAP_ROW_FROM <= n_x <= CAP_ROW_UP_TO:
@@ -1059,6 +1189,180 @@ def _component_mip(
     if least > at_most:  # only without the cap row: nothing within ``at_most`` exists
         return "INFEASIBLE", None, at_most + 1
     return ("OPTIMAL" if status == highspy.HighsModelStatus.kOptimal or least >= found else "FEASIBLE"), got, least
+
+
+def _enumerate(
+    cost: list[int],
+    constant: int,
+    students: list[list[int]],
+    student_lower: list[int],
+    slots: list[tuple[list[int], int, int]],
+    rules: list[tuple[int, list[int], int]],
+    coupled: int | None,
+    at_most: int,
+) -> tuple[str, list[int] | None, int]:
+    """A tiny component's MIP (as ``_component_mip`` states it, at most ``ENUMERATE_UP_TO`` ways to
+    seat its students) by trying every way: each student on one of their columns or (unless held to
+    one) on none. Returns (status, columns chosen, least loss) as ``_component_mip``: the first least
+    loss in the order tried, when it is at most ``at_most``."""
+    slot_of: dict[int, int] = {}
+    for s, (columns, _, _) in enumerate(slots):
+        for c in columns:
+            slot_of[c] = s
+    minor_rule: dict[int, tuple[int, int]] = {}  # minor's column -> (slot row, seats needed)
+    for s, minors, need in rules:
+        for c in minors:
+            minor_rule[c] = (s, need)
+    options = [([] if lower else [None]) + columns for columns, lower in zip(students, student_lower, strict=True)]
+    best, best_columns = at_most + 1, None
+    for pick in itertools.product(*options):
+        chosen = [c for c in pick if c is not None]
+        if coupled is not None and len(chosen) != coupled:
+            continue
+        value = constant + sum(cost[c] for c in chosen)
+        if value >= best:
+            continue
+        seats = [0] * len(slots)
+        for c in chosen:
+            seats[slot_of[c]] += 1
+        if any(not low <= seated <= high for seated, (_, low, high) in zip(seats, slots, strict=True)):
+            continue
+        if any(c in minor_rule and seats[minor_rule[c][0]] < minor_rule[c][1] for c in chosen):
+            continue  # a minor with too little company
+        best, best_columns = value, chosen
+    if best_columns is None:
+        return "INFEASIBLE", None, at_most + 1
+    return "OPTIMAL", best_columns, best
+
+
+def _flow_branch(
+    cost: np.ndarray,
+    constant: int,
+    students: list[list[int]],
+    student_lower: list[int],
+    slots: list[tuple[list[int], int, int]],
+    rules: list[tuple[int, list[int], int]],
+    coupled: int | None,
+    at_most: int,
+    deadline: float,
+    start: np.ndarray,
+) -> tuple[str, list[int] | None, int] | None:
+    """A component's MIP (as ``_component_mip`` states it) solved exactly by branch-and-bound over
+    min-cost flows; None once its flows reach ``FLOW_BRANCH_WORK`` or past ``deadline`` (HiGHS then
+    solves it: the budget is deterministic, so the same round always takes the same path).
+
+    Without the lone-minor rule the model is a network flow (source -> student -> slot -> sink, the
+    students' and slots' least and most seats as arc bounds, a source -> sink bypass for those left
+    out, fixed in size when the number matched is ``coupled``), so its optimum is integral and is the
+    exact least loss of the relaxation. A flow that seats a minor in a slot of ``rules`` (slot row,
+    minors' columns, seats needed once a minor is there) with too few seats breaks that rule; the node
+    branches on it: the slot closed to minors (their columns off), or opened (at least that many seats).
+    Every assignment of the model lies in one of the two children, so the least value over the open
+    nodes stays a proven bound; best first, the search ends when none is below the best assignment
+    found (or ``at_most`` + 1). The root is ``start``, the columns the flow holds: loss 0, the least
+    possible (checked: otherwise the root is solved as any node). Returns (status, columns chosen, least loss) as ``_component_mip``.
+    """
+    n_x, n_students, n_slots = len(cost), len(students), len(slots)
+    col_student = np.empty(n_x, dtype=np.int64)
+    col_slot = np.empty(n_x, dtype=np.int64)
+    for k, columns in enumerate(students):
+        col_student[columns] = k
+    for s, (columns, _, _) in enumerate(slots):
+        col_slot[columns] = s
+    low = np.asarray([lo for _, lo, _ in slots], dtype=np.int64)
+    high = np.asarray([hi for _, _, hi in slots], dtype=np.int64)
+    lower = np.asarray(student_lower, dtype=np.int64)
+    first_slot = 2 + n_students
+    tails = np.concatenate([np.zeros(n_students, dtype=np.int64), 2 + col_student,
+                            first_slot + np.arange(n_slots), [0]])
+    heads = np.concatenate([2 + np.arange(n_students), first_slot + col_slot,
+                            np.ones(n_slots, dtype=np.int64), [1]])
+    costs = np.concatenate([np.zeros(n_students, dtype=np.int64), cost, np.zeros(n_slots + 1, dtype=np.int64)])
+    bypass = n_students - int(lower.sum()) if coupled is None else 0  # its room beyond its fixed flow
+    left_out = 0 if coupled is None else n_students - coupled  # the bypass's fixed flow
+    if left_out < 0:
+        return "INFEASIBLE", None, at_most + 1
+    column_arcs = n_students + np.arange(n_x)
+    slot_arcs = n_students + n_x + np.arange(n_slots)
+    changed_arcs = np.concatenate([column_arcs, slot_arcs])
+    network = min_cost_flow.SimpleMinCostFlow()
+    network.add_arcs_with_capacity_and_unit_cost(
+        tails, heads, np.concatenate([1 - lower, np.ones(n_x, dtype=np.int64), high - low, [bypass]]), costs)
+    nodes = np.arange(first_slot + n_slots)
+    fixed_supply = [n_students - int(lower.sum()) - left_out, -n_students + left_out]
+    solved = 0
+
+    def solve(closed: frozenset[int], opened: frozenset[int]) -> tuple[int, np.ndarray] | None:
+        """(least loss, columns chosen) of the flow with those rules closed or opened; None if none."""
+        nonlocal solved
+        solved += 1
+        room = np.ones(n_x, dtype=np.int64)
+        least_seats = low.copy()
+        for r in closed:
+            room[rules[r][1]] = 0
+        for r in opened:
+            s = rules[r][0]
+            least_seats[s] = max(least_seats[s], rules[r][2])
+        if (least_seats > high).any():
+            return None
+        network.set_arc_capacities(changed_arcs, np.concatenate([room, high - least_seats]))
+        # A lower bound l on an arc u -> v: l units leave u and reach v before the flow starts.
+        seats = int(least_seats.sum())
+        network.set_nodes_supplies(nodes, np.concatenate([[fixed_supply[0], fixed_supply[1] + seats], lower,
+                                                          -least_seats]))
+        if network.solve() != network.OPTIMAL:
+            return None
+        return constant + network.optimal_cost(), np.flatnonzero(network.flows(column_arcs) > 0)
+
+    def broken(chosen: np.ndarray, settled: frozenset[int]) -> list[int]:
+        """The rules the flow breaks (a minor seated, too few seats), among those not settled."""
+        seats = np.bincount(col_slot[chosen], minlength=n_slots)
+        on = np.zeros(n_x, dtype=bool)
+        on[chosen] = True
+        return [r for r, (s, minors, need) in enumerate(rules)
+                if r not in settled and seats[s] < need and on[minors].any()]
+
+    best, best_columns = at_most + 1, None
+    queue: list[tuple[int, int, frozenset[int], frozenset[int], list[int]]] = []
+    order = 0
+
+    def push(closed: frozenset[int], opened: frozenset[int], answer: tuple[int, np.ndarray] | None) -> None:
+        nonlocal best, best_columns, order
+        if answer is None or answer[0] >= best:
+            return
+        value, chosen = answer
+        rules_broken = broken(chosen, closed | opened)
+        if not rules_broken:
+            best, best_columns = value, chosen
+        else:
+            order += 1
+            heapq.heappush(queue, (value, order, closed, opened, rules_broken))
+
+    root = constant + int(cost[start].sum())
+    push(frozenset(), frozenset(), (root, start) if root == 0 else solve(frozenset(), frozenset()))
+    work = len(tails) + FLOW_ARC_OVERHEAD
+    while queue and queue[0][0] < best:
+        _, _, closed, opened, rules_broken = heapq.heappop(queue)
+        # Strong branching: each broken rule's two children; the rule whose better child is worst
+        # is branched (its children are the node's tightest split). A node whose children would
+        # overrun the budget gives up at once (nothing spent in vain).
+        if (solved + 2 * len(rules_broken)) * work > FLOW_BRANCH_WORK or time.perf_counter() > deadline:
+            return None
+        chosen_rule, children, split = None, None, -1
+        for rule in rules_broken:
+            shut, open_ = solve(closed | {rule}, opened), solve(closed, opened | {rule})
+            worse = min(best if shut is None else shut[0], best if open_ is None else open_[0])
+            if worse > split:
+                chosen_rule, children, split = rule, (shut, open_), worse
+            if split >= best:
+                break
+        if split >= best:
+            continue
+        push(closed | {chosen_rule}, opened, children[0])
+        push(closed, opened | {chosen_rule}, children[1])
+    if best_columns is None:
+        return "INFEASIBLE", None, at_most + 1
+    return "OPTIMAL", best_columns.tolist(), best
 
 
 def _highs(
@@ -1173,7 +1477,7 @@ def propose_matches(
     # the best assignment within its loss (optimal then: anything better lies inside) or proves none is.
     least = 0  # proven: every assignment loses at least this against the flow bound
     most = 0  # first the flow's optimal face: an assignment there is optimal at once
-    sizes: dict[int, int] = {}
+    regions: dict[int, _Region] = {}
 
     def heard(low: int) -> bool:
         """A stage's solver proved every assignment loses at least ``low``: a better bound, at once."""
@@ -1191,10 +1495,13 @@ def propose_matches(
             chosen, found = got, _levels(instance, got)
             method = method if method.endswith("+near") else f"{method}+near"
 
+    def region(loss: int) -> _Region:  # what a stage up to ``loss`` searches (built once)
+        if loss not in regions:
+            regions[loss] = _region(instance, relaxed, duals, loss)  # type: ignore[arg-type]
+        return regions[loss]
+
     def size(loss: int) -> int:  # free pairs a stage up to ``loss`` searches
-        if loss not in sizes:
-            sizes[loss] = len(_region(instance, relaxed, duals, loss).searched_edges)  # type: ignore[arg-type]
-        return sizes[loss]
+        return len(region(loss).searched_edges)
 
     # The region changes only where a loss reaches some arc's |reduced cost|: a stage reaches up to the
     # last loss before the next such value (the same model, so no harder; a lone minor whose only way
@@ -1209,7 +1516,8 @@ def propose_matches(
         # certificate; measured on 10,000 students of the minors family: 0.1 % at 13 s, where the stages
         # below its bound took 30 s to prove what it says), and the stages start at that bound.
         halfway = time.perf_counter() + (deadline - time.perf_counter()) / 2
-        _, low, _ = _near_mip(instance, relaxed, duals, widest, halfway, seed, heard, relaxation=True)
+        _, low, _ = _near_mip(instance, relaxed, duals, widest, halfway, seed, heard, relaxation=True,
+                              region=region(widest))
         least = max(least, low)
         if least > widest:
             bound = found  # nothing loses less than the incumbent
@@ -1220,7 +1528,7 @@ def propose_matches(
         widest = flow_upper - _weighted(instance, chosen) - 1
         following = steps[np.searchsorted(steps, most, side="right"):]
         most = min(max(most, int(following[0]) - 1 if len(following) else widest), widest)
-        if most < widest and (size(widest) <= 1.5 * size(most) or size(widest) <= ONE_STAGE_UP_TO):
+        if most < widest and (size(widest) <= ONE_STAGE_UP_TO or size(widest) <= 1.5 * size(most)):
             most = widest  # hardly a larger model, or a small one: one stage instead of several
         if size(most) > CPSAT_ABOVE:
             # Large: CP-SAT (it finds assignments in large models sooner), the neighbourhood first; then
@@ -1240,10 +1548,10 @@ def propose_matches(
                     take(got)
                     again = None if relaxed_stage is None or most > relaxed_stage else False  # bound held
                     got, low_mip, exact = _near_mip(instance, relaxed, duals, most, deadline, seed, heard,
-                                                    relaxation=again)
+                                                    relaxation=again, region=region(most))
                     low = max(low, low_mip)
         else:
-            got, low, exact = _near_mip(instance, relaxed, duals, most, deadline, seed, heard)
+            got, low, exact = _near_mip(instance, relaxed, duals, most, deadline, seed, heard, region=region(most))
         take(got)
         least = max(least, low)
         if least >= flow_upper - _weighted(instance, chosen) or (got is not None and exact):

@@ -7,9 +7,11 @@ returned early is never below the true optimum, and HiGHS on the benchmark's mod
 
 from __future__ import annotations
 
+import random
 from unittest.mock import patch
 
 import highspy
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -177,3 +179,135 @@ def test_an_answer_that_breaks_the_model_is_never_taken() -> None:
     with lying, patch.object(matching, "_breaks", lambda lp, values: False):
         unguarded = propose_matches(slots, requests, forbidden=forbidden, seed=4)
     assert check_assignment(slots, requests, unguarded.assignments, forbidden) != []
+
+
+def _every_way(answers: list[tuple[tuple[str, int], ...]]):
+    """``_component_mip`` answering each component three ways, recording each (status, least loss):
+    as it is (tiny ones by ``_enumerate``, the others by ``_flow_branch`` without a budget), by
+    ``_flow_branch`` alone, and by HiGHS alone; the first answer is kept."""
+    real = matching._component_mip
+
+    def component_mip(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        with patch.multiple(matching, FLOW_BRANCH_UP_TO=-1, ENUMERATE_UP_TO=0):
+            highs = real(*args, **kwargs)
+        with patch.multiple(matching, FLOW_BRANCH_UP_TO=10**9, FLOW_BRANCH_WORK=10**12, ENUMERATE_UP_TO=0):
+            branched = real(*args, **kwargs)
+        with patch.multiple(matching, FLOW_BRANCH_UP_TO=10**9, FLOW_BRANCH_WORK=10**12):
+            first = real(*args, **kwargs)
+        answers.append(((first[0], first[2]), (branched[0], branched[2]), (highs[0], highs[2])))
+        return first
+
+    return component_mip
+
+
+@settings(max_examples=30, deadline=None)
+@given(families, sizes, seeds)
+@example("minors", 100, 404)
+@example("ranked", 100, 101)
+def test_the_small_searches_agree_with_highs_on_every_component(family: str, students: int, seed: int) -> None:
+    # Every component's MIP solved every way: the same answer (an assignment within the stage's loss, or
+    # none) and the same least loss; the proposal built from the first answers is optimal.
+    slots, requests, forbidden = FAMILIES[family].generate(students, seed)
+    answers: list[tuple[tuple[str, int], ...]] = []
+    with patch.object(matching, "_component_mip", _every_way(answers)):
+        proposal = propose_matches(slots, requests, forbidden=forbidden, seed=seed)
+    for first, branched, highs in answers:
+        assert first[0] in ("OPTIMAL", "INFEASIBLE")
+        assert first == branched == highs
+    assert check_assignment(slots, requests, proposal.assignments, forbidden) == []
+    assert proposal.optimal
+    assert (proposal.matched_count, proposal.preference_score) == reference_optimum(slots, requests, forbidden)
+
+
+def test_the_small_searches_decide_the_small_components_of_the_benchmark_rounds() -> None:
+    # Otherwise the test above would compare little: on the benchmark's 100-student rounds both small
+    # searches answer components, among them some that needed more than the flow (a minor's rule).
+    answered = {"_flow_branch": [0, 0], "_enumerate": [0, 0]}
+
+    def counting(name):  # noqa: ANN001, ANN202
+        real = getattr(matching, name)
+
+        def search(*args):  # noqa: ANN002, ANN202
+            answer = real(*args)
+            answered[name][0] += answer is not None
+            answered[name][1] += answer is not None and answer[2] > 0
+            return answer
+
+        return search
+
+    with patch.multiple(matching, _flow_branch=counting("_flow_branch"), _enumerate=counting("_enumerate")):
+        for name in ("minors", "tight", "avoid", "sparse"):
+            spec = FAMILIES[name]
+            slots, requests, forbidden = spec.generate(100, spec.seed)
+            propose_matches(slots, requests, forbidden=forbidden, seed=spec.seed)
+    assert answered["_flow_branch"][0] >= 4 and answered["_flow_branch"][1] >= 3
+    assert answered["_enumerate"][0] >= 4 and answered["_enumerate"][1] >= 2
+
+
+@pytest.mark.parametrize("search", ["_flow_branch", "_enumerate"])
+def test_a_small_search_without_the_minors_rule_is_caught(search: str) -> None:
+    # Negative control: a small search told no rule (every flow, every way taken as it is) seats minors
+    # alone, and the independent checker sees it.
+    slots, requests, forbidden = FAMILIES["minors"].generate(100, FAMILIES["minors"].seed)
+    real = getattr(matching, search)
+
+    def ruleless(cost, constant, students, lower, slots_, rules, *rest):  # noqa: ANN001, ANN002, ANN202
+        return real(cost, constant, students, lower, slots_, [], *rest)
+
+    with patch.object(matching, search, ruleless):
+        proposal = propose_matches(slots, requests, forbidden=forbidden, seed=FAMILIES["minors"].seed)
+    assert any("would visit alone" in v for v in check_assignment(slots, requests, proposal.assignments, forbidden))
+
+
+def _spec_pairs(slots, requests, forbidden, pinned):  # noqa: ANN001, ANN202
+    """Every (student_id, slot_id) pair the hard rules allow, rule by rule from their statement, with
+    each student's candidate counts after each rule (the funnel)."""
+    pins: dict[int, set[int]] = {}
+    for student_id, household_id in pinned:
+        pins.setdefault(student_id, set()).add(household_id)
+    pairs, funnels = set(), {}
+    for r in requests:
+        if r.is_minor and not r.has_consent:
+            funnels[r.student_id] = {"stopped_at": matching.NO_CONSENT}
+            continue
+        left = [s for s in slots if matching.fits_windows(r, s)
+                and (r.student_id not in pins or s.household_id in pins[r.student_id])]
+        counts = [len(left)]
+        for rule in (lambda s, r=r: s.vetted_on_slot_date(), lambda s, r=r: not r.avoided_tags & s.household_tags,
+                     lambda s, r=r: (r.student_id, s.household_id) not in forbidden,
+                     lambda s, r=r: not r.is_minor or s.capacity >= 2):
+            left = [s for s in left if rule(s)]
+            counts.append(len(left))
+        funnels[r.student_id] = dict(zip(matching._FUNNEL, counts, strict=True))
+        pairs |= {(r.student_id, s.id) for s in left}
+    return pairs, funnels
+
+
+@settings(max_examples=40, deadline=None)
+@given(families, sizes, seeds, st.integers(0, 40), st.integers(0, 6))
+def test_the_built_instance_is_the_rules_pair_by_pair(family: str, students: int, seed: int, declined: int,
+                                                       pins: int) -> None:
+    # _build filters all pairs at once (numpy): the same pairs, preference points, weights and funnels
+    # as the rules stated one pair at a time (declined pairs and pins drawn on top of the family's).
+    slots, requests, forbidden = FAMILIES[family].generate(students, seed)
+    rng = random.Random(seed)
+    households = sorted({s.household_id for s in slots})
+    forbidden = frozenset(forbidden | {(rng.choice(requests).student_id, rng.choice(households))
+                                       for _ in range(declined)})
+    pinned = frozenset((rng.choice(requests).student_id, rng.choice(households)) for _ in range(pins))
+    instance = matching._build(slots, requests, forbidden, pinned, seed)
+    pairs, funnels = _spec_pairs(slots, requests, forbidden, pinned)
+    built = [(instance.requests[i].student_id, instance.slots[j].id)
+             for i, j in zip(instance.edge_student, instance.edge_slot, strict=True)]
+    assert len(built) == len(set(built)) and set(built) == pairs
+    for e, (i, j) in enumerate(zip(instance.edge_student, instance.edge_slot, strict=True)):
+        request, slot = instance.requests[i], instance.slots[j]
+        assert instance.edge_pref[e] == matching.preference_points(request, slot)
+        pinned_weight = instance.weight_pin if i in instance.pinned_households else 0
+        assert instance.edge_weight[e] == (instance.weight_match + request.priority + pinned_weight
+                                           + instance.edge_pref[e] * instance.weight_pref)
+    for i, edges in enumerate(instance.student_edges):
+        assert all(instance.edge_student[e] == i for e in edges)
+        assert [instance.edge_slot[e] for e in edges] == sorted(instance.edge_slot[e] for e in edges)
+    assert sum(map(len, instance.student_edges)) == len(built)
+    assert {r.student_id: f for r, f in zip(instance.requests, instance.funnels, strict=True)} == funnels
