@@ -182,16 +182,18 @@ async def _withdraw_reminder(event_id: int, person_id: int) -> None:
 async def on_place_changed(change: signals.PlaceChanged) -> None:
     """A place entered the calendar (confirmed): the invite state is active and the reminder queued; a place
     ended: exactly one CANCEL (none when the notice mail already carried it)."""
+    # The notice's invite (`invite_part`), when it was written a moment ago in this transaction.
+    noticed = (transaction_memo("invites.state") or {}).get((change.event_id, change.person_id))
     if change.new in CALENDAR_STATES and change.old not in CALENDAR_STATES:
-        memo = transaction_memo("invites.state") or {}
-        state = memo.get((change.event_id, change.person_id))  # the notice's invite, activated a moment ago
-        if state is None or state["state"] != "active":
-            state = await activate(change.event_id, change.person_id)
+        state = noticed if noticed is not None and noticed["state"] == "active" else \
+            await activate(change.event_id, change.person_id)
         await reminders.queue_reminder(change.event_id, change.person_id, event=change.event,
                                        person=await recipient(change.person_id, change.person),
                                        sequence=state["sequence"], held=True)
     elif change.new == "cancelled":
-        event = await event_row(change.event_id)
+        if noticed is not None and noticed["state"] == "cancelled":
+            return  # the notice carried the CANCEL, and withdrew the reminder with it
+        event = await event_row(change.event_id, change.event)
         if event is not None:
             await _cancel(event, change.person_id)
 

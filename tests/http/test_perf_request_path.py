@@ -213,6 +213,31 @@ async def test_a_registration_that_takes_a_seat_fits_the_statement_budget(client
     assert len(_read_back(again)) == 2 and len(again) == len(seen) + 2, "\n".join(again)
 
 
+async def test_a_cancellation_looks_for_its_invite_once(client, monkeypatch):
+    """A confirmed place cancelled: its notice carries the CANCEL (the invite's state read once, the reminder
+    withdrawn), and the invites' listener, told by the transaction's memo, does not look again. Control: without
+    the memo the listener reads the event and the invite state again."""
+    import events.invites.invites as invites
+
+    await client.get("/health")
+    event_id = await new_event(capacity=3)
+
+    async def cancel_one() -> list[str]:
+        _, headers = await _bearer(client)
+        made = (await client.post(f"/api/v1/events/{event_id}/registrations", headers=headers)).json()
+        assert made["status"] == "confirmed", made
+        with statements(monkeypatch) as seen:
+            response = await client.delete(f"/api/v1/registrations/{made['id']}", headers=headers)
+            await asyncio.sleep(0)
+            seen = list(seen)
+        assert response.status_code == 200, response.text
+        return [s for s in seen if "FROM \"calendar_invite\"" in s and s.lstrip().startswith("SELECT")]
+
+    assert len(await cancel_one()) == 1
+    monkeypatch.setattr(invites, "transaction_memo", lambda name: None)
+    assert len(await cancel_one()) == 2
+
+
 @pytest.mark.skipif(not ON_POSTGRES, reason="SQLite hands out the place in line before commit, in the statement")
 async def test_the_place_in_line_comes_with_the_commit(client, monkeypatch):
     """The deferred trigger that hands out the place tells it (a notice on COMMIT's answer): nothing is read after
