@@ -77,8 +77,8 @@ async def place_notice(change: signals.PlaceChanged) -> None:
     if template is None:
         return
     event = dict(change.event) if change.event is not None else await _event(change.event_id)
-    person = change.person or await Person.select(Person.email, Person.name, Person.locale).where(
-        Person.id == change.person_id).first()
+    person = change.person or await Person.select(Person.id, Person.email, Person.name, Person.locale,
+                                                  Person.reminders).where(Person.id == change.person_id).first()
     if person is None:
         return
     extra: dict[str, Any] = {}
@@ -113,7 +113,7 @@ async def place_notice(change: signals.PlaceChanged) -> None:
     part = None
     if calendar:
         part = await signals.INVITE_PART.call(event_id=event["id"], person_id=change.person_id, method=calendar,
-                                              event=change.event, person=change.person)
+                                              event=change.event, person=person)
     await queue_mail(
         template, to_email=person["email"], to_name=person["name"], locale=person["locale"],
         context={**event_context(event, person["locale"]), "registration_id": change.registration_id,
